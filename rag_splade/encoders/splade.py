@@ -1,0 +1,178 @@
+"""SPLADE sparse encoder over sentence-transformers' `SparseEncoder`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from rag_splade.encoders.device import resolve_device, resolve_dtype
+from rag_splade.types import SparseVector
+
+DEFAULT_SPARSE_MODEL = "hotchpotch/japanese-splade-v2"
+
+
+class SpladeEncoder:
+    """Encodes queries and documents into SPLADE-max sparse vectors.
+
+    The model is any masked LM (hub id or local directory). Pooling is exactly
+    `max_t log(1 + relu(logits_t)) * mask_t` (sentence-transformers' `SpladePooling`);
+    queries are truncated at `query_max_length` tokens, documents at `document_max_length`.
+
+    Example:
+        >>> sparse = SpladeEncoder("hotchpotch/japanese-splade-v2")  # doctest: +SKIP
+        >>> qv = sparse.encode_queries(["車の燃費を向上させる方法は？"])  # doctest: +SKIP
+        >>> sparse.decode(qv[0], top_k=3)  # doctest: +SKIP
+        [('燃費', 2.14), ('向上', 1.73), ('車', 1.52)]
+    """
+
+    def __init__(
+        self,
+        model_name_or_path: str = DEFAULT_SPARSE_MODEL,
+        *,
+        device: str = "auto",
+        dtype: str = "auto",
+        query_max_length: int = 64,
+        document_max_length: int = 512,
+        batch_size: int = 32,
+        document_top_k: int | None = None,
+        pooling_chunk_size: int | None = None,
+        cache_folder: str | None = None,
+    ) -> None:
+        try:
+            from sentence_transformers import SparseEncoder
+            from sentence_transformers.base.modules import Transformer
+            from sentence_transformers.sparse_encoder.modules import SpladePooling
+        except ImportError as e:  # pragma: no cover - core dependency
+            raise ImportError(
+                "SpladeEncoder needs sentence-transformers >= 5: pip install -U sentence-transformers"
+            ) from e
+        for name, value in [
+            ("query_max_length", query_max_length),
+            ("document_max_length", document_max_length),
+            ("batch_size", batch_size),
+        ]:
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if document_top_k is not None and (not isinstance(document_top_k, int) or document_top_k < 1):
+            raise ValueError(f"document_top_k must be None or a positive int, got {document_top_k!r}")
+        self.model_name = str(model_name_or_path)
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        self.query_max_length = query_max_length
+        self.document_max_length = document_max_length
+        self.batch_size = batch_size
+        self.document_top_k = document_top_k
+        transformer = Transformer(
+            self.model_name,
+            transformer_task="fill-mask",
+            max_seq_length=document_max_length,
+            query_length=query_max_length,
+            document_length=document_max_length,
+            model_kwargs={"cache_dir": cache_folder} if cache_folder else None,
+            processor_kwargs={"cache_dir": cache_folder} if cache_folder else None,
+        )
+        pooling = SpladePooling(
+            pooling_strategy="max", activation_function="relu", chunk_size=pooling_chunk_size
+        )
+        self.model = SparseEncoder(modules=[transformer, pooling], device=self.device)
+        if self.dtype != torch.float32:
+            self.model.to(self.dtype)
+        self.model.eval()
+        self.tokenizer: Any = self.model.tokenizer
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.model.transformers_model.config.vocab_size)
+
+    def encode_queries(self, texts: Sequence[str]) -> list[SparseVector]:
+        """Encode queries (truncated at `query_max_length` tokens)."""
+        texts = _check_texts(texts, "texts")
+        out = self.model.encode_query(
+            texts, batch_size=self.batch_size, save_to_cpu=True, convert_to_sparse_tensor=True
+        )
+        return _rows(out, len(texts))
+
+    def encode_documents(
+        self, texts: Sequence[str], top_k: int | None = None
+    ) -> list[SparseVector]:
+        """Encode passages (truncated at `document_max_length`), keeping the `top_k` strongest
+        terms of each when pruning is on (`top_k`, else the encoder's `document_top_k`)."""
+        texts = _check_texts(texts, "texts")
+        top_k = top_k if top_k is not None else self.document_top_k
+        out = self.model.encode_document(
+            texts,
+            batch_size=self.batch_size,
+            save_to_cpu=True,
+            convert_to_sparse_tensor=True,
+            max_active_dims=top_k,
+        )
+        return _rows(out, len(texts))
+
+    def decode(self, vector: SparseVector, top_k: int | None = None) -> list[tuple[str, float]]:
+        """`(term, weight)` pairs of a vector, strongest first."""
+        if top_k is not None and top_k < 1:
+            raise ValueError(f"top_k must be None or >= 1, got {top_k}")
+        if len(vector) == 0:
+            return []
+        tensor = torch.sparse_coo_tensor(
+            torch.from_numpy(vector.indices.astype(np.int64))[None, :],
+            torch.from_numpy(vector.values.copy()),
+            size=(self.vocab_size,),
+        )
+        return [(term, float(w)) for term, w in self.model.decode(tensor, top_k=top_k)]
+
+    def terms(self, ids: Sequence[int]) -> list[str]:
+        """Vocabulary strings of token ids."""
+        return list(self.tokenizer.convert_ids_to_tokens([int(i) for i in ids]))
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens the model sees for `text`, special tokens excluded (for chunking)."""
+        return len(self.tokenizer.tokenize(text))
+
+    def word_piece_ids(self, word: str) -> list[int]:
+        """Vocabulary ids the tokenizer gives one MeCab word (its WordPiece pieces)."""
+        tok = self.tokenizer
+        subword = getattr(tok, "subword_tokenizer", None)
+        if subword is not None and getattr(tok, "do_subword_tokenize", False):
+            if getattr(tok, "do_lower_case", False):
+                word = word.lower()
+            pieces = subword.tokenize(word)
+        else:
+            pieces = tok.tokenize(word)
+        return [int(i) for i in tok.convert_tokens_to_ids(pieces)]
+
+    def __repr__(self) -> str:
+        return (
+            f"SpladeEncoder({self.model_name!r}, device={self.device!r}, dtype={self.dtype}, "
+            f"query_max_length={self.query_max_length}, "
+            f"document_max_length={self.document_max_length})"
+        )
+
+
+def _check_texts(texts: Sequence[str], name: str) -> list[str]:
+    if isinstance(texts, str):
+        raise TypeError(f"{name} must be a list of str, not a single str; wrap it: [{name}]")
+    texts = list(texts)
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"{name}[{i}] must be a str, got {type(text).__name__}")
+    return texts
+
+
+def _rows(tensor: torch.Tensor, n: int) -> list[SparseVector]:
+    """Split a `[n, vocab]` sparse COO tensor into per-row `SparseVector`s."""
+    if n == 0:
+        return []
+    tensor = tensor.coalesce() if tensor.is_sparse else tensor.to_sparse().coalesce()
+    rows, cols = tensor.indices().numpy()
+    values = tensor.values().float().numpy()
+    keep = values > 0
+    rows, cols, values = rows[keep], cols[keep], values[keep]
+    bounds = np.searchsorted(rows, np.arange(n + 1))  # coalesced COO is sorted by row
+    return [
+        SparseVector(cols[a:b].astype(np.int32), values[a:b])
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+    ]

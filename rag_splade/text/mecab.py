@@ -1,0 +1,78 @@
+"""MeCab (fugashi + unidic-lite) word segmentation with character offsets and parts of speech."""
+
+from __future__ import annotations
+
+import threading
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# UniDic top-level parts of speech that carry no topic: particles, auxiliaries, symbols, blanks.
+FUNCTION_POS = frozenset({"助詞", "助動詞", "補助記号", "記号", "空白"})
+
+_local = threading.local()
+
+
+@dataclass(frozen=True)
+class Word:
+    """A MeCab word: its surface, `[start, end)` character offsets and UniDic part of speech."""
+
+    surface: str
+    start: int
+    end: int
+    pos: str
+
+    @property
+    def function_word(self) -> bool:
+        return self.pos in FUNCTION_POS
+
+
+def tagger() -> Any:
+    """A fugashi tagger on unidic-lite, one per thread (MeCab taggers are not thread-safe)."""
+    if getattr(_local, "tagger", None) is None:
+        try:
+            import fugashi
+            import unidic_lite
+        except ImportError as e:  # pragma: no cover - both are core dependencies
+            raise ImportError(
+                "Japanese segmentation needs fugashi and unidic-lite: pip install fugashi unidic-lite"
+            ) from e
+        dicdir = Path(unidic_lite.DICDIR)
+        _local.tagger = fugashi.GenericTagger(f'-d "{dicdir}" -r "{dicdir / "mecabrc"}"')
+    return _local.tagger
+
+
+def segment(text: str) -> list[Word]:
+    """Split `text` into MeCab words whose offsets point into `text` itself."""
+    words: list[Word] = []
+    cursor = 0
+    for node in tagger()(text):
+        surface = node.surface
+        start = text.find(surface, cursor)
+        if start < 0:  # MeCab never rewrites the surface, so this means a bug upstream
+            raise RuntimeError(f"MeCab word {surface!r} not found in the text after {cursor}")
+        words.append(Word(surface, start, start + len(surface), node.feature[0]))
+        cursor = start + len(surface)
+    return words
+
+
+def part_of_speech(term: str) -> str:
+    """The part of speech MeCab gives a lone term (for expansion terms with no context)."""
+    nodes = list(tagger()(term))
+    return nodes[0].feature[0] if len(nodes) == 1 else "名詞"
+
+
+def normalize_with_offsets(text: str) -> tuple[str, list[int]]:
+    """NFKC-normalise `text` character by character, with each output char's source offset.
+
+    Per-character NFKC equals whole-string NFKC except around combining marks, and it
+    keeps a map back to the original text so that spans can point into it.
+    """
+    out: list[str] = []
+    offsets: list[int] = []
+    for i, ch in enumerate(text):
+        norm = unicodedata.normalize("NFKC", ch) if not ch.isascii() else ch
+        out.append(norm)
+        offsets.extend([i] * len(norm))
+    return "".join(out), offsets
