@@ -1,0 +1,227 @@
+"""The store protocol and what both Qdrant backends share: ids, payloads, query plans."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+from rag_splade.store.filters import Condition
+from rag_splade.types import SparseVector
+
+Mode = Literal["hybrid", "sparse", "dense"]
+Fusion = Literal["rrf", "dbsf"]
+MODES: tuple[str, ...] = ("hybrid", "sparse", "dense")
+FUSIONS: tuple[str, ...] = ("rrf", "dbsf")
+DENSE_VECTOR = "dense"
+SPARSE_VECTOR = "sparse"
+# Namespace of chunk point ids: uuid5(namespace, "<doc_id>\x1f<chunk_index>").
+POINT_NAMESPACE = uuid.UUID("3f0c6a52-8d1e-4d8e-9a39-1f6b2c7d9e10")
+
+
+def point_id(doc_id: str, chunk_index: int) -> str:
+    """The stable point id of a chunk: re-adding a document overwrites the same points."""
+    return str(uuid.uuid5(POINT_NAMESPACE, f"{doc_id}\x1f{chunk_index}"))
+
+
+@dataclass(frozen=True)
+class VectorSpec:
+    """What an index's vectors look like; a store refuses to open an index that differs."""
+
+    dense_size: int
+    sparse_vocab_size: int
+    dense_name: str = DENSE_VECTOR
+    sparse_name: str = SPARSE_VECTOR
+
+
+@dataclass(frozen=True)
+class ChunkPoint:
+    """A chunk ready to store: payload fields plus both vectors."""
+
+    doc_id: str
+    chunk_index: int
+    text: str
+    start: int
+    end: int
+    metadata: dict[str, Any]
+    sparse: SparseVector
+    dense: np.ndarray
+
+    @property
+    def id(self) -> str:
+        return point_id(self.doc_id, self.chunk_index)
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "doc_id": self.doc_id,
+            "chunk_index": self.chunk_index,
+            "text": self.text,
+            "start": self.start,
+            "end": self.end,
+            "metadata": self.metadata,
+        }
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    """A chunk read back from a store."""
+
+    id: str
+    doc_id: str
+    chunk_index: int
+    text: str
+    start: int
+    end: int
+    metadata: dict[str, Any]
+    sparse: SparseVector | None = None
+
+    @classmethod
+    def from_payload(
+        cls, id_: Any, payload: dict[str, Any], sparse: SparseVector | None = None
+    ) -> StoredChunk:
+        return cls(
+            id=str(id_),
+            doc_id=payload["doc_id"],
+            chunk_index=int(payload["chunk_index"]),
+            text=payload["text"],
+            start=int(payload.get("start", 0)),
+            end=int(payload.get("end", len(payload["text"]))),
+            metadata=dict(payload.get("metadata") or {}),
+            sparse=sparse,
+        )
+
+
+@dataclass(frozen=True)
+class HybridQuery:
+    """One search, as the store runs it.
+
+    `candidates` is the length of each retriever's list (the prefetch limit); in hybrid
+    mode the same two lists come back beside the fused one, giving per-retriever ranks.
+    """
+
+    mode: Mode
+    limit: int
+    candidates: int
+    sparse: SparseVector | None = None
+    dense: np.ndarray | None = None
+    fusion: Fusion = "rrf"
+    rrf_k: int = 61
+    weights: tuple[float, float] | None = None  # (sparse, dense), RRF only
+    conditions: list[Condition] = field(default_factory=list)
+    with_sparse_vectors: bool = False
+
+
+@dataclass(frozen=True)
+class RankedChunk:
+    """A store hit with its fused score and each retriever's score and 1-based rank."""
+
+    chunk: StoredChunk
+    score: float
+    sparse_score: float | None
+    dense_score: float | None
+    sparse_rank: int | None
+    dense_rank: int | None
+
+
+@dataclass(frozen=True)
+class ListSpec:
+    """One ranked list of a query plan: `fused`, or one retriever's `sparse`/`dense` list."""
+
+    source: Literal["fused", "sparse", "dense"]
+    limit: int
+    with_payload: bool
+
+
+def plan(query: HybridQuery) -> list[ListSpec]:
+    """The lists a search needs, in one batch: the answer list first, then candidate lists."""
+    if query.mode == "hybrid":
+        return [
+            ListSpec("fused", query.limit, True),
+            ListSpec("sparse", query.candidates, False),
+            ListSpec("dense", query.candidates, False),
+        ]
+    return [ListSpec(query.mode, query.limit, True)]
+
+
+def assemble(
+    query: HybridQuery,
+    lists: Sequence[Sequence[tuple[str, float, StoredChunk | None]]],
+) -> list[RankedChunk]:
+    """Join the plan's lists `(id, score, chunk)` into hits with per-retriever scores and ranks."""
+    answer = lists[0]
+    if query.mode != "hybrid":
+        return [
+            RankedChunk(
+                chunk=chunk,  # type: ignore[arg-type]  # the answer list carries payloads
+                score=score,
+                sparse_score=score if query.mode == "sparse" else None,
+                dense_score=score if query.mode == "dense" else None,
+                sparse_rank=rank if query.mode == "sparse" else None,
+                dense_rank=rank if query.mode == "dense" else None,
+            )
+            for rank, (_, score, chunk) in enumerate(answer, start=1)
+        ]
+    sparse = {pid: (rank, score) for rank, (pid, score, _) in enumerate(lists[1], start=1)}
+    dense = {pid: (rank, score) for rank, (pid, score, _) in enumerate(lists[2], start=1)}
+    hits = []
+    for pid, score, chunk in answer:
+        s_rank, s_score = sparse.get(pid, (None, None))
+        d_rank, d_score = dense.get(pid, (None, None))
+        hits.append(RankedChunk(chunk, score, s_score, d_score, s_rank, d_rank))  # type: ignore[arg-type]
+    return hits
+
+
+def describe_mismatch(expected: VectorSpec, found: dict[str, Any]) -> list[str]:
+    """What differs between the encoders' vectors and an existing index's, in words."""
+    problems = []
+    dense = found.get("dense", {})
+    if expected.dense_name not in dense:
+        problems.append(
+            f"dense vector {expected.dense_name!r} missing (index has {sorted(dense) or 'none'})"
+        )
+    elif dense[expected.dense_name] != expected.dense_size:
+        problems.append(
+            f"dense vector {expected.dense_name!r} has size {dense[expected.dense_name]} in the "
+            f"index but the dense encoder gives {expected.dense_size}"
+        )
+    sparse = found.get("sparse", [])
+    if expected.sparse_name not in sparse:
+        problems.append(
+            f"sparse vector {expected.sparse_name!r} missing (index has {sorted(sparse) or 'none'})"
+        )
+    vocab = found.get("sparse_vocab_size")
+    if vocab is not None and vocab != expected.sparse_vocab_size:
+        problems.append(
+            f"sparse vocabulary has {vocab} terms in the index but the SPLADE model has "
+            f"{expected.sparse_vocab_size}"
+        )
+    return problems
+
+
+@runtime_checkable
+class HybridStore(Protocol):
+    """What `HybridIndex` needs from a store. `EdgeStore` and `QdrantServerStore` implement it."""
+
+    def open(self, spec: VectorSpec) -> None:
+        """Create the index, or open it and check it matches `spec` (raise if not)."""
+
+    def upsert(self, points: Sequence[ChunkPoint]) -> None: ...
+
+    def delete_stale_chunks(self, doc_id: str, keep: int) -> None:
+        """Delete the chunks of `doc_id` whose index is >= `keep`."""
+
+    def delete_document(self, doc_id: str) -> int:
+        """Delete every chunk of `doc_id`; return how many there were."""
+
+    def get_document(self, doc_id: str) -> list[StoredChunk]: ...
+
+    def query(self, query: HybridQuery) -> list[RankedChunk]: ...
+
+    def count(self, conditions: list[Condition] | None = None) -> int: ...
+
+    def optimize(self) -> None: ...
+
+    def close(self) -> None: ...
