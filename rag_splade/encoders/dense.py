@@ -81,7 +81,10 @@ class DenseEncoder:
 
     @property
     def dimension(self) -> int:
-        dim = self.model.get_sentence_embedding_dimension()
+        get_dim = getattr(self.model, "get_embedding_dimension", None) or getattr(
+            self.model, "get_sentence_embedding_dimension"
+        )
+        dim = get_dim()
         if dim is None:  # pragma: no cover - every pooled model reports it
             raise ValueError(f"{self.model_name} does not report an embedding dimension")
         return int(dim)

@@ -128,6 +128,13 @@ class SpladeEncoder:
         """Vocabulary strings of token ids."""
         return list(self.tokenizer.convert_ids_to_tokens([int(i) for i in ids]))
 
+    @property
+    def normalizes_text(self) -> bool:
+        """Whether the tokenizer NFKC-normalises text before splitting it (BertJapaneseTokenizer
+        with MeCab does), so that explanations segment the text the same way."""
+        word_tokenizer = getattr(self.tokenizer, "word_tokenizer", None)
+        return bool(getattr(word_tokenizer, "normalize_text", False))
+
     def count_tokens(self, text: str) -> int:
         """Tokens the model sees for `text`, special tokens excluded (for chunking)."""
         return len(self.tokenizer.tokenize(text))
