@@ -6,11 +6,11 @@ from collections.abc import Sequence
 
 from rag_splade.types import SearchHit
 
-SOURCE_KEYS = ("source", "title", "url", "path")
+SOURCE_KEYS = ("title", "source", "url", "path")
 
 
 def source_of(hit: SearchHit) -> str:
-    """A short source label: the first of metadata source/title/url/path, else the doc id."""
+    """A short source label: the first of metadata title/source/url/path, else the doc id."""
     for key in SOURCE_KEYS:
         value = hit.metadata.get(key)
         if isinstance(value, str) and value:

@@ -91,7 +91,12 @@ def _make_lexical(model, embeddings, special_ids: list[int]) -> None:
 
     with torch.no_grad():
         # Unit-variance embeddings: with BERT's 0.02 init, self-similarity would drown in the bias.
-        embeddings.word_embeddings.weight.normal_(0.0, 1.0)
+        weight = embeddings.word_embeddings.weight
+        weight.normal_(0.0, 1.0)
+        # Equal norms: no "hub" token that every other token activates.
+        weight.mul_(weight.shape[1] ** 0.5 / weight.norm(dim=1, keepdim=True))
+        # [CLS]/[SEP] sit in every sequence: a zero embedding keeps them from activating terms.
+        weight[special_ids] = 0.0
         embeddings.position_embeddings.weight.zero_()
         embeddings.token_type_embeddings.weight.zero_()
         for layer in model.base_model.encoder.layer:
@@ -169,7 +174,7 @@ def build_dense_model(
     bert = BertModel(_bert_config(len(tokenizer), hidden, layers, heads)).eval()
     if lexical:
         # Mean pooling over self-only outputs is a bag of words: cosine ranks by shared words.
-        _make_lexical(bert, bert.embeddings, [])
+        _make_lexical(bert, bert.embeddings, tokenizer.convert_tokens_to_ids(SPECIAL_TOKENS))
     bert.save_pretrained(str(backbone))
     transformer = models.Transformer(str(backbone), max_seq_length=512)
     pooling = models.Pooling(transformer.get_embedding_dimension(), "mean")

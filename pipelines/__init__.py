@@ -1,0 +1,1 @@
+"""Command-line jobs over rag_splade: demo (and, in time, ingest / eval / bench)."""

@@ -1,0 +1,106 @@
+"""The demo: index the bundled JSQuAD sample in an embedded Qdrant Edge index and show
+explained hits for a few questions."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import TextIO
+
+from rag_splade import Document, HybridIndex, SearchHit, Settings, format_context
+from rag_splade.types import TermMatch
+
+DEMO_QUERIES = (
+    "日本で梅雨がないのは北海道とどこか。",
+    "石油の主成分は何か。",
+    "サケが川を遡上するのはなぜか。",
+)
+
+
+def sample_documents() -> list[Document]:
+    """One `Document` per paragraph of the bundled JSQuAD sample (CC BY-SA 4.0)."""
+    raw = resources.files("rag_splade").joinpath("data/jsquad_sample.json").read_text("utf-8")
+    docs = []
+    for article in json.loads(raw)["data"]:
+        for n, paragraph in enumerate(article["paragraphs"]):
+            title, _, text = paragraph["context"].partition(" [SEP] ")
+            docs.append(
+                Document(
+                    id=f"{article['title']}-{n}",
+                    text=text,
+                    metadata={"title": title, "source": "JSQuAD (CC BY-SA 4.0)"},
+                )
+            )
+    return docs
+
+
+def highlight(text: str, terms: Sequence[TermMatch]) -> str:
+    """Wrap the spans of the given terms in 【】."""
+    spans = sorted({span for term in terms for span in term.spans})
+    out, cursor = [], 0
+    for start, end in spans:
+        if start < cursor:
+            continue
+        out += [text[cursor:start], "【", text[start:end], "】"]
+        cursor = end
+    out.append(text[cursor:])
+    return "".join(out)
+
+
+def print_hit(rank: int, hit: SearchHit, out: TextIO) -> None:
+    sparse = "-" if hit.sparse_rank is None else f"#{hit.sparse_rank} {hit.sparse_score:.2f}"
+    dense = "-" if hit.dense_rank is None else f"#{hit.dense_rank} {hit.dense_score:.3f}"
+    print(f"  {rank}. {hit.doc_id}  fused={hit.score:.4f}  sparse {sparse}  dense {dense}", file=out)
+    if hit.explanation is None:
+        return
+    key = hit.explanation.key_terms(6)
+    terms = ", ".join(
+        f"{t.term}{'' if t.literal else '*'} {t.contribution:.2f}" for t in key
+    )
+    print(f"     matched: {terms}   (* = expansion term)", file=out)
+    snippet = highlight(hit.text, [t for t in key if t.literal])
+    print(f"     {snippet[:160]}{'…' if len(snippet) > 160 else ''}", file=out)
+
+
+def run_demo(
+    settings: Settings | None = None,
+    *,
+    queries: Sequence[str] = DEMO_QUERIES,
+    top_k: int = 3,
+    out: TextIO | None = None,
+) -> int:
+    """Build (or reuse) the demo index and print explained hits; return the chunk count."""
+    import sys
+
+    out = out or sys.stdout
+    settings = settings or Settings()
+    where = settings.qdrant_url or Path(settings.index_path).resolve()
+    print(f"Loading models: sparse={settings.sparse_model}  dense={settings.dense_model}", file=out)
+    with HybridIndex.from_settings(settings) as index:
+        docs = sample_documents()
+        started = time.perf_counter()
+        added = index.add(docs)
+        seconds = time.perf_counter() - started
+        print(
+            f"Indexed {added.documents} JSQuAD paragraphs as {added.chunks} chunks into {where} "
+            f"in {seconds:.1f} s",
+            file=out,
+        )
+        for query in queries:
+            print(f"\nQ: {query}", file=out)
+            terms = index.explain_query(query, top_k=8)
+            shown = ", ".join(
+                f"{t.term}{'*' if t.expansion else ''} {t.weight:.2f}"
+                for t in terms
+                if not t.function_word
+            )
+            print(f"  query terms: {shown}", file=out)
+            hits = index.search(query, top_k=top_k, explain=True)
+            for rank, hit in enumerate(hits, start=1):
+                print_hit(rank, hit, out)
+        print("\nLLM context for the last question:\n", file=out)
+        print(format_context(hits), file=out)
+        return index.count()
