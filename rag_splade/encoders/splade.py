@@ -121,6 +121,7 @@ class SpladeEncoder:
             torch.from_numpy(vector.indices.astype(np.int64))[None, :],
             torch.from_numpy(vector.values.copy()),
             size=(self.vocab_size,),
+            check_invariants=True,
         )
         return [(term, float(w)) for term, w in self.model.decode(tensor, top_k=top_k)]
 

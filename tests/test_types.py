@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rag_splade import Document, SparseVector
+
+
+def test_sparse_vector_sorts_and_types() -> None:
+    v = SparseVector(np.array([9, 2, 5]), np.array([0.5, 1.5, 2.5], dtype=np.float64))
+    assert v.indices.dtype == np.int32 and v.values.dtype == np.float32
+    assert v.indices.tolist() == [2, 5, 9]
+    assert v.values.tolist() == [1.5, 2.5, 0.5]
+    assert len(v) == 3
+    with pytest.raises(ValueError):
+        v.indices[0] = 1  # frozen arrays
+
+
+@pytest.mark.parametrize(
+    ("indices", "values", "message"),
+    [([1, 2], [1.0], "as many indices"), ([1, 1], [1.0, 2.0], "unique"), ([-1], [1.0], ">= 0")],
+)
+def test_sparse_vector_rejects_bad_input(indices, values, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        SparseVector(np.array(indices), np.array(values))
+
+
+def test_dot_top_k_and_qdrant() -> None:
+    a = SparseVector.from_pairs({1: 2.0, 3: 1.0, 7: 4.0})
+    b = SparseVector.from_pairs({3: 3.0, 7: 0.5, 8: 9.0})
+    assert a.dot(b) == pytest.approx(3.0 + 2.0)
+    top = a.top_k(2)
+    assert top.as_dict() == {1: 2.0, 7: 4.0}
+    q = a.to_qdrant()
+    assert q.indices == [1, 3, 7] and q.values == [2.0, 1.0, 4.0]
+    with pytest.raises(ValueError, match="top_k"):
+        a.top_k(0)
+
+
+def test_document_validation() -> None:
+    with pytest.raises(ValueError, match="Document.id"):
+        Document(id="  ", text="x")
+    with pytest.raises(TypeError, match="Document.text"):
+        Document(id="a", text=3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="metadata"):
+        Document(id="a", text="x", metadata=[1])  # type: ignore[arg-type]
