@@ -87,7 +87,7 @@ def test_normalize_with_offsets_maps_back() -> None:
     text = "ｶﾞｽ１"
     norm, offsets = normalize_with_offsets(text)
     assert norm == "ガス1"
-    assert [text[i] for i in offsets] == ["ｶ", "ｽ", "１"]
+    assert [text[i] for i in offsets] == ["ｶ", "ｽ", "１"]  # ガ comes from ｶﾞ, starting at ｶ
 
 
 def test_bad_arguments() -> None:

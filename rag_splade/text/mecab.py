@@ -64,15 +64,27 @@ def part_of_speech(term: str) -> str:
 
 
 def normalize_with_offsets(text: str) -> tuple[str, list[int]]:
-    """NFKC-normalise `text` character by character, with each output char's source offset.
+    """NFKC-normalise `text`, with the source offset of every output character.
 
-    Per-character NFKC equals whole-string NFKC except around combining marks, and it
-    keeps a map back to the original text so that spans can point into it.
+    Each character is normalised together with the combining marks that follow it
+    (so half-width ｶﾞ becomes ガ as whole-string NFKC does), which keeps a map back to
+    the original text so that spans can point into it.
     """
     out: list[str] = []
     offsets: list[int] = []
-    for i, ch in enumerate(text):
-        norm = unicodedata.normalize("NFKC", ch) if not ch.isascii() else ch
+    i, n = 0, len(text)
+    while i < n:
+        j = i + 1
+        while j < n and _is_combining(text[j]):
+            j += 1
+        norm = unicodedata.normalize("NFKC", text[i:j])
         out.append(norm)
         offsets.extend([i] * len(norm))
+        i = j
     return "".join(out), offsets
+
+
+def _is_combining(ch: str) -> bool:
+    return not ch.isascii() and all(
+        unicodedata.combining(c) for c in unicodedata.normalize("NFKC", ch)
+    )
