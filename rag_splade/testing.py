@@ -97,7 +97,9 @@ def _make_lexical(model, embeddings, special_ids: list[int]) -> None:
         weight.mul_(weight.shape[1] ** 0.5 / weight.norm(dim=1, keepdim=True))
         # [CLS]/[SEP] sit in every sequence: a zero embedding keeps them from activating terms.
         weight[special_ids] = 0.0
-        embeddings.position_embeddings.weight.zero_()
+        # Small position noise: a token's weight varies a little with where it occurs, as in a
+        # trained model, so that different passages rarely tie on exactly the same score.
+        embeddings.position_embeddings.weight.normal_(0.0, 0.1)
         embeddings.token_type_embeddings.weight.zero_()
         for layer in model.base_model.encoder.layer:
             for param in layer.parameters():

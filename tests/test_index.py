@@ -1,0 +1,192 @@
+"""HybridIndex on both stores: the same suite, the same data, the same rankings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from rag_splade import Document, EdgeStore, HybridIndex, QdrantServerStore
+from rag_splade.testing import sample_texts
+
+STORES = ["edge", "memory"]
+
+
+def make_store(kind: str, path: Path):
+    if kind == "edge":
+        return EdgeStore(path / "index")
+    return QdrantServerStore(location=":memory:", collection="test")
+
+
+def corpus() -> list[Document]:
+    texts = sample_texts()[:24]
+    return [
+        Document(
+            id=f"doc-{i:02d}",
+            text=text,
+            metadata={"source": "jsquad", "part": "even" if i % 2 == 0 else "odd", "n": i},
+        )
+        for i, text in enumerate(texts)
+    ]
+
+
+@pytest.fixture(params=STORES)
+def index(request, tmp_path, splade, dense) -> HybridIndex:
+    idx = HybridIndex(splade, dense, make_store(request.param, tmp_path))
+    idx.add(corpus())
+    yield idx
+    idx.close()
+
+
+@pytest.fixture
+def both(tmp_path, splade, dense) -> Callable[[], list[HybridIndex]]:
+    made = []
+    for kind in STORES:
+        idx = HybridIndex(splade, dense, make_store(kind, tmp_path / kind))
+        idx.add(corpus())
+        made.append(idx)
+    yield made
+    for idx in made:
+        idx.close()
+
+
+QUESTIONS = ["日本で梅雨がないのは北海道とどこか。", "石油の主成分は何か。", "揚子江気団の勢力"]
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "sparse", "dense"])
+@pytest.mark.parametrize("fusion", ["rrf", "dbsf"])
+def test_both_stores_rank_alike(both, mode, fusion) -> None:
+    edge, memory = both
+    for q in QUESTIONS:
+        a = edge.search(q, top_k=8, mode=mode, fusion=fusion)
+        b = memory.search(q, top_k=8, mode=mode, fusion=fusion)
+        assert [h.score for h in a] == pytest.approx([h.score for h in b], rel=1e-4)
+        # RRF gives exact ties (ranks 1+5 and 5+1); engines may order tied hits differently.
+        assert tie_groups(a) == tie_groups(b)
+
+
+def tie_groups(hits) -> list[set[str]]:
+    groups: list[set[str]] = []
+    last = None
+    for h in hits:
+        if last is None or abs(h.score - last) > 1e-6 * max(1.0, abs(last)):
+            groups.append(set())
+        groups[-1].add(h.id)
+        last = h.score
+    return groups[:-1]  # the last group may be cut by top_k differently
+
+
+def test_lexical_match_ranks_first(index) -> None:
+    texts = {d.id: d.text for d in corpus()}
+    target = next(i for i, t in texts.items() if "小笠原諸島" in t)
+    for mode in ("sparse", "hybrid"):
+        assert index.search("小笠原諸島", top_k=3, mode=mode)[0].doc_id == target
+
+
+def test_hybrid_hits_report_each_retriever(index) -> None:
+    hits = index.search("石油の主成分は何か。", top_k=10, candidates=50)
+    sparse = index.search("石油の主成分は何か。", top_k=50, mode="sparse")
+    dense = index.search("石油の主成分は何か。", top_k=50, mode="dense")
+    sparse_rank = {h.id: (r, h.score) for r, h in enumerate(sparse, 1)}
+    dense_rank = {h.id: (r, h.score) for r, h in enumerate(dense, 1)}
+    scores = [h.score for h in hits]
+    assert scores == sorted(scores, reverse=True)
+    for hit in hits:
+        assert (hit.sparse_rank, hit.sparse_score) == pytest.approx(sparse_rank.get(hit.id, (None, None)))
+        assert (hit.dense_rank, hit.dense_score) == pytest.approx(dense_rank.get(hit.id, (None, None)))
+        # RRF in Qdrant's convention: the top of a list scores 1/k
+        expected = sum(1 / (61 + r - 1) for r in (hit.sparse_rank, hit.dense_rank) if r)
+        assert hit.score == pytest.approx(expected, rel=1e-5)
+
+
+def test_rrf_weights_shift_the_fusion(index) -> None:
+    q = "石油の主成分は何か。"
+    sparse_first = index.search(q, top_k=5, weights=(1.0, 0.0))
+    sparse_only = index.search(q, top_k=5, mode="sparse")
+    assert [h.id for h in sparse_first] == [h.id for h in sparse_only]
+    dense_first = index.search(q, top_k=5, weights=(0.0, 1.0))
+    assert [h.id for h in dense_first] == [h.id for h in index.search(q, top_k=5, mode="dense")]
+
+
+def test_filters_narrow_results(index) -> None:
+    hits = index.search("梅雨", top_k=30, filters={"part": "even"})
+    assert hits and all(h.metadata["part"] == "even" for h in hits)
+    hits = index.search("梅雨", top_k=30, filters={"doc_id": ["doc-01", "doc-02"]}, mode="dense")
+    assert sorted(h.doc_id for h in hits) == ["doc-01", "doc-02"]
+    hits = index.search("梅雨", top_k=30, filters={"n": {"gte": 5, "lt": 8}}, mode="sparse")
+    assert {h.metadata["n"] for h in hits} <= {5, 6, 7} and hits
+    assert index.count({"part": "odd"}) == 12
+    assert index.count({"n": [1, 2, 3]}) == 3
+    assert index.count() == 24
+
+
+def test_readd_replaces_and_removes_stale_chunks(index, splade) -> None:
+    long_text = "\n".join(sample_texts()[30:42])
+    index.add([Document(id="long", text=long_text, metadata={"v": 1})])
+    first = index.get("long")
+    assert len(first) > 1 and [c.chunk_index for c in first] == list(range(len(first)))
+    total = index.count()
+    # idempotent: the same document again changes nothing
+    index.add([Document(id="long", text=long_text, metadata={"v": 1})])
+    assert index.count() == total
+    assert [c.id for c in index.get("long")] == [c.id for c in first]
+    # shorter: leftover chunks go away
+    index.add([Document(id="long", text="短くなった文書。", metadata={"v": 2})])
+    [only] = index.get("long")
+    assert only.text == "短くなった文書。" and only.metadata == {"v": 2}
+    assert index.count() == total - len(first) + 1
+
+
+def test_delete(index) -> None:
+    assert index.delete("doc-03") == 1
+    assert index.get("doc-03") == []
+    assert index.delete("doc-03") == 0
+    assert all(h.doc_id != "doc-03" for h in index.search("梅雨", top_k=30))
+    assert index.count() == 23
+
+
+def test_stored_chunk_offsets_point_into_the_document(index) -> None:
+    text = "\n".join(sample_texts()[40:52])
+    index.add([Document(id="offsets", text=text)])
+    for chunk in index.get("offsets"):
+        assert text[chunk.start : chunk.end] == chunk.text
+
+
+def test_edge_persists_across_reopen(tmp_path, splade, dense) -> None:
+    with HybridIndex(splade, dense, EdgeStore(tmp_path / "idx")) as idx:
+        idx.add(corpus())
+        before = [h.id for h in idx.search("梅雨前線", top_k=5)]
+    with HybridIndex(splade, dense, EdgeStore(tmp_path / "idx")) as idx:
+        assert idx.count() == 24
+        assert [h.id for h in idx.search("梅雨前線", top_k=5)] == before
+
+
+def test_edge_refuses_an_index_built_for_other_vectors(tmp_path, splade, dense, random_dense_path) -> None:
+    from rag_splade import DenseEncoder
+
+    with HybridIndex(splade, dense, EdgeStore(tmp_path / "idx")):
+        pass
+    other = DenseEncoder(str(random_dense_path), device="cpu")
+    other.dimension  # same size: allowed
+    wider = type("Wider", (), {"dimension": 128})  # a dense encoder with another size
+    with pytest.raises(ValueError, match="size 64 in the index but the dense encoder gives 128"):
+        HybridIndex(splade, wider, EdgeStore(tmp_path / "idx"))  # type: ignore[arg-type]
+
+
+def test_server_store_refuses_other_vectors(splade, dense) -> None:
+    store = QdrantServerStore(location=":memory:", collection="c")
+    HybridIndex(splade, dense, store)
+    wider = type("Wider", (), {"dimension": 32})
+    with pytest.raises(ValueError, match="size 64 in the index but the dense encoder gives 32"):
+        HybridIndex(splade, wider, store)  # type: ignore[arg-type]
+
+
+def test_edge_optimizes_after_bulk_writes(tmp_path, splade, dense) -> None:
+    store = EdgeStore(tmp_path / "idx", optimize_after=10)
+    with HybridIndex(splade, dense, store) as idx:
+        idx.add(corpus()[:5])
+        assert store._written == 5  # below the threshold: left for later
+        idx.add(corpus()[5:])
+        assert store._written == 0  # crossed it: optimised at the end of add()
+        assert idx.count() == 24
