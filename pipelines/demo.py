@@ -53,13 +53,13 @@ def highlight(text: str, terms: Sequence[TermMatch]) -> str:
 def print_hit(rank: int, hit: SearchHit, out: TextIO) -> None:
     sparse = "-" if hit.sparse_rank is None else f"#{hit.sparse_rank} {hit.sparse_score:.2f}"
     dense = "-" if hit.dense_rank is None else f"#{hit.dense_rank} {hit.dense_score:.3f}"
-    print(f"  {rank}. {hit.doc_id}  fused={hit.score:.4f}  sparse {sparse}  dense {dense}", file=out)
+    print(
+        f"  {rank}. {hit.doc_id}  fused={hit.score:.4f}  sparse {sparse}  dense {dense}", file=out
+    )
     if hit.explanation is None:
         return
     key = hit.explanation.key_terms(6)
-    terms = ", ".join(
-        f"{t.term}{'' if t.literal else '*'} {t.contribution:.2f}" for t in key
-    )
+    terms = ", ".join(f"{t.term}{'' if t.literal else '*'} {t.contribution:.2f}" for t in key)
     print(f"     matched: {terms}   (* = expansion term)", file=out)
     snippet = highlight(hit.text, [t for t in key if t.literal])
     print(f"     {snippet[:160]}{'…' if len(snippet) > 160 else ''}", file=out)

@@ -226,8 +226,14 @@ class HybridIndex:
             explain: attach an `Explanation` (term contributions) to every hit.
         """
         return self.search_batch(
-            [query], top_k, mode=mode, fusion=fusion, weights=weights, filters=filters,
-            explain=explain, candidates=candidates,
+            [query],
+            top_k,
+            mode=mode,
+            fusion=fusion,
+            weights=weights,
+            filters=filters,
+            explain=explain,
+            candidates=candidates,
         )[0]
 
     def search_batch(

@@ -36,7 +36,7 @@ def sample_texts() -> list[str]:
 
 
 def build_vocab(texts: list[str], max_words: int = 1500) -> list[str]:
-    """A WordPiece vocabulary: special tokens, frequent MeCab words, every character and its ## piece."""
+    """A WordPiece vocab: special tokens, frequent MeCab words, every character and its ## piece."""
     from rag_splade.text.mecab import tagger as mecab_tagger
 
     tagger = mecab_tagger()

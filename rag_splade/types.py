@@ -106,9 +106,7 @@ class Document:
         if not isinstance(self.text, str):
             raise TypeError(f"Document.text must be a str, got {type(self.text).__name__}")
         if not isinstance(self.metadata, dict):
-            raise TypeError(
-                f"Document.metadata must be a dict, got {type(self.metadata).__name__}"
-            )
+            raise TypeError(f"Document.metadata must be a dict, got {type(self.metadata).__name__}")
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from rag_splade import DenseEncoder, SpladeEncoder  # noqa: E402
-from rag_splade.testing import build_dense_model, build_splade_model  # noqa: E402
+from rag_splade import DenseEncoder, SpladeEncoder
+from rag_splade.testing import build_dense_model, build_splade_model
 
 
 @pytest.fixture(scope="session")

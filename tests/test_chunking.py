@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from rag_splade.text import Chunker, normalize_with_offsets, segment, split_sentences
 
-TEXT = "梅雨は日本の気象現象である。５月から７月にかけて雨が多い！\n北海道には梅雨がない？　台湾にもある。"
+TEXT = (
+    "梅雨は日本の気象現象である。５月から７月にかけて雨が多い！\n"
+    "北海道には梅雨がない？　台湾にもある。"
+)
 
 
 def chars(text: str) -> int:
@@ -23,7 +28,12 @@ def test_sentences_split_on_terminators_and_newlines() -> None:
 
 def test_closing_brackets_stay_with_their_sentence() -> None:
     text = "彼は「雨だ。」と言った。晴れ!?次"
-    assert [text[a:b] for a, b in split_sentences(text)] == ["彼は「雨だ。」", "と言った。", "晴れ!?", "次"]
+    assert [text[a:b] for a, b in split_sentences(text)] == [
+        "彼は「雨だ。」",
+        "と言った。",
+        "晴れ!?",
+        "次",
+    ]
 
 
 @pytest.mark.parametrize("text", ["", "   ", "\n\n\t　"])
@@ -56,7 +66,7 @@ def test_no_overlap_covers_every_sentence_once() -> None:
 def test_overlap_repeats_sentences() -> None:
     chunks = Chunker(chars, max_tokens=35, overlap_sentences=1).split(TEXT)
     assert len(chunks) >= 2
-    for prev, nxt in zip(chunks, chunks[1:], strict=False):
+    for prev, nxt in itertools.pairwise(chunks):
         last = split_sentences(prev.text)[-1]
         assert nxt.text.startswith(prev.text[last[0] : last[1]])
         assert nxt.start < prev.end

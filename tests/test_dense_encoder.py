@@ -31,7 +31,10 @@ def test_prefixes_are_applied(random_dense_path) -> None:
     plain = DenseEncoder(str(random_dense_path), device="cpu")
     assert plain.query_prefix == "" and plain.document_prefix == ""
     prefixed = DenseEncoder(
-        str(random_dense_path), device="cpu", query_prefix="検索クエリ: ", document_prefix="検索文書: "
+        str(random_dense_path),
+        device="cpu",
+        query_prefix="検索クエリ: ",
+        document_prefix="検索文書: ",
     )
     text = ["梅雨前線"]
     assert np.allclose(plain.encode_queries(text), plain.encode_documents(text))

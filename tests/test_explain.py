@@ -14,7 +14,11 @@ QUERIES = ["日本で梅雨がないのは北海道とどこか。", "石油の�
 
 @pytest.fixture(params=["edge", "memory"])
 def index(request, tmp_path, splade, dense):
-    store = EdgeStore(tmp_path / "i") if request.param == "edge" else QdrantServerStore(location=":memory:")
+    store = (
+        EdgeStore(tmp_path / "i")
+        if request.param == "edge"
+        else QdrantServerStore(location=":memory:")
+    )
     idx = HybridIndex(splade, dense, store)
     docs = [Document(id=f"d{i}", text=t) for i, t in enumerate(sample_texts()[:20])]
     docs.append(Document(id="wide", text="ＡＢＣ社のｶﾞｽ１００円。ABC社はガスを売る。"))
@@ -35,9 +39,10 @@ def test_contributions_sum_to_the_sparse_score(index, mode) -> None:
             if hit.sparse_score is not None:  # Qdrant's own sparse dot product
                 assert e.sparse_score == pytest.approx(hit.sparse_score, rel=1e-4)
             for t in e.terms:
-                assert t.contribution == pytest.approx(
-                    t.query_weight * t.document_weight, rel=1e-6
-                ) or len(t.pieces) > 1
+                assert (
+                    t.contribution == pytest.approx(t.query_weight * t.document_weight, rel=1e-6)
+                    or len(t.pieces) > 1
+                )
 
 
 def test_spans_point_at_the_terms(index) -> None:
@@ -59,7 +64,9 @@ def test_spans_point_at_the_terms(index) -> None:
 
 
 def test_half_width_text_spans_map_to_the_original(index) -> None:
-    [hit] = [h for h in index.search("ガス", top_k=25, mode="sparse", explain=True) if h.doc_id == "wide"]
+    [hit] = [
+        h for h in index.search("ガス", top_k=25, mode="sparse", explain=True) if h.doc_id == "wide"
+    ]
     gas = next(t for t in hit.explanation.terms if t.term == "ガス")
     assert [hit.text[a:b] for a, b in gas.spans] == ["ｶﾞｽ", "ガス"]
 

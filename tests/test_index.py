@@ -93,8 +93,12 @@ def test_hybrid_hits_report_each_retriever(index) -> None:
     scores = [h.score for h in hits]
     assert scores == sorted(scores, reverse=True)
     for hit in hits:
-        assert (hit.sparse_rank, hit.sparse_score) == pytest.approx(sparse_rank.get(hit.id, (None, None)))
-        assert (hit.dense_rank, hit.dense_score) == pytest.approx(dense_rank.get(hit.id, (None, None)))
+        assert (hit.sparse_rank, hit.sparse_score) == pytest.approx(
+            sparse_rank.get(hit.id, (None, None))
+        )
+        assert (hit.dense_rank, hit.dense_score) == pytest.approx(
+            dense_rank.get(hit.id, (None, None))
+        )
         # RRF in Qdrant's convention: the top of a list scores 1/k
         expected = sum(1 / (61 + r - 1) for r in (hit.sparse_rank, hit.dense_rank) if r)
         assert hit.score == pytest.approx(expected, rel=1e-5)
@@ -162,13 +166,15 @@ def test_edge_persists_across_reopen(tmp_path, splade, dense) -> None:
         assert [h.id for h in idx.search("梅雨前線", top_k=5)] == before
 
 
-def test_edge_refuses_an_index_built_for_other_vectors(tmp_path, splade, dense, random_dense_path) -> None:
+def test_edge_refuses_an_index_built_for_other_vectors(
+    tmp_path, splade, dense, random_dense_path
+) -> None:
     from rag_splade import DenseEncoder
 
     with HybridIndex(splade, dense, EdgeStore(tmp_path / "idx")):
         pass
-    other = DenseEncoder(str(random_dense_path), device="cpu")
-    other.dimension  # same size: allowed
+    same_size = DenseEncoder(str(random_dense_path), device="cpu")
+    HybridIndex(splade, same_size, EdgeStore(tmp_path / "idx")).close()  # same vectors: opens
     wider = type("Wider", (), {"dimension": 128})  # a dense encoder with another size
     with pytest.raises(ValueError, match="size 64 in the index but the dense encoder gives 128"):
         HybridIndex(splade, wider, EdgeStore(tmp_path / "idx"))  # type: ignore[arg-type]

@@ -38,4 +38,6 @@ def test_real_hybrid_search_explains(real_index) -> None:
     [top, *_] = real_index.search("燃費を向上させる方法", top_k=2, explain=True)
     assert top.doc_id == "car"
     assert any(t.term == "燃費" and t.literal for t in top.explanation.terms)
-    assert sum(t.contribution for t in top.explanation.terms) == pytest.approx(top.sparse_score, rel=1e-3)
+    assert sum(t.contribution for t in top.explanation.terms) == pytest.approx(
+        top.sparse_score, rel=1e-3
+    )

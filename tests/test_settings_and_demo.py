@@ -35,7 +35,9 @@ def test_settings_reject_bad_values(monkeypatch) -> None:
         Settings()
 
 
-def test_from_settings_uses_edge_by_default(tmp_path, lexical_splade_path, lexical_dense_path) -> None:
+def test_from_settings_uses_edge_by_default(
+    tmp_path, lexical_splade_path, lexical_dense_path
+) -> None:
     s = Settings(
         sparse_model=str(lexical_splade_path),
         dense_model=str(lexical_dense_path),
@@ -48,7 +50,9 @@ def test_from_settings_uses_edge_by_default(tmp_path, lexical_splade_path, lexic
     assert (tmp_path / "idx" / "rag_splade.json").exists()
 
 
-def test_from_settings_prefers_a_qdrant_url(monkeypatch, lexical_splade_path, lexical_dense_path) -> None:
+def test_from_settings_prefers_a_qdrant_url(
+    monkeypatch, lexical_splade_path, lexical_dense_path
+) -> None:
     opened = {}
     monkeypatch.setattr(QdrantServerStore, "open", lambda self, spec: opened.update(store=self))
     s = Settings(
@@ -85,6 +89,9 @@ def test_cli_demo_and_tiny_models(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.setenv("RAG_SPLADE_SPARSE_MODEL", str(tmp_path / "m" / "splade"))
     monkeypatch.setenv("RAG_SPLADE_DENSE_MODEL", str(tmp_path / "m" / "dense"))
     monkeypatch.setenv("RAG_SPLADE_DEVICE", "cpu")
-    assert main(["demo", "--index-path", str(tmp_path / "i"), "--query", "梅雨前線", "--top-k", "2"]) == 0
+    assert (
+        main(["demo", "--index-path", str(tmp_path / "i"), "--query", "梅雨前線", "--top-k", "2"])
+        == 0
+    )
     out = capsys.readouterr().out
     assert "Q: 梅雨前線" in out and "2. " in out and "3. " not in out.split("LLM context")[0]

@@ -21,7 +21,9 @@ def direct_splade(path, texts: list[str], max_length: int) -> list[dict[int, flo
     """SPLADE-max written out: max over tokens of log(1 + relu(logits)) * mask."""
     tokenizer = AutoTokenizer.from_pretrained(str(path))
     model = AutoModelForMaskedLM.from_pretrained(str(path)).eval()
-    enc = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    enc = tokenizer(
+        texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+    )
     with torch.no_grad():
         logits = model(**enc).logits
     weights = torch.log1p(torch.relu(logits)) * enc["attention_mask"].unsqueeze(-1)
@@ -47,7 +49,9 @@ def test_queries_truncate_at_query_max_length(random_splade_path) -> None:
     encoder = SpladeEncoder(str(random_splade_path), device="cpu", query_max_length=12)
     long_query = TEXTS[2]
     assert encoder.count_tokens(long_query) > 12
-    assert_same(encoder.encode_queries([long_query]), direct_splade(random_splade_path, [long_query], 12))
+    assert_same(
+        encoder.encode_queries([long_query]), direct_splade(random_splade_path, [long_query], 12)
+    )
     # documents keep their own, longer limit
     assert_same(
         encoder.encode_documents([long_query]), direct_splade(random_splade_path, [long_query], 512)

@@ -38,9 +38,9 @@ def test_dot_top_k_and_qdrant() -> None:
 
 
 def test_document_validation() -> None:
-    with pytest.raises(ValueError, match="Document.id"):
+    with pytest.raises(ValueError, match=r"Document\.id"):
         Document(id="  ", text="x")
-    with pytest.raises(TypeError, match="Document.text"):
+    with pytest.raises(TypeError, match=r"Document\.text"):
         Document(id="a", text=3)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="metadata"):
         Document(id="a", text="x", metadata=[1])  # type: ignore[arg-type]

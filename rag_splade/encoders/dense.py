@@ -81,9 +81,9 @@ class DenseEncoder:
 
     @property
     def dimension(self) -> int:
-        get_dim = getattr(self.model, "get_embedding_dimension", None) or getattr(
-            self.model, "get_sentence_embedding_dimension"
-        )
+        model = self.model
+        get_dim = getattr(model, "get_embedding_dimension", None)
+        get_dim = get_dim or model.get_sentence_embedding_dimension
         dim = get_dim()
         if dim is None:  # pragma: no cover - every pooled model reports it
             raise ValueError(f"{self.model_name} does not report an embedding dimension")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,7 +48,8 @@ class SpladeEncoder:
             from sentence_transformers.sparse_encoder.modules import SpladePooling
         except ImportError as e:  # pragma: no cover - core dependency
             raise ImportError(
-                "SpladeEncoder needs sentence-transformers >= 5: pip install -U sentence-transformers"
+                "SpladeEncoder needs sentence-transformers >= 5: "
+                "pip install -U sentence-transformers"
             ) from e
         for name, value in [
             ("query_max_length", query_max_length),
@@ -56,8 +58,12 @@ class SpladeEncoder:
         ]:
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if document_top_k is not None and (not isinstance(document_top_k, int) or document_top_k < 1):
-            raise ValueError(f"document_top_k must be None or a positive int, got {document_top_k!r}")
+        if document_top_k is not None and (
+            not isinstance(document_top_k, int) or document_top_k < 1
+        ):
+            raise ValueError(
+                f"document_top_k must be None or a positive int, got {document_top_k!r}"
+            )
         self.model_name = str(model_name_or_path)
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
@@ -181,6 +187,5 @@ def _rows(tensor: torch.Tensor, n: int) -> list[SparseVector]:
     rows, cols, values = rows[keep], cols[keep], values[keep]
     bounds = np.searchsorted(rows, np.arange(n + 1))  # coalesced COO is sorted by row
     return [
-        SparseVector(cols[a:b].astype(np.int32), values[a:b])
-        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+        SparseVector(cols[a:b].astype(np.int32), values[a:b]) for a, b in itertools.pairwise(bounds)
     ]

@@ -34,7 +34,9 @@ def _edge() -> Any:
     try:
         import qdrant_edge
     except ImportError as e:  # pragma: no cover - core dependency
-        raise ImportError("EdgeStore needs qdrant-edge-py: pip install 'qdrant-edge-py==0.9.0'") from e
+        raise ImportError(
+            "EdgeStore needs qdrant-edge-py: pip install 'qdrant-edge-py==0.9.0'"
+        ) from e
     return qdrant_edge
 
 
@@ -88,7 +90,9 @@ class EdgeStore:
                 sparse_vectors={spec.sparse_name: qe.EdgeSparseVectorParams()},
             )
             self._shard = qe.EdgeShard.create(str(shard_path), config)
-            self._shard.update(qe.UpdateOperation.create_field_index("doc_id", qe.PayloadSchemaType.Keyword))
+            self._shard.update(
+                qe.UpdateOperation.create_field_index("doc_id", qe.PayloadSchemaType.Keyword)
+            )
             self._shard.update(
                 qe.UpdateOperation.create_field_index("chunk_index", qe.PayloadSchemaType.Integer)
             )
@@ -194,7 +198,9 @@ class EdgeStore:
             sv = qe.SparseVector(query.sparse.indices.tolist(), query.sparse.values.tolist())
             sources["sparse"] = qe.Query.Nearest(sv, using=spec.sparse_name)
         if query.dense is not None:
-            sources["dense"] = qe.Query.Nearest(query.dense.astype("float32").tolist(), using=spec.dense_name)
+            sources["dense"] = qe.Query.Nearest(
+                query.dense.astype("float32").tolist(), using=spec.dense_name
+            )
         with_vector = [spec.sparse_name] if query.with_sparse_vectors else False
         requests = []
         for item in plan(query):
@@ -204,27 +210,38 @@ class EdgeStore:
                     for name in ("sparse", "dense")
                 ]
                 fusion = (
-                    qe.Fusion.Rrf(k=query.rrf_k, weights=list(query.weights) if query.weights else None)
+                    qe.Fusion.Rrf(
+                        k=query.rrf_k, weights=list(query.weights) if query.weights else None
+                    )
                     if query.fusion == "rrf"
                     else qe.Fusion.Dbsf()
                 )
                 requests.append(
                     qe.QueryRequest(
-                        limit=item.limit, prefetches=prefetches, query=fusion, filter=flt,
-                        with_payload=True, with_vector=with_vector,
+                        limit=item.limit,
+                        prefetches=prefetches,
+                        query=fusion,
+                        filter=flt,
+                        with_payload=True,
+                        with_vector=with_vector,
                     )
                 )
             else:
                 requests.append(
                     qe.QueryRequest(
-                        limit=item.limit, query=sources[item.source], filter=flt,
+                        limit=item.limit,
+                        query=sources[item.source],
+                        filter=flt,
                         with_payload=item.with_payload,
                         with_vector=with_vector if item.with_payload else False,
                     )
                 )
         results = self._require().query_batch(qe.QueryBatchRequest(requests))
         lists = [
-            [(str(p.id), float(p.score), self._chunk(p) if spec_item.with_payload else None) for p in points]
+            [
+                (str(p.id), float(p.score), self._chunk(p) if spec_item.with_payload else None)
+                for p in points
+            ]
             for spec_item, points in zip(plan(query), results, strict=True)
         ]
         return assemble(query, lists)
@@ -254,12 +271,16 @@ class EdgeStore:
 
     def _require(self) -> Any:
         if self._shard is None:
-            raise RuntimeError("EdgeStore is not open: call open(spec) or use it through HybridIndex")
+            raise RuntimeError(
+                "EdgeStore is not open: call open(spec) or use it through HybridIndex"
+            )
         return self._shard
 
     def _spec(self) -> VectorSpec:
         if self.spec is None:
-            raise RuntimeError("EdgeStore is not open: call open(spec) or use it through HybridIndex")
+            raise RuntimeError(
+                "EdgeStore is not open: call open(spec) or use it through HybridIndex"
+            )
         return self.spec
 
     def __repr__(self) -> str:

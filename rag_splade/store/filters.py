@@ -33,11 +33,13 @@ def payload_field(key: str) -> str:
 
 
 def parse_filters(filters: Mapping[str, Any] | None) -> list[Condition]:
-    """Validate user filters; raise `TypeError`/`ValueError` naming the bad key and what is allowed."""
+    """Validate user filters; raise `TypeError`/`ValueError` naming the key and what is allowed."""
     if filters is None:
         return []
     if not isinstance(filters, Mapping):
-        raise TypeError(f"filters must be a dict of field -> condition, got {type(filters).__name__}")
+        raise TypeError(
+            f"filters must be a dict of field -> condition, got {type(filters).__name__}"
+        )
     conditions = []
     for key, value in filters.items():
         if not isinstance(key, str) or not key.strip():

@@ -36,7 +36,8 @@ class QdrantServerStore:
         batch_size: points per upsert request.
 
     Example:
-        >>> store = QdrantServerStore(url="http://localhost:6333", collection="docs")  # doctest: +SKIP
+        >>> store = QdrantServerStore(url="http://localhost:6333",
+        ...                           collection="docs")  # doctest: +SKIP
     """
 
     def __init__(
@@ -177,7 +178,10 @@ class QdrantServerStore:
         offset = None
         while True:
             records, offset = self.client.scroll(
-                self.collection, scroll_filter=flt, limit=SCROLL_PAGE, offset=offset,
+                self.collection,
+                scroll_filter=flt,
+                limit=SCROLL_PAGE,
+                offset=offset,
                 with_payload=True,
             )
             chunks += [StoredChunk.from_payload(r.id, r.payload or {}) for r in records]
@@ -215,22 +219,31 @@ class QdrantServerStore:
                 )
                 prefetch = [
                     models.Prefetch(
-                        query=sources[name][0], using=sources[name][1],
-                        limit=query.candidates, filter=flt,
+                        query=sources[name][0],
+                        using=sources[name][1],
+                        limit=query.candidates,
+                        filter=flt,
                     )
                     for name in ("sparse", "dense")
                 ]
                 requests.append(
                     models.QueryRequest(
-                        prefetch=prefetch, query=fusion, filter=flt, limit=item.limit,
-                        with_payload=True, with_vector=with_vector,
+                        prefetch=prefetch,
+                        query=fusion,
+                        filter=flt,
+                        limit=item.limit,
+                        with_payload=True,
+                        with_vector=with_vector,
                     )
                 )
             else:
                 vector, using = sources[item.source]
                 requests.append(
                     models.QueryRequest(
-                        query=vector, using=using, filter=flt, limit=item.limit,
+                        query=vector,
+                        using=using,
+                        filter=flt,
+                        limit=item.limit,
                         with_payload=item.with_payload,
                         with_vector=with_vector if item.with_payload else False,
                     )
@@ -263,7 +276,9 @@ class QdrantServerStore:
         must: list[Any] = []
         for c in conditions:
             if c.kind == "eq":
-                must.append(models.FieldCondition(key=c.field, match=models.MatchValue(value=c.value)))
+                must.append(
+                    models.FieldCondition(key=c.field, match=models.MatchValue(value=c.value))
+                )
             elif c.kind == "any":
                 must.append(models.FieldCondition(key=c.field, match=models.MatchAny(any=c.value)))
             else:

@@ -36,7 +36,8 @@ def tagger() -> Any:
             import unidic_lite
         except ImportError as e:  # pragma: no cover - both are core dependencies
             raise ImportError(
-                "Japanese segmentation needs fugashi and unidic-lite: pip install fugashi unidic-lite"
+                "Japanese segmentation needs fugashi and unidic-lite: "
+                "pip install fugashi unidic-lite"
             ) from e
         dicdir = Path(unidic_lite.DICDIR)
         _local.tagger = fugashi.GenericTagger(f'-d "{dicdir}" -r "{dicdir / "mecabrc"}"')

@@ -1,0 +1,41 @@
+# Set-up and everyday commands. Every target builds ./.venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The tests run on the CPU build of torch (on this project's CI machines it is a local
+# wheel). Users keep whatever torch build fits their hardware: TORCH_SPEC="torch" or
+# install torch yourself first; the package itself does not pin torch.
+TORCH_SPEC ?= torch==2.13.0
+TINY_MODELS ?= ./models/tiny
+
+.PHONY: install test demo demo-offline lint clean
+
+install: $(BIN)/rag-splade
+
+$(BIN)/rag-splade: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@
+
+test: install
+	$(BIN)/python -m pytest -q
+
+# The main job: index the bundled JSQuAD sample in the embedded Qdrant Edge index and
+# search it, with the models of RAG_SPLADE_SPARSE_MODEL / RAG_SPLADE_DENSE_MODEL
+# (default: the real models, downloaded from the Hugging Face hub).
+demo: install
+	$(BIN)/rag-splade demo
+
+# The same demo without hub access: tiny models built offline into $(TINY_MODELS).
+demo-offline: install
+	$(BIN)/rag-splade tiny-models $(TINY_MODELS)
+	RAG_SPLADE_SPARSE_MODEL=$(TINY_MODELS)/splade RAG_SPLADE_DENSE_MODEL=$(TINY_MODELS)/dense \
+	RAG_SPLADE_INDEX_PATH=./data/demo-offline $(BIN)/rag-splade demo
+
+lint: install
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) ./data/demo-offline $(TINY_MODELS)
