@@ -19,7 +19,7 @@ from typing import Protocol
 
 import numpy as np
 
-from rag_splade.text.mecab import FUNCTION_POS, normalize_with_offsets, part_of_speech, segment
+from rag_splade.text.mecab import is_function_term, normalize_with_offsets, segment
 from rag_splade.types import Explanation, QueryTerm, SparseVector, TermMatch
 
 
@@ -36,7 +36,7 @@ class Vocabulary(Protocol):
 @lru_cache(maxsize=65536)
 def _term_is_function_word(term: str) -> bool:
     bare = term.removeprefix("##")
-    return not bare.strip() or part_of_speech(bare) in FUNCTION_POS
+    return not bare.strip() or is_function_term(bare)
 
 
 def explain_match(

@@ -107,3 +107,14 @@ def test_bad_arguments() -> None:
         Chunker(chars, overlap_sentences=-1)
     with pytest.raises(TypeError, match="str"):
         Chunker(chars).split(None)  # type: ignore[arg-type]
+
+
+def test_function_words_from_part_of_speech() -> None:
+    from rag_splade.text.mecab import is_function_term
+
+    words = {w.surface: w.function_word for w in segment("梅雨は日本でよく見られる現象である。")}
+    assert words["梅雨"] is False and words["現象"] is False and words["見"] is False
+    assert words["は"] and words["で"] and words["。"] and words["ある"] and words["られる"]
+    light = {w.surface: w.function_word for w in segment("雨が多くなっていた。")}
+    assert light["なっ"] and light["い"] and not light["多く"]
+    assert is_function_term("の") and not is_function_term("石油")

@@ -10,6 +10,18 @@ from typing import Any
 
 # UniDic top-level parts of speech that carry no topic: particles, auxiliaries, symbols, blanks.
 FUNCTION_POS = frozenset({"助詞", "助動詞", "補助記号", "記号", "空白"})
+# Light verbs by UniDic lemma: する, いる, ある, なる, できる carry grammar, not topic.
+LIGHT_VERBS = frozenset({"為る", "居る", "有る", "成る", "出来る"})
+
+
+def is_function_pos(pos: str, lemma: str = "") -> bool:
+    """Whether a UniDic part of speech (and lemma) marks a function word."""
+    return pos in FUNCTION_POS or (pos == "動詞" and lemma in LIGHT_VERBS)
+
+
+def _lemma(feature: tuple[str, ...]) -> str:
+    return feature[7] if len(feature) > 7 else ""
+
 
 _local = threading.local()
 
@@ -22,10 +34,11 @@ class Word:
     start: int
     end: int
     pos: str
+    lemma: str = ""
 
     @property
     def function_word(self) -> bool:
-        return self.pos in FUNCTION_POS
+        return is_function_pos(self.pos, self.lemma)
 
 
 def tagger() -> Any:
@@ -53,15 +66,17 @@ def segment(text: str) -> list[Word]:
         start = text.find(surface, cursor)
         if start < 0:  # MeCab never rewrites the surface, so this means a bug upstream
             raise RuntimeError(f"MeCab word {surface!r} not found in the text after {cursor}")
-        words.append(Word(surface, start, start + len(surface), node.feature[0]))
+        words.append(
+            Word(surface, start, start + len(surface), node.feature[0], _lemma(node.feature))
+        )
         cursor = start + len(surface)
     return words
 
 
-def part_of_speech(term: str) -> str:
-    """The part of speech MeCab gives a lone term (for expansion terms with no context)."""
+def is_function_term(term: str) -> bool:
+    """Whether a lone term (an expansion term, with no context) is a function word."""
     nodes = list(tagger()(term))
-    return nodes[0].feature[0] if len(nodes) == 1 else "名詞"
+    return len(nodes) == 1 and is_function_pos(nodes[0].feature[0], _lemma(nodes[0].feature))
 
 
 def normalize_with_offsets(text: str) -> tuple[str, list[int]]:
