@@ -35,7 +35,7 @@ def sample_texts() -> list[str]:
     return texts
 
 
-def build_vocab(texts: list[str], max_words: int = 1500) -> list[str]:
+def build_vocab(texts: list[str], max_words: int = 1500, size: int | None = None) -> list[str]:
     """A WordPiece vocab: special tokens, frequent MeCab words, every character and its ## piece."""
     from rag_splade.text.mecab import tagger as mecab_tagger
 
@@ -50,17 +50,26 @@ def build_vocab(texts: list[str], max_words: int = 1500) -> list[str]:
     vocab += sorted(chars)
     vocab += ["##" + ch for ch in sorted(chars)]
     vocab += [w for w, _ in words.most_common(max_words)]
-    return list(dict.fromkeys(vocab))
+    vocab = list(dict.fromkeys(vocab))
+    if size is not None:  # pad to a real model's size (32,768 for japanese-splade-v2)
+        vocab += [f"[unused{i}]" for i in range(size - len(vocab))]
+    return vocab
 
 
-def build_tokenizer(path: str | Path, texts: list[str] | None = None, max_words: int = 1500):
+def build_tokenizer(
+    path: str | Path,
+    texts: list[str] | None = None,
+    max_words: int = 1500,
+    vocab_size: int | None = None,
+):
     """Save a `BertJapaneseTokenizer` (MeCab/unidic-lite + WordPiece) under `path`."""
     from transformers import BertJapaneseTokenizer
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     vocab_file = path / "vocab.txt"
-    vocab_file.write_text("\n".join(build_vocab(texts or sample_texts(), max_words)) + "\n")
+    vocab = build_vocab(texts or sample_texts(), max_words, vocab_size)
+    vocab_file.write_text("\n".join(vocab) + "\n")
     tokenizer = BertJapaneseTokenizer(
         str(vocab_file),
         word_tokenizer_type="mecab",
@@ -118,8 +127,11 @@ def build_splade_model(
     heads: int = 2,
     seed: int = 0,
     tokenizer_dir: str | Path | None = None,
+    vocab_size: int | None = None,
 ) -> Path:
-    """Save a tiny `BertForMaskedLM` + Japanese tokenizer under `path` and return it."""
+    """Save a `BertForMaskedLM` + Japanese tokenizer under `path` and return it: tiny by
+    default; `hidden=768, layers=12, heads=12, vocab_size=32768` is BERT-base-shaped,
+    like japanese-splade-v2, for speed measurements (speed does not depend on weights)."""
     import torch
     from transformers import AutoTokenizer, BertForMaskedLM
 
@@ -128,7 +140,7 @@ def build_splade_model(
         tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
         tokenizer.save_pretrained(str(path))
     else:
-        tokenizer = build_tokenizer(path)
+        tokenizer = build_tokenizer(path, vocab_size=vocab_size)
     torch.manual_seed(seed)
     model = BertForMaskedLM(_bert_config(len(tokenizer), hidden, layers, heads)).eval()
     if lexical:
