@@ -277,10 +277,8 @@ class EdgeStore:
         return self._shard
 
     def _spec(self) -> VectorSpec:
-        if self.spec is None:
-            raise RuntimeError(
-                "EdgeStore is not open: call open(spec) or use it through HybridIndex"
-            )
+        self._require()
+        assert self.spec is not None  # set by open() together with the shard
         return self.spec
 
     def __repr__(self) -> str:
