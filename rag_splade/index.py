@@ -169,8 +169,7 @@ class HybridIndex:
             pending += [(doc, c, len(chunks)) for c in chunks]
         for start in range(0, len(pending), batch_size):
             self._write_batch(pending[start : start + batch_size])
-        if hasattr(self.store, "maybe_optimize"):
-            self.store.maybe_optimize()
+        self.store.maybe_optimize()
         return AddResult(documents=len(planned), chunks=len(pending))
 
     def _write_batch(self, batch: list[tuple[Document, Chunk, int]]) -> None:
@@ -253,7 +252,7 @@ class HybridIndex:
             raise TypeError("queries must be a list of str")
         for i, q in enumerate(queries):
             _check_query(q, f"queries[{i}]" if len(queries) > 1 else "query")
-        request = self._request(top_k, mode, fusion, weights, filters, explain, candidates)
+        request = self.search_options(top_k, mode, fusion, weights, filters, explain, candidates)
         need_sparse = mode in ("hybrid", "sparse") or explain
         need_dense = mode in ("hybrid", "dense")
         sparse_vecs = self.sparse.encode_queries(queries) if need_sparse else [None] * len(queries)
@@ -295,7 +294,7 @@ class HybridIndex:
         )
         return [self._hit(r, sparse if explain else None) for r in ranked]
 
-    def _request(
+    def search_options(
         self,
         top_k: int,
         mode: str,

@@ -100,7 +100,7 @@ class SpladeHybridRetriever(BaseRetriever):
             "explain": explain,
         }
         # Validate options now rather than at the first query.
-        index._request(similarity_top_k, mode, fusion, weights, self.filters, explain, None)
+        index.search_options(similarity_top_k, mode, fusion, weights, self.filters, explain, None)
         super().__init__(callback_manager=callback_manager)
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:

@@ -224,4 +224,7 @@ class HybridStore(Protocol):
 
     def optimize(self) -> None: ...
 
+    def maybe_optimize(self) -> bool:
+        """Optimise if enough was written since the last time (after bulk writes)."""
+
     def close(self) -> None: ...
