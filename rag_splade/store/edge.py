@@ -203,7 +203,8 @@ class EdgeStore:
             )
         with_vector = [spec.sparse_name] if query.with_sparse_vectors else False
         requests = []
-        for item in plan(query):
+        items = plan(query)
+        for item in items:
             if item.source == "fused":
                 prefetches = [
                     qe.Prefetch(limit=query.candidates, query=sources[name], filter=flt)
@@ -242,7 +243,7 @@ class EdgeStore:
                 (str(p.id), float(p.score), self._chunk(p) if spec_item.with_payload else None)
                 for p in points
             ]
-            for spec_item, points in zip(plan(query), results, strict=True)
+            for spec_item, points in zip(items, results, strict=True)
         ]
         return assemble(query, lists)
 
