@@ -89,46 +89,25 @@ class HybridIndex:
         store.open(VectorSpec(dense_size=dense.dimension, sparse_vocab_size=sparse.vocab_size))
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> HybridIndex:
-        """Build encoders and store from `Settings` (the `RAG_SPLADE_*` environment)."""
+    def from_settings(
+        cls,
+        settings: Settings | None = None,
+        *,
+        encoders: tuple[SpladeEncoder, DenseEncoder] | None = None,
+    ) -> HybridIndex:
+        """Build encoders and store from `Settings` (the `RAG_SPLADE_*` environment).
+
+        `encoders` reuses already loaded models (the service keeps them while it waits for
+        an unreachable store).
+        """
         from rag_splade.settings import Settings
-        from rag_splade.store.edge import EdgeStore
-        from rag_splade.store.server import QdrantServerStore
 
         s = settings or Settings()
-        sparse = SpladeEncoder(
-            s.sparse_model,
-            device=s.device,
-            dtype=s.dtype,
-            query_max_length=s.query_max_length,
-            document_max_length=s.document_max_length,
-            batch_size=s.batch_size,
-            document_top_k=s.document_top_k,
-        )
-        dense = DenseEncoder(
-            s.dense_model,
-            device=s.device,
-            dtype=s.dtype,
-            batch_size=s.batch_size,
-            query_prefix=s.query_prefix,
-            document_prefix=s.document_prefix,
-        )
-        store: HybridStore
-        if s.qdrant_url:
-            store = QdrantServerStore(
-                url=s.qdrant_url,
-                api_key=s.qdrant_api_key.get_secret_value() if s.qdrant_api_key else None,
-                collection=s.collection,
-                shard_number=s.shard_number,
-                replication_factor=s.replication_factor,
-                timeout=s.qdrant_timeout,
-            )
-        else:
-            store = EdgeStore(s.index_path)
+        sparse, dense = encoders or encoders_from_settings(s)
         return cls(
             sparse,
             dense,
-            store,
+            store_from_settings(s),
             candidates=s.candidates,
             fusion=s.fusion,
             rrf_k=s.rrf_k,
@@ -365,6 +344,45 @@ class HybridIndex:
 
     def __repr__(self) -> str:
         return f"HybridIndex(sparse={self.sparse!r}, dense={self.dense!r}, store={self.store!r})"
+
+
+def encoders_from_settings(s: Settings) -> tuple[SpladeEncoder, DenseEncoder]:
+    """The sparse and dense encoders that `s` names (hub ids or local directories)."""
+    sparse = SpladeEncoder(
+        s.sparse_model,
+        device=s.device,
+        dtype=s.dtype,
+        query_max_length=s.query_max_length,
+        document_max_length=s.document_max_length,
+        batch_size=s.batch_size,
+        document_top_k=s.document_top_k,
+    )
+    dense = DenseEncoder(
+        s.dense_model,
+        device=s.device,
+        dtype=s.dtype,
+        batch_size=s.batch_size,
+        query_prefix=s.query_prefix,
+        document_prefix=s.document_prefix,
+    )
+    return sparse, dense
+
+
+def store_from_settings(s: Settings) -> HybridStore:
+    """A Qdrant server store when `qdrant_url` is set, else the embedded Edge index."""
+    from rag_splade.store.edge import EdgeStore
+    from rag_splade.store.server import QdrantServerStore
+
+    if s.qdrant_url:
+        return QdrantServerStore(
+            url=s.qdrant_url,
+            api_key=s.qdrant_api_key.get_secret_value() if s.qdrant_api_key else None,
+            collection=s.collection,
+            shard_number=s.shard_number,
+            replication_factor=s.replication_factor,
+            timeout=s.qdrant_timeout,
+        )
+    return EdgeStore(s.index_path)
 
 
 def _check_query(query: object, name: str) -> str:
