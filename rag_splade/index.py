@@ -39,6 +39,20 @@ class AddResult:
     chunks: int
 
 
+@dataclass(frozen=True)
+class DocumentInfo:
+    """A document as the index holds it (`HybridIndex.documents`).
+
+    `complete` is False when its chunks are not numbered 0..chunks-1 or do not all carry
+    the same metadata: what a replacement or a first write cut short leaves behind.
+    """
+
+    doc_id: str
+    chunks: int
+    metadata: dict[str, Any]
+    complete: bool
+
+
 class HybridIndex:
     """The one object that ties the two encoders to a store.
 
@@ -172,6 +186,23 @@ class HybridIndex:
     def get(self, doc_id: str) -> list[StoredChunk]:
         """A document's stored chunks, in order ([] for an unknown id)."""
         return self.store.get_document(_check_doc_id(doc_id))
+
+    def documents(self, filters: Mapping[str, Any] | None = None) -> dict[str, DocumentInfo]:
+        """Every stored document (matching `filters`) by id, read without texts or vectors."""
+        found: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        fields = ("doc_id", "chunk_index", "metadata")
+        for payload in self.store.iter_payloads(fields, parse_filters(filters)):
+            entry = (int(payload["chunk_index"]), dict(payload.get("metadata") or {}))
+            found.setdefault(payload["doc_id"], []).append(entry)
+        infos = {}
+        for doc_id, chunks in found.items():
+            chunks.sort(key=lambda c: c[0])
+            first = chunks[0][1]
+            complete = [i for i, _ in chunks] == list(range(len(chunks))) and all(
+                m == first for _, m in chunks
+            )
+            infos[doc_id] = DocumentInfo(doc_id, len(chunks), first, complete)
+        return infos
 
     def count(self, filters: Mapping[str, Any] | None = None) -> int:
         """Chunks in the index (matching `filters`)."""

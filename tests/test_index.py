@@ -199,3 +199,30 @@ def test_edge_optimizes_after_bulk_writes(tmp_path, splade, dense) -> None:
         idx.add(corpus()[5:])
         assert store._written == 0  # crossed it: optimised at the end of add()
         assert idx.count() == 24
+
+
+def test_documents_lists_every_document(index) -> None:
+    docs = index.documents()
+    assert sorted(docs) == [d.id for d in corpus()]
+    info = docs["doc-05"]
+    assert info.chunks == 1 and info.complete
+    assert info.metadata == {"source": "jsquad", "part": "odd", "n": 5}
+    assert sorted(index.documents({"part": "even"})) == [f"doc-{i:02d}" for i in range(0, 24, 2)]
+
+
+def test_documents_flags_a_document_cut_short(index) -> None:
+    from rag_splade.store import ChunkPoint
+
+    long_text = "\n".join(sample_texts()[30:42])
+    index.add([Document(id="long", text=long_text, metadata={"v": 1})])
+    info = index.documents()["long"]
+    assert info.chunks > 1 and info.complete and info.metadata == {"v": 1}
+    # a replacement that stopped after its first chunk: chunk 0 carries the new metadata
+    first = index.chunk(Document(id="long", text=long_text))[0]
+    sparse = index.sparse.encode_documents([first.text])[0]
+    dense = index.dense.encode_documents([first.text])[0]
+    index.store.upsert(
+        [ChunkPoint("long", 0, first.text, first.start, first.end, {"v": 2}, sparse, dense)]
+    )
+    assert not index.documents()["long"].complete
+    assert index.documents()["doc-00"].complete

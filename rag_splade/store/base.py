@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -217,6 +217,11 @@ class HybridStore(Protocol):
         """Delete every chunk of `doc_id`; return how many there were."""
 
     def get_document(self, doc_id: str) -> list[StoredChunk]: ...
+
+    def iter_payloads(
+        self, fields: Sequence[str], conditions: list[Condition] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Every chunk's payload, only the top-level `fields`, page by page, in no set order."""
 
     def query(self, query: HybridQuery) -> list[RankedChunk]: ...
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -183,6 +183,23 @@ class EdgeStore:
             if offset is None:
                 break
         return sorted(chunks, key=lambda c: c.chunk_index)
+
+    def iter_payloads(
+        self, fields: Sequence[str], conditions: list[Condition] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        qe = _edge()
+        flt = self._filter(conditions or [])
+        offset = None
+        while True:
+            records, offset = self._require().scroll(
+                qe.ScrollRequest(
+                    offset=offset, limit=SCROLL_PAGE, filter=flt, with_payload=list(fields)
+                )
+            )
+            for record in records:
+                yield dict(record.payload or {})
+            if offset is None:
+                break
 
     def count(self, conditions: list[Condition] | None = None) -> int:
         qe = _edge()

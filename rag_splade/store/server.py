@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from rag_splade.store.base import (
@@ -188,6 +188,24 @@ class QdrantServerStore:
             if offset is None:
                 break
         return sorted(chunks, key=lambda c: c.chunk_index)
+
+    def iter_payloads(
+        self, fields: Sequence[str], conditions: list[Condition] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        flt = self._filter(conditions or [])
+        offset = None
+        while True:
+            records, offset = self.client.scroll(
+                self.collection,
+                scroll_filter=flt,
+                limit=SCROLL_PAGE,
+                offset=offset,
+                with_payload=list(fields),
+            )
+            for record in records:
+                yield dict(record.payload or {})
+            if offset is None:
+                break
 
     def count(self, conditions: list[Condition] | None = None) -> int:
         flt = self._filter(conditions or [])
