@@ -1,0 +1,49 @@
+"""Service settings: the library's `Settings` plus the limits and knobs of the HTTP service.
+
+Every field reads `RAG_SPLADE_<FIELD>` from the environment, like the library settings.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+
+from rag_splade.index import MAX_TOP_K
+from rag_splade.settings import Settings
+
+
+class ServiceSettings(Settings):
+    """Example:
+    >>> ServiceSettings(max_top_k=50).max_top_k
+    50
+    """
+
+    # request limits: a request over one gets 413 (size) or 422 (value) naming the limit
+    max_request_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    max_query_chars: int = Field(1000, ge=1)
+    max_top_k: int = Field(100, ge=1, le=MAX_TOP_K)
+    max_queries_per_request: int = Field(64, ge=1)
+    max_documents_per_request: int = Field(256, ge=1)
+    max_document_chars: int = Field(200_000, ge=1)
+
+    # micro-batching of query encoding: gather up to `batch_max_size` queries, waiting at
+    # most `batch_max_wait_ms` after the first, then one forward pass per encoder
+    microbatch: bool = True
+    batch_max_size: int = Field(32, ge=1)
+    batch_max_wait_ms: float = Field(2.0, ge=0)
+
+    # faults: how long clients should wait before retrying when the store is down
+    retry_after_seconds: int = Field(5, ge=1)
+    store_retry_interval_seconds: float = Field(5.0, gt=0)
+
+    # comma-separated origins allowed by CORS; empty = CORS off
+    cors_origins: str = ""
+    log_json: bool = True
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _no_blank_origins(cls, value: str) -> str:
+        return ",".join(o.strip() for o in value.split(",") if o.strip())
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o for o in self.cors_origins.split(",") if o]

@@ -1,0 +1,180 @@
+"""One ASGI middleware for every request: id, size limit, UTF-8 body, metrics, access log,
+and a JSON answer instead of a stack trace when something escapes the routes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.faults import is_store_outage
+from api.observability import Metrics, request_id_var
+
+REQUEST_ID_HEADER = "x-request-id"
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_BODY_METHODS = {"POST", "PUT", "PATCH"}
+
+
+class _Rejected(Exception):
+    def __init__(self, status: int, error: str, message: str) -> None:
+        self.status, self.error, self.message = status, error, message
+
+
+class RequestContextMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: Metrics,
+        logger: logging.Logger,
+        max_body_bytes: int,
+        retry_after: int,
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.logger = logger
+        self.max_body_bytes = max_body_bytes
+        self.retry_after = retry_after
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        incoming = headers.get(REQUEST_ID_HEADER, "")
+        request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = {"code": 500, "sent": False}
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"], status["sent"] = message["status"], True
+                message.setdefault("headers", [])
+                message["headers"] = [
+                    *message["headers"],
+                    (REQUEST_ID_HEADER.encode(), request_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            if scope["method"] in _BODY_METHODS:
+                receive = await self._buffered(headers, receive)
+            await self.app(scope, receive, send_with_id)
+        except _Rejected as r:
+            await _send_error(send_with_id, r.status, r.error, r.message, request_id)
+        except Exception as e:
+            if status["sent"]:
+                raise
+            if is_store_outage(e):
+                self.metrics.store_unavailable.inc()
+                self.logger.warning("store unreachable: %s", e, extra={"error": repr(e)})
+                await _send_error(
+                    send_with_id,
+                    503,
+                    "store_unavailable",
+                    f"the Qdrant store cannot be reached; retry in {self.retry_after} s",
+                    request_id,
+                    {"retry-after": str(self.retry_after)},
+                )
+            else:
+                self.logger.exception("unhandled error")
+                await _send_error(
+                    send_with_id,
+                    500,
+                    "internal_error",
+                    "an internal error occurred; the server log has the details under "
+                    "this request_id",
+                    request_id,
+                )
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            label = getattr(route, "path", None) or "unmatched"
+            self.metrics.requests.labels(label, scope["method"], str(status["code"])).inc()
+            self.metrics.latency.labels(label, scope["method"]).observe(elapsed)
+            self.logger.info(
+                "%s %s %s",
+                scope["method"],
+                scope["path"],
+                status["code"],
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "route": label,
+                    "status": status["code"],
+                    "duration_ms": round(elapsed * 1000, 2),
+                },
+            )
+            request_id_var.reset(token)
+
+    async def _buffered(self, headers: dict[str, str], receive: Receive) -> Receive:
+        """Read the whole body (bounded), check it is UTF-8, and replay it to the app."""
+        limit = self.max_body_bytes
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise _Rejected(413, "request_too_large", _too_large(int(declared), limit))
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise _Rejected(413, "request_too_large", _too_large(size, limit, at_least=True))
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise _Rejected(
+                400,
+                "invalid_encoding",
+                f"the request body must be UTF-8 encoded JSON; byte {e.start} is not valid UTF-8",
+            ) from None
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        return replay
+
+
+def _too_large(size: int, limit: int, at_least: bool = False) -> str:
+    amount = f"more than {limit} bytes" if at_least else f"{size} bytes"
+    return (
+        f"the request body is {amount}; the limit is {limit} bytes (RAG_SPLADE_MAX_REQUEST_BYTES)"
+        "; send fewer documents per request"
+    )
+
+
+async def _send_error(
+    send: Send,
+    status: int,
+    error: str,
+    message: str,
+    request_id: str,
+    headers: dict[str, str] | None = None,
+) -> None:
+    payload: dict[str, Any] = {"error": error, "message": message, "request_id": request_id}
+    body = json.dumps(payload, ensure_ascii=False).encode()
+    raw_headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *[(k.encode(), v.encode()) for k, v in (headers or {}).items()],
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,123 @@
+"""What the service holds while it runs: the models, the index, and whether it is ready.
+
+Models load once, in the background, so `/healthz` answers while they load. The store is
+opened after them; while it cannot be reached the service stays up, answers 503 with
+`Retry-After`, and keeps trying, so it recovers by itself when Qdrant comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Literal, TypeVar
+
+from api.batching import QueryEncoder
+from api.config import ServiceSettings
+from api.faults import ServiceUnavailable, is_store_outage
+from api.observability import Metrics
+from rag_splade import DenseEncoder, HybridIndex, SpladeEncoder
+from rag_splade.index import encoders_from_settings
+
+T = TypeVar("T")
+State = Literal["loading", "store_unavailable", "ready", "failed", "stopped"]
+
+
+class Runtime:
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        metrics: Metrics,
+        logger: logging.Logger,
+        *,
+        index: HybridIndex | None = None,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.logger = logger
+        self.state: State = "loading"
+        self.detail = "loading the models"
+        self.index: HybridIndex | None = index
+        self.encoder: QueryEncoder | None = None
+        self._loader: asyncio.Task[None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._loader = asyncio.create_task(self._load(), name="rag-splade-load")
+
+    async def stop(self) -> None:
+        if self._loader is not None:
+            self._loader.cancel()
+            await asyncio.gather(self._loader, return_exceptions=True)
+        if self.encoder is not None:
+            await self.encoder.close()
+        if self.index is not None:
+            await asyncio.to_thread(self.index.close)
+        self.state, self.detail = "stopped", "the service is shutting down"
+        self.metrics.ready.set(0)
+
+    async def _load(self) -> None:
+        s = self.settings
+        try:
+            if self.index is None:
+                encoders = await asyncio.to_thread(encoders_from_settings, s)
+                self.index = await self._open_store(encoders)
+            self.encoder = QueryEncoder(
+                self.index.sparse,
+                self.index.dense,
+                microbatch=s.microbatch,
+                max_batch_size=s.batch_max_size,
+                max_wait_ms=s.batch_max_wait_ms,
+                on_encode=lambda name, secs: self.metrics.encode.labels(name).observe(secs),
+                on_batch=self.metrics.batch_size.observe,
+            )
+            await self.encoder.start()
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            self.state, self.detail = "failed", f"start-up failed: {type(e).__name__}: {e}"
+            self.logger.exception("start-up failed")
+            return
+        self.state, self.detail = "ready", "ready"
+        self.metrics.ready.set(1)
+        self.logger.info("ready: %r", self.index)
+
+    async def _open_store(self, encoders: tuple[SpladeEncoder, DenseEncoder]) -> HybridIndex:
+        while True:
+            try:
+                return await asyncio.to_thread(
+                    HybridIndex.from_settings, self.settings, encoders=encoders
+                )
+            except Exception as e:
+                if not is_store_outage(e):
+                    raise
+                self.state = "store_unavailable"
+                self.detail = f"the Qdrant store cannot be reached ({type(e).__name__}); retrying"
+                self.logger.warning("store unreachable at start-up: %s", e)
+                await asyncio.sleep(self.settings.store_retry_interval_seconds)
+
+    # -- use -------------------------------------------------------------------------------
+    def ready(self) -> tuple[HybridIndex, QueryEncoder]:
+        """The index and encoder, or `ServiceUnavailable` saying why not yet."""
+        if self.state != "ready" or self.index is None or self.encoder is None:
+            retry = 0 if self.state == "failed" else self.settings.retry_after_seconds
+            raise ServiceUnavailable(f"not ready: {self.detail}", retry_after=retry)
+        return self.index, self.encoder
+
+    async def store_call(self, operation: str, fn: Callable[[], T], failure: str = "") -> T:
+        """Run a store operation in a thread, timed; an outage becomes a 503."""
+        start = time.perf_counter()
+        try:
+            return await asyncio.to_thread(fn)
+        except Exception as e:
+            if not is_store_outage(e):
+                raise
+            self.metrics.store_unavailable.inc()
+            self.logger.warning("store unreachable during %s: %s", operation, e)
+            raise ServiceUnavailable(
+                f"the Qdrant store cannot be reached ({type(e).__name__}){failure}",
+                retry_after=self.settings.retry_after_seconds,
+            ) from e
+        finally:
+            self.metrics.store.labels(operation).observe(time.perf_counter() - start)

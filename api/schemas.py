@@ -1,0 +1,211 @@
+"""Request and response bodies of the HTTP API (OpenAPI at `/docs`)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rag_splade.types import QueryTerm, SearchHit, TermMatch
+
+Mode = Literal["hybrid", "sparse", "dense"]
+Fusion = Literal["rrf", "dbsf"]
+JSONValue = str | int | float | bool | None | list[Any] | dict[str, Any]
+
+FILTERS_HELP = (
+    "Payload filters, all must hold: `{field: value}` (equals), `{field: [a, b]}` (any of), "
+    '`{field: {"gte": 1, "lt": 5}}` (numeric range).'
+)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SearchOptions(Strict):
+    top_k: int = Field(5, ge=1, description="Hits to return (upper bound: RAG_SPLADE_MAX_TOP_K).")
+    mode: Mode = "hybrid"
+    fusion: Fusion | None = Field(None, description="Hybrid fusion; default from the settings.")
+    weights: tuple[float, float] | None = Field(
+        None, description="RRF weights (sparse, dense), hybrid + rrf only.", examples=[[2.0, 1.0]]
+    )
+    filters: dict[str, Any] | None = Field(None, description=FILTERS_HELP)
+    explain: bool = Field(True, description="Attach each hit's term contributions.")
+
+
+class SearchRequest(SearchOptions):
+    query: str = Field(min_length=1, description="The question, in Japanese or any language.")
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"query": "富士山の高さは？", "top_k": 3},
+                {
+                    "query": "車の燃費を向上させる方法は？",
+                    "top_k": 5,
+                    "mode": "hybrid",
+                    "fusion": "rrf",
+                    "weights": [2.0, 1.0],
+                    "filters": {"source": "faq"},
+                    "explain": True,
+                },
+            ]
+        },
+    )
+
+
+class BatchSearchRequest(SearchOptions):
+    queries: list[str] = Field(min_length=1, description="Questions, answered in order.")
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"queries": ["富士山の高さは？", "日本で一番長い川は？"]}]},
+    )
+
+
+class TermMatchOut(BaseModel):
+    term: str
+    query_weight: float
+    document_weight: float
+    contribution: float
+    spans: list[tuple[int, int]] = Field(description="Character offsets into the hit's text.")
+    literal: bool = Field(description="False for an expansion term the passage never says.")
+    function_word: bool
+
+    @classmethod
+    def of(cls, t: TermMatch) -> TermMatchOut:
+        return cls(
+            term=t.term,
+            query_weight=t.query_weight,
+            document_weight=t.document_weight,
+            contribution=t.contribution,
+            spans=list(t.spans),
+            literal=t.literal,
+            function_word=t.function_word,
+        )
+
+
+class ExplanationOut(BaseModel):
+    terms: list[TermMatchOut] = Field(description="Contributions sum to sparse_score.")
+
+
+class HitOut(BaseModel):
+    id: str
+    doc_id: str
+    chunk_index: int
+    text: str
+    metadata: dict[str, Any]
+    score: float
+    sparse_score: float | None
+    dense_score: float | None
+    sparse_rank: int | None
+    dense_rank: int | None
+    start: int = Field(description="Offset of the chunk in its document's text.")
+    end: int
+    explanation: ExplanationOut | None
+
+    @classmethod
+    def of(cls, hit: SearchHit) -> HitOut:
+        explanation = None
+        if hit.explanation is not None:
+            explanation = ExplanationOut(terms=[TermMatchOut.of(t) for t in hit.explanation.terms])
+        return cls(
+            id=hit.id,
+            doc_id=hit.doc_id,
+            chunk_index=hit.chunk_index,
+            text=hit.text,
+            metadata=hit.metadata,
+            score=hit.score,
+            sparse_score=hit.sparse_score,
+            dense_score=hit.dense_score,
+            sparse_rank=hit.sparse_rank,
+            dense_rank=hit.dense_rank,
+            start=hit.start,
+            end=hit.end,
+            explanation=explanation,
+        )
+
+
+class QueryTermOut(BaseModel):
+    term: str
+    weight: float
+    expansion: bool = Field(description="True when the query text does not contain the term.")
+    function_word: bool
+
+    @classmethod
+    def of(cls, t: QueryTerm) -> QueryTermOut:
+        return cls(
+            term=t.term, weight=t.weight, expansion=t.expansion, function_word=t.function_word
+        )
+
+
+class SearchResponse(BaseModel):
+    query: str
+    query_terms: list[QueryTermOut] = Field(
+        description="The query's strongest SPLADE terms (empty in dense mode without explain)."
+    )
+    hits: list[HitOut]
+    context: str = Field(description="Numbered passages with sources and key terms, for a prompt.")
+
+
+class BatchSearchResponse(BaseModel):
+    results: list[SearchResponse]
+
+
+class DocumentIn(Strict):
+    id: str = Field(min_length=1, max_length=512)
+    text: str
+    metadata: dict[str, JSONValue] = Field(default_factory=dict)
+
+
+class AddDocumentsRequest(Strict):
+    documents: list[DocumentIn] = Field(min_length=1)
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "documents": [
+                        {
+                            "id": "faq-12",
+                            "text": "燃費を良くするには、急発進を避け、タイヤの空気圧を保ちます。",
+                            "metadata": {"source": "faq"},
+                        }
+                    ]
+                }
+            ]
+        },
+    )
+
+
+class AddDocumentsResponse(BaseModel):
+    documents: int = Field(description="Documents added or replaced.")
+    chunks: int = Field(description="Chunks written.")
+
+
+class ChunkOut(BaseModel):
+    id: str
+    chunk_index: int
+    text: str
+    start: int
+    end: int
+    metadata: dict[str, Any]
+
+
+class DocumentOut(BaseModel):
+    doc_id: str
+    chunks: list[ChunkOut]
+
+
+class DeleteResponse(BaseModel):
+    doc_id: str
+    deleted_chunks: int
+
+
+class ErrorOut(BaseModel):
+    error: str = Field(description="A stable code, e.g. invalid_request, unauthorized.")
+    message: str = Field(description="What was wrong and what is allowed.")
+    request_id: str | None = None
+    details: list[dict[str, Any]] | None = None
