@@ -44,7 +44,10 @@ class Runtime:
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
-        self._loader = asyncio.create_task(self._load(), name="rag-splade-load")
+        if self.index is not None:
+            await self._load()  # nothing to load: ready as soon as the app starts
+        else:
+            self._loader = asyncio.create_task(self._load(), name="rag-splade-load")
 
     async def stop(self) -> None:
         if self._loader is not None:

@@ -1,0 +1,171 @@
+"""The HTTP service against the real app on an Edge index, with tiny offline models."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from tests.api_support import api_documents, service_settings, wait_ready
+
+TARGET_WORD = "小笠原諸島"
+
+
+@pytest.fixture(scope="module")
+def client(lexical_splade_path, lexical_dense_path, tmp_path_factory):
+    settings = service_settings(
+        lexical_splade_path, lexical_dense_path, tmp_path_factory.mktemp("api") / "index"
+    )
+    with TestClient(create_app(settings)) as c:
+        wait_ready(c)  # models load in the background, as in production
+        r = c.post("/v1/documents", json={"documents": api_documents()})
+        assert r.status_code == 200, r.text
+        yield c
+
+
+def target_doc() -> str:
+    return next(d["id"] for d in api_documents() if TARGET_WORD in d["text"])
+
+
+def test_health_and_readiness(client) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "sparse", "dense"])
+def test_search_modes_with_explanations(client, mode) -> None:
+    r = client.post("/v1/search", json={"query": TARGET_WORD, "top_k": 3, "mode": mode})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["query"] == TARGET_WORD and len(body["hits"]) == 3
+    if mode != "dense":  # the lexical tiny model ranks the passage that says the word first
+        assert body["hits"][0]["doc_id"] == target_doc()
+    assert any(t["term"] in TARGET_WORD for t in body["query_terms"])
+    for hit in body["hits"]:
+        terms = hit["explanation"]["terms"]
+        total = sum(t["contribution"] for t in terms)
+        assert total == pytest.approx(hit["sparse_score"] or total, rel=1e-4, abs=1e-4)
+        for t in terms:
+            for start, end in t["spans"]:
+                assert hit["text"][start:end]
+    if mode == "hybrid":
+        top = body["hits"][0]
+        ranks = [r for r in (top["sparse_rank"], top["dense_rank"]) if r]
+        assert top["score"] == pytest.approx(sum(1 / (61 + r - 1) for r in ranks), rel=1e-5)
+
+
+def test_explanation_spans_point_at_the_words(client) -> None:
+    hit = client.post("/v1/search", json={"query": TARGET_WORD, "mode": "sparse"}).json()["hits"][0]
+    spans = [hit["text"][s:e] for t in hit["explanation"]["terms"] for s, e in t["spans"]]
+    assert any(TARGET_WORD[:2] in s or s in TARGET_WORD for s in spans)
+
+
+def test_context_cites_hits_in_order(client) -> None:
+    body = client.post("/v1/search", json={"query": "石油の主成分は何か。", "top_k": 4}).json()
+    context = body["context"]
+    cited = re.findall(r"^\[(\d+)\] 出典: (\S+) \(([^)#]+)#(\d+)\)", context, flags=re.M)
+    assert [int(n) for n, *_ in cited] == [1, 2, 3, 4]
+    assert [doc for _, _, doc, _ in cited] == [h["doc_id"] for h in body["hits"]]
+    assert [title for _, title, _, _ in cited] == [h["metadata"]["title"] for h in body["hits"]]
+    for hit in body["hits"]:
+        assert hit["text"].strip() in context
+
+
+def test_explain_off_and_dense_mode_leave_out_sparse_work(client) -> None:
+    body = client.post(
+        "/v1/search", json={"query": "石油", "mode": "dense", "explain": False}
+    ).json()
+    assert body["query_terms"] == [] and all(h["explanation"] is None for h in body["hits"])
+
+
+def test_weights_and_filters(client) -> None:
+    q = {"query": "石油の主成分は何か。", "top_k": 5}
+    even = client.post("/v1/search", json={**q, "filters": {"part": "even"}}).json()["hits"]
+    assert even and all(h["metadata"]["part"] == "even" for h in even)
+    ranged = client.post("/v1/search", json={**q, "filters": {"n": {"gte": 3, "lt": 6}}}).json()
+    assert {h["metadata"]["n"] for h in ranged["hits"]} <= {3, 4, 5}
+    sparse_heavy = client.post("/v1/search", json={**q, "weights": [1.0, 0.0]}).json()["hits"]
+    sparse_only = client.post("/v1/search", json={**q, "mode": "sparse"}).json()["hits"]
+    assert sparse_heavy[0]["doc_id"] == sparse_only[0]["doc_id"]
+    dbsf = client.post("/v1/search", json={**q, "fusion": "dbsf"})
+    assert dbsf.status_code == 200 and dbsf.json()["hits"]
+
+
+def test_batch_search_matches_single_searches(client) -> None:
+    queries = [TARGET_WORD, "石油の主成分は何か。", "日本で梅雨がないのは北海道とどこか。"]
+    r = client.post("/v1/search/batch", json={"queries": queries, "top_k": 3, "mode": "sparse"})
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    assert [x["query"] for x in results] == queries
+    for q, batched in zip(queries, results, strict=True):
+        single = client.post("/v1/search", json={"query": q, "top_k": 3, "mode": "sparse"}).json()
+        assert [h["id"] for h in batched["hits"]] == [h["id"] for h in single["hits"]]
+        for a, b in zip(batched["hits"], single["hits"], strict=True):
+            assert math.isclose(a["score"], b["score"], rel_tol=1e-5)
+
+
+def test_add_replace_get_delete(client) -> None:
+    doc = {
+        "id": "new/doc 1",
+        "text": "ペンギンは南極に住む鳥です。泳ぐのが得意です。",
+        "metadata": {"k": 1},
+    }
+    added = client.post("/v1/documents", json={"documents": [doc]}).json()
+    assert added == {"documents": 1, "chunks": 1}
+    got = client.get("/v1/documents/new/doc 1").json()
+    assert got["doc_id"] == "new/doc 1" and got["chunks"][0]["text"] == doc["text"]
+    hits = client.post("/v1/search", json={"query": "ペンギン", "mode": "sparse"}).json()["hits"]
+    assert hits[0]["doc_id"] == "new/doc 1"
+
+    replaced = {**doc, "text": "石炭は燃える石です。", "metadata": {"k": 2}}
+    assert client.post("/v1/documents", json={"documents": [replaced]}).status_code == 200
+    got = client.get("/v1/documents/new/doc 1").json()["chunks"]
+    assert [c["text"] for c in got] == [replaced["text"]] and got[0]["metadata"]["k"] == 2
+    hits = client.post("/v1/search", json={"query": "ペンギン", "mode": "sparse"}).json()["hits"]
+    assert all("ペンギン" not in h["text"] for h in hits)
+
+    deleted = client.delete("/v1/documents/new/doc 1").json()
+    assert deleted == {"doc_id": "new/doc 1", "deleted_chunks": 1}
+    assert client.get("/v1/documents/new/doc 1").status_code == 404
+    assert client.delete("/v1/documents/new/doc 1").status_code == 404
+    hits = client.post("/v1/search", json={"query": "石炭", "top_k": 20}).json()["hits"]
+    assert "new/doc 1" not in {h["doc_id"] for h in hits}
+
+
+def test_request_id_is_echoed_or_made(client) -> None:
+    r = client.get("/healthz", headers={"x-request-id": "abc-123"})
+    assert r.headers["x-request-id"] == "abc-123"
+    made = client.get("/healthz", headers={"x-request-id": "bad id with spaces"})
+    assert re.fullmatch(r"[0-9a-f]{32}", made.headers["x-request-id"])
+    error = client.post("/v1/search", json={"query": ""})
+    assert error.json()["request_id"] == error.headers["x-request-id"]
+
+
+def test_metrics_cover_routes_encoders_store_batches(client) -> None:
+    client.post("/v1/search", json={"query": "石油"})
+    text = client.get("/metrics").text
+    assert 'rag_splade_http_requests_total{method="POST",route="/v1/search",status="200"}' in text
+    assert 'rag_splade_http_request_duration_seconds_bucket{le="0.5",method="POST"' in text
+    for name in ('encoder="sparse"', 'encoder="dense"', 'operation="search"', 'operation="add"'):
+        assert name in text
+    assert "rag_splade_query_batch_size_count" in text
+    assert "rag_splade_ready 1.0" in text
+
+
+def test_openapi_has_japanese_examples(client) -> None:
+    schema = client.get("/openapi.json").json()
+    assert {"/v1/search", "/v1/search/batch", "/v1/documents", "/v1/documents/{doc_id}"} <= set(
+        schema["paths"]
+    )
+    assert "富士山の高さは？" in str(schema["components"]["schemas"]["SearchRequest"])
+    assert client.get("/docs").status_code == 200
+
+
+def test_cors_is_off_by_default(client) -> None:
+    preflight = {"origin": "https://app.example", "access-control-request-method": "POST"}
+    r = client.options("/v1/search", headers=preflight)
+    assert "access-control-allow-origin" not in r.headers
