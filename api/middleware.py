@@ -95,7 +95,9 @@ class RequestContextMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
-            label = getattr(route, "path", None) or "unmatched"
+            label = getattr(route, "path", None)
+            if label is None:  # Starlette's own routes (/docs, /openapi.json) set no "route"
+                label = scope["path"] if "endpoint" in scope else "unmatched"
             self.metrics.requests.labels(label, scope["method"], str(status["code"])).inc()
             self.metrics.latency.labels(label, scope["method"]).observe(elapsed)
             self.logger.info(
