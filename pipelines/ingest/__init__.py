@@ -1,0 +1,40 @@
+"""Ingestion: files and folders into a `HybridIndex`, incrementally.
+
+Formats: `.txt`, `.md`, `.jsonl`, `.csv`, SQuAD-style `.json` (or a JSON list of
+records) and `.pdf`. Command line: `rag-splade ingest PATH...` (see `add_arguments`).
+
+Example:
+    >>> from pipelines.ingest import ingest
+    >>> report = ingest(["./docs"], HybridIndex.from_settings())  # doctest: +SKIP
+    >>> print(report.summary())  # doctest: +SKIP
+"""
+
+from pipelines.ingest.cli import add_arguments, run
+from pipelines.ingest.core import (
+    CHUNK_COUNT,
+    CONTENT_HASH,
+    IngestReport,
+    content_hash,
+    ingest,
+    is_current,
+)
+from pipelines.ingest.pdf import PAGE_STARTS, pages_of
+from pipelines.ingest.readers import SUFFIXES, Problem, ReadError, ReadOptions, read_documents
+
+__all__ = [
+    "CHUNK_COUNT",
+    "CONTENT_HASH",
+    "PAGE_STARTS",
+    "SUFFIXES",
+    "IngestReport",
+    "Problem",
+    "ReadError",
+    "ReadOptions",
+    "add_arguments",
+    "content_hash",
+    "ingest",
+    "is_current",
+    "pages_of",
+    "read_documents",
+    "run",
+]

@@ -1,0 +1,7 @@
+"""`python -m pipelines.ingest PATH...`: the same as `rag-splade ingest`."""
+
+import sys
+
+from pipelines.ingest.cli import main
+
+sys.exit(main())

@@ -1,0 +1,219 @@
+"""`ingest`: read inputs, skip what the index already holds, write the rest in committed batches.
+
+Every stored document carries `metadata["content_hash"]` (SHA-256 of its text and
+metadata) and `metadata["chunk_count"]`. A document is unchanged when the index holds
+exactly `chunk_count` chunks of it, all with the same hash; anything else (new, edited,
+or a write cut short) is written again. Batches are committed as they go, so an
+interrupted run loses nothing already written and a rerun resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipelines.ingest.readers import OnProblem, Problem, ReadOptions, read_documents
+from rag_splade import Document, HybridIndex
+from rag_splade.index import DocumentInfo
+
+logger = logging.getLogger(__name__)
+
+CONTENT_HASH = "content_hash"
+CHUNK_COUNT = "chunk_count"
+RESERVED = (CONTENT_HASH, CHUNK_COUNT)
+
+
+@dataclass
+class IngestReport:
+    """What a run did. `problems` lists every input skipped (failed or empty)."""
+
+    added: int = 0
+    replaced: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    chunks: int = 0
+    seconds: float = 0.0
+    problems: list[Problem] = field(default_factory=list)
+    deletion_skipped: bool = False
+    interrupted: bool = False
+
+    @property
+    def failed(self) -> int:
+        return sum(p.kind == "failed" for p in self.problems)
+
+    @property
+    def empty(self) -> int:
+        return sum(p.kind == "empty" for p in self.problems)
+
+    @property
+    def ok(self) -> bool:
+        """True when no input failed and the run finished (empty inputs are fine)."""
+        return self.failed == 0 and not self.interrupted
+
+    def summary(self) -> str:
+        rate = self.chunks / self.seconds if self.seconds > 0 else 0.0
+        lines = [
+            f"documents: {self.added} added, {self.replaced} replaced, "
+            f"{self.unchanged} unchanged (skipped), {self.deleted} deleted, "
+            f"{self.failed} failed, {self.empty} empty",
+            f"chunks written: {self.chunks} in {self.seconds:.1f} s ({rate:.1f} chunks/s)",
+        ]
+        if self.deletion_skipped:
+            lines.append("--delete-missing not applied: some inputs failed to read")
+        if self.interrupted:
+            lines.append("interrupted: what was written is kept; run again to resume")
+        failures = [p for p in self.problems if p.kind == "failed"]
+        if failures:
+            lines.append("failed inputs:")
+            lines += [f"  {p.where}: {p.reason}" for p in failures]
+        return "\n".join(lines)
+
+
+def content_hash(document: Document) -> str:
+    """SHA-256 of a document's text and metadata (the bookkeeping keys left out)."""
+    metadata = {k: v for k, v in document.metadata.items() if k not in RESERVED}
+    blob = json.dumps(
+        [document.text, metadata], ensure_ascii=False, sort_keys=True, default=str
+    ).encode("utf-8")
+    return hashlib.sha256(blob).hexdigest()
+
+
+def is_current(info: DocumentInfo | None, digest: str) -> bool:
+    """Whether the stored document is complete and has this content hash."""
+    return (
+        info is not None
+        and info.complete
+        and info.metadata.get(CONTENT_HASH) == digest
+        and info.metadata.get(CHUNK_COUNT) == info.chunks
+    )
+
+
+def ingest(
+    paths: Iterable[str | Path],
+    index: HybridIndex,
+    *,
+    options: ReadOptions | None = None,
+    batch_size: int = 64,
+    delete_missing: bool = False,
+    force: bool = False,
+    optimize: bool = True,
+    progress: bool = False,
+    on_problem: OnProblem | None = None,
+    report: IngestReport | None = None,
+) -> IngestReport:
+    """Add the documents of `paths` to `index`, skipping unchanged ones.
+
+    Args:
+        batch_size: chunks encoded and committed together (a longer document is
+            committed on its own).
+        delete_missing: delete stored documents that the inputs no longer hold. The
+            inputs are taken as the whole corpus; nothing is deleted if any input failed.
+        force: write every document, changed or not.
+        optimize: end with `index.optimize()` when anything was written.
+        progress: show a tqdm bar (documents, chunks, chunks/s) on stderr.
+        on_problem: called for every skipped input (default: logged as a warning).
+        report: filled in as the run goes (useful when it is interrupted).
+
+    Example:
+        >>> report = ingest(["./docs"], HybridIndex.from_settings())  # doctest: +SKIP
+        >>> print(report.summary())  # doctest: +SKIP
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    report = report if report is not None else IngestReport()
+    started = time.perf_counter()
+    bar = _progress_bar(progress)
+
+    def note(problem: Problem) -> None:
+        report.problems.append(problem)
+        (on_problem or _log_problem)(problem)
+
+    existing = index.documents()
+    seen: dict[str, str] = {}
+    group: list[tuple[Document, int, bool]] = []  # (document, chunks, replaces a stored one)
+
+    def commit() -> None:
+        if not group:
+            return
+        chunks = sum(n for _, n, _ in group)
+        index.add([doc for doc, _, _ in group], batch_size=chunks)
+        report.added += sum(not replaces for _, _, replaces in group)
+        report.replaced += sum(replaces for _, _, replaces in group)
+        report.chunks += chunks
+        group.clear()
+        bar.update(chunks)
+        _show(bar, report)
+
+    try:
+        for doc in read_documents(paths, options, on_problem=note):
+            where = str(doc.metadata.get("source", ""))
+            if doc.id in seen:
+                note(
+                    Problem(
+                        "failed",
+                        where,
+                        f"duplicate document id {doc.id!r} (first read from {seen[doc.id]})",
+                        doc.id,
+                    )
+                )
+                continue
+            seen[doc.id] = where
+            digest = content_hash(doc)
+            info = existing.get(doc.id)
+            if not force and is_current(info, digest):
+                report.unchanged += 1
+                _show(bar, report)
+                continue
+            n = len(index.chunk(doc))
+            if n == 0:  # whitespace only after chunking
+                note(Problem("empty", where, "no text", doc.id))
+                del seen[doc.id]
+                continue
+            metadata = {**doc.metadata, CONTENT_HASH: digest, CHUNK_COUNT: n}
+            group.append((Document(doc.id, doc.text, metadata), n, info is not None))
+            if sum(k for _, k, _ in group) >= batch_size:
+                commit()
+        commit()
+        if delete_missing:
+            if report.failed:
+                report.deletion_skipped = True
+                logger.warning("--delete-missing not applied: %d inputs failed", report.failed)
+            else:
+                for doc_id in sorted(set(existing) - set(seen)):
+                    index.delete(doc_id)
+                    report.deleted += 1
+                _show(bar, report)
+        if optimize and report.chunks:
+            index.optimize()
+    except BaseException:
+        report.interrupted = True
+        raise
+    finally:
+        report.seconds = time.perf_counter() - started
+        bar.close()
+    return report
+
+
+def _log_problem(problem: Problem) -> None:
+    logger.warning(problem.describe())
+
+
+def _progress_bar(enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(desc="ingest", unit=" chunks", disable=not enabled, dynamic_ncols=True)
+
+
+def _show(bar: Any, report: IngestReport) -> None:
+    bar.set_postfix(
+        docs=report.added + report.replaced,
+        unchanged=report.unchanged,
+        failed=report.failed,
+        refresh=False,
+    )

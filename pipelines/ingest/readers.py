@@ -1,0 +1,286 @@
+"""Turn files into `Document`s: plain text, Markdown, JSON Lines, CSV, SQuAD-style JSON, PDF.
+
+A file that cannot be read or decoded, or a record without text, is reported as a
+`Problem` and skipped; the rest of the input is still read.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from rag_splade import Document
+from rag_splade.store.edge import MANIFEST
+
+logger = logging.getLogger(__name__)
+
+TEXT_SUFFIXES = (".txt", ".md")
+RECORD_SUFFIXES = (".jsonl", ".csv")
+SUFFIXES = (*TEXT_SUFFIXES, *RECORD_SUFFIXES, ".json", ".pdf")
+JSQUAD_SEP = " [SEP] "  # JSQuAD contexts start with "<title> [SEP] "
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How records (`.jsonl`, `.csv`, a JSON list) map to documents.
+
+    Args:
+        id_field: field holding the document id; a record without it gets
+            `<file>#<line or row>` (which moves when rows are inserted above it).
+        text_field: field holding the text to index.
+        metadata_fields: fields kept as metadata; None keeps every other field.
+        encoding: encoding of text, Markdown, JSON Lines, CSV and JSON files.
+    """
+
+    id_field: str = "id"
+    text_field: str = "text"
+    metadata_fields: tuple[str, ...] | None = None
+    encoding: str = "utf-8"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """An input that gave no document: `failed` (unreadable, undecodable, malformed) or
+    `empty` (no text). `where` is the file, with `(line n)`, `(row n)`... for a record."""
+
+    kind: Literal["failed", "empty"]
+    where: str
+    reason: str
+    doc_id: str | None = None
+
+    def describe(self) -> str:
+        label = "FAILED" if self.kind == "failed" else "empty, skipped"
+        return f"{label}: {self.where}: {self.reason}"
+
+
+class ReadError(Exception):
+    """A file or record that cannot be turned into a document (the message says why)."""
+
+
+OnProblem = Callable[[Problem], None]
+
+
+def read_documents(
+    paths: Iterable[str | Path],
+    options: ReadOptions | None = None,
+    *,
+    on_problem: OnProblem | None = None,
+) -> Iterator[Document]:
+    """Yield the documents of files and folders (folders recursively; hidden entries and
+    Edge index folders skipped).
+
+    Text and PDF files give one document each, with the path relative to the input folder
+    (a file given directly: its name) as id and `metadata["source"]`. Records of `.jsonl`,
+    `.csv` and JSON-list files give one document each; a SQuAD-style `.json` gives one per
+    paragraph, id `<title>-<n>`.
+
+    Args:
+        on_problem: called for every input skipped; by default a failure raises
+            `ReadError` and an empty input is logged.
+
+    Example:
+        >>> options = ReadOptions(text_field="body")
+        >>> docs = list(read_documents(["./docs"], options))  # doctest: +SKIP
+    """
+    options = options or ReadOptions()
+    report = on_problem or _raise_or_log
+    for path in paths:
+        path = Path(path)
+        if path.is_dir():
+            for file in _walk(path):
+                yield from _read_file(file, path, options, report)
+        elif path.exists() or path.is_symlink():
+            if path.suffix.lower() not in SUFFIXES:
+                report(
+                    Problem("failed", str(path), f"unsupported file type (supported: {SUFFIXES})")
+                )
+                continue
+            yield from _read_file(path, path.parent, options, report)
+        else:
+            report(Problem("failed", str(path), "no such file or folder"))
+
+
+def _raise_or_log(problem: Problem) -> None:
+    if problem.kind == "failed":
+        raise ReadError(problem.describe())
+    logger.warning(problem.describe())
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    for folder, dirs, files in os.walk(root):
+        if MANIFEST in files:  # an Edge index folder, not documents
+            dirs.clear()
+            continue
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith(".") and Path(name).suffix.lower() in SUFFIXES:
+                yield Path(folder) / name
+
+
+def _read_file(
+    path: Path, root: Path, options: ReadOptions, report: OnProblem
+) -> Iterator[Document]:
+    source = path.relative_to(root).as_posix()
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".pdf":
+            from pipelines.ingest.pdf import read_pdf
+
+            records: Iterable[tuple[str, Any]] = [("", read_pdf(path, source))]
+        else:
+            raw = path.read_bytes()
+            text = _decode(raw, options.encoding)
+            if suffix in TEXT_SUFFIXES:
+                records = [("", _text_document(text, source, suffix))]
+            elif suffix == ".jsonl":
+                records = _jsonl_records(text, source, options)
+            elif suffix == ".csv":
+                records = _csv_records(text, source, options)
+            else:
+                records = _json_records(text, source, options)
+        for where, item in records:
+            label = f"{path} ({where})" if where else str(path)
+            if isinstance(item, Problem):
+                report(Problem(item.kind, label, item.reason, item.doc_id))
+            elif not item.text.strip():
+                hint = " (a scanned PDF needs OCR first)" if suffix == ".pdf" else ""
+                report(Problem("empty", label, "no text" + hint, item.id))
+            else:
+                yield item
+    except (OSError, ReadError, ImportError) as e:
+        report(Problem("failed", str(path), _reason(e)))
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, OSError):
+        return f"cannot read: {error.strerror or error}"
+    return str(error)
+
+
+def _decode(raw: bytes, encoding: str) -> str:
+    codec = "utf-8-sig" if encoding.replace("_", "-").lower() in ("utf-8", "utf8") else encoding
+    try:
+        return raw.decode(codec)
+    except UnicodeDecodeError as e:
+        raise ReadError(
+            f"not valid {encoding} (byte {raw[e.start : e.start + 1]!r} at offset {e.start}); "
+            "convert the file or pass --encoding"
+        ) from e
+    except LookupError as e:
+        raise ReadError(f"unknown encoding {encoding!r}") from e
+
+
+def _text_document(text: str, source: str, suffix: str) -> Document:
+    metadata: dict[str, Any] = {"source": source}
+    if suffix == ".md":
+        title = next(
+            (line.lstrip("#").strip() for line in text.splitlines() if line.startswith("# ")),
+            None,
+        )
+        if title:
+            metadata["title"] = title
+    return Document(id=source, text=text, metadata=metadata)
+
+
+RecordItem = tuple[str, "Document | Problem"]
+
+
+def _record(record: object, source: str, n: int, options: ReadOptions) -> Document | Problem:
+    """Record `n` (JSON object or CSV row) as a document, or the problem with it."""
+    where = ""  # the caller adds the file and line
+    if not isinstance(record, dict):
+        return Problem("failed", where, f"expected a JSON object, got {type(record).__name__}")
+    fallback_id = f"{source}#{n}"
+    raw_id = record.get(options.id_field)
+    doc_id = fallback_id if raw_id in (None, "") else str(raw_id)
+    if options.text_field not in record:
+        fields = ", ".join(sorted(map(str, record))) or "none"
+        return Problem(
+            "failed",
+            where,
+            f"no {options.text_field!r} field (fields: {fields}); set --text-field",
+            doc_id,
+        )
+    text = record[options.text_field]
+    if text is None:
+        text = ""
+    if not isinstance(text, str):
+        return Problem(
+            "failed",
+            where,
+            f"field {options.text_field!r} must be a string, got {type(text).__name__}",
+            doc_id,
+        )
+    skip = {options.id_field, options.text_field}
+    keys = options.metadata_fields or [k for k in record if k not in skip]
+    metadata = {k: record[k] for k in keys if k in record and k not in skip}
+    metadata.setdefault("source", source)
+    return Document(id=doc_id, text=text, metadata=metadata)
+
+
+def _jsonl_records(text: str, source: str, options: ReadOptions) -> Iterator[RecordItem]:
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"line {n}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            yield where, Problem("failed", "", f"invalid JSON: {e.msg} (column {e.colno})")
+            continue
+        yield where, _record(record, source, n, options)
+
+
+def _csv_records(text: str, source: str, options: ReadOptions) -> Iterator[RecordItem]:
+    try:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        for n, row in enumerate(reader, start=1):
+            where = f"row {n}"
+            if None in row:  # more cells than header columns
+                yield where, Problem("failed", "", "more cells than header columns")
+                continue
+            yield where, _record(row, source, n, options)
+    except csv.Error as e:
+        raise ReadError(f"invalid CSV: {e}") from e
+
+
+def _json_records(text: str, source: str, options: ReadOptions) -> Iterator[RecordItem]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ReadError(f"invalid JSON: {e.msg} (line {e.lineno}, column {e.colno})") from e
+    if isinstance(data, list):  # a list of records, like JSON Lines
+        for n, record in enumerate(data):
+            yield f"item {n}", _record(record, source, n, options)
+        return
+    articles = data.get("data") if isinstance(data, dict) else None
+    if not isinstance(articles, list):
+        raise ReadError(
+            'expected SQuAD-style JSON {"data": [{"title": ..., "paragraphs": '
+            '[{"context": ...}]}]} or a list of records'
+        )
+    for a, article in enumerate(articles):
+        title = str(article.get("title", a)) if isinstance(article, dict) else str(a)
+        paragraphs = article.get("paragraphs") if isinstance(article, dict) else None
+        if not isinstance(paragraphs, list):
+            yield f"data[{a}]", Problem("failed", "", "no 'paragraphs' list")
+            continue
+        for n, paragraph in enumerate(paragraphs):
+            where = f"{title}-{n}"
+            context = paragraph.get("context") if isinstance(paragraph, dict) else None
+            if not isinstance(context, str):
+                yield where, Problem("failed", "", "paragraph without a 'context' string")
+                continue
+            prefix = f"{title}{JSQUAD_SEP}"
+            body = context[len(prefix) :] if context.startswith(prefix) else context
+            yield (
+                where,
+                Document(id=f"{title}-{n}", text=body, metadata={"title": title, "source": source}),
+            )
