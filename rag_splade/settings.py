@@ -58,7 +58,9 @@ class Settings(BaseSettings):
     # the HTTP service's own key; unset = open
     api_key: SecretStr | None = None
 
-    @field_validator("qdrant_url", "query_prefix", "document_prefix", mode="before")
+    @field_validator(
+        "qdrant_url", "qdrant_api_key", "api_key", "query_prefix", "document_prefix", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
