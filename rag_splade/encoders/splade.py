@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,6 +9,7 @@ import numpy as np
 import torch
 
 from rag_splade.encoders.device import resolve_device, resolve_dtype
+from rag_splade.encoders.splade_forward import default_budgets, encode_sparse
 from rag_splade.types import SparseVector
 
 DEFAULT_SPARSE_MODEL = "hotchpotch/japanese-splade-v2"
@@ -21,6 +21,12 @@ class SpladeEncoder:
     The model is any masked LM (hub id or local directory). Pooling is exactly
     `max_t log(1 + relu(logits_t)) * mask_t` (sentence-transformers' `SpladePooling`);
     queries are truncated at `query_max_length` tokens, documents at `document_max_length`.
+
+    Texts are batched by padded tokens (`max_batch_tokens`, at most `batch_size` texts a
+    batch) after sorting by length, and the MLM head runs `head_chunk_tokens` tokens at a
+    time into a running max, so no `[batch, length, vocab]` logits tensor is held: memory
+    stays bounded whatever the batch and text lengths (see `splade_forward`). Both default
+    per device (CPU: 8,192 and 2,048; CUDA: 65,536 and 16,384).
 
     Example:
         >>> sparse = SpladeEncoder("hotchpotch/japanese-splade-v2")  # doctest: +SKIP
@@ -41,6 +47,8 @@ class SpladeEncoder:
         document_top_k: int | None = None,
         pooling_chunk_size: int | None = None,
         cache_folder: str | None = None,
+        max_batch_tokens: int | None = None,
+        head_chunk_tokens: int | None = None,
     ) -> None:
         try:
             from sentence_transformers import SparseEncoder
@@ -58,6 +66,12 @@ class SpladeEncoder:
         ]:
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
+        for name, value in [
+            ("max_batch_tokens", max_batch_tokens),
+            ("head_chunk_tokens", head_chunk_tokens),
+        ]:
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be None or a positive int, got {value!r}")
         if document_top_k is not None and (
             not isinstance(document_top_k, int) or document_top_k < 1
         ):
@@ -71,6 +85,9 @@ class SpladeEncoder:
         self.document_max_length = document_max_length
         self.batch_size = batch_size
         self.document_top_k = document_top_k
+        auto_batch_tokens, auto_head_tokens = default_budgets(self.device)
+        self.max_batch_tokens = max_batch_tokens or auto_batch_tokens
+        self.head_chunk_tokens = head_chunk_tokens or auto_head_tokens
         transformer = Transformer(
             self.model_name,
             transformer_task="fill-mask",
@@ -95,27 +112,28 @@ class SpladeEncoder:
 
     def encode_queries(self, texts: Sequence[str]) -> list[SparseVector]:
         """Encode queries (truncated at `query_max_length` tokens)."""
-        texts = _check_texts(texts, "texts")
-        out = self.model.encode_query(
-            texts, batch_size=self.batch_size, save_to_cpu=True, convert_to_sparse_tensor=True
-        )
-        return _rows(out, len(texts))
+        return self._encode(_check_texts(texts, "texts"), self.query_max_length, None)
 
     def encode_documents(
         self, texts: Sequence[str], top_k: int | None = None
     ) -> list[SparseVector]:
         """Encode passages (truncated at `document_max_length`), keeping the `top_k` strongest
         terms of each when pruning is on (`top_k`, else the encoder's `document_top_k`)."""
-        texts = _check_texts(texts, "texts")
         top_k = top_k if top_k is not None else self.document_top_k
-        out = self.model.encode_document(
+        return self._encode(_check_texts(texts, "texts"), self.document_max_length, top_k)
+
+    def _encode(self, texts: list[str], max_length: int, top_k: int | None) -> list[SparseVector]:
+        return encode_sparse(
+            self.model.transformers_model,
+            self.tokenizer,
             texts,
-            batch_size=self.batch_size,
-            save_to_cpu=True,
-            convert_to_sparse_tensor=True,
-            max_active_dims=top_k,
+            max_length=max_length,
+            device=self.device,
+            max_batch_tokens=self.max_batch_tokens,
+            head_chunk_tokens=self.head_chunk_tokens,
+            max_batch_size=self.batch_size,
+            top_k=top_k,
         )
-        return _rows(out, len(texts))
 
     def decode(self, vector: SparseVector, top_k: int | None = None) -> list[tuple[str, float]]:
         """`(term, weight)` pairs of a vector, strongest first."""
@@ -174,18 +192,3 @@ def _check_texts(texts: Sequence[str], name: str) -> list[str]:
         if not isinstance(text, str):
             raise TypeError(f"{name}[{i}] must be a str, got {type(text).__name__}")
     return texts
-
-
-def _rows(tensor: torch.Tensor, n: int) -> list[SparseVector]:
-    """Split a `[n, vocab]` sparse COO tensor into per-row `SparseVector`s."""
-    if n == 0:
-        return []
-    tensor = tensor.coalesce() if tensor.is_sparse else tensor.to_sparse().coalesce()
-    rows, cols = tensor.indices().numpy()
-    values = tensor.values().float().numpy()
-    keep = values > 0
-    rows, cols, values = rows[keep], cols[keep], values[keep]
-    bounds = np.searchsorted(rows, np.arange(n + 1))  # coalesced COO is sorted by row
-    return [
-        SparseVector(cols[a:b].astype(np.int32), values[a:b]) for a, b in itertools.pairwise(bounds)
-    ]
