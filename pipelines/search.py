@@ -1,0 +1,97 @@
+"""`rag-splade search`: ask an existing index from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from typing import TextIO
+
+from rag_splade import HybridIndex, SearchHit, Settings, format_context
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("query", nargs="+", help="one or more questions")
+    parser.add_argument("--top-k", type=int, default=5)
+    parser.add_argument("--mode", choices=["hybrid", "sparse", "dense"], default="hybrid")
+    parser.add_argument("--fusion", choices=["rrf", "dbsf"], default=None)
+    parser.add_argument(
+        "--filter",
+        action="append",
+        default=[],
+        metavar="FIELD=JSON",
+        help="payload filter, e.g. source='\"faq\"' or year='{\"gte\": 2020}' (repeatable)",
+    )
+    parser.add_argument("--json", action="store_true", help="print hits as JSON lines")
+    parser.add_argument("--context", action="store_true", help="print the LLM context block")
+    parser.add_argument("--index-path", help="Edge index folder (default: RAG_SPLADE_INDEX_PATH)")
+    parser.add_argument("--qdrant-url", help="a Qdrant server (default: RAG_SPLADE_QDRANT_URL)")
+    parser.add_argument("--collection", help="collection on the server")
+    parser.add_argument("--device", help="cpu, cuda, ... (default: RAG_SPLADE_DEVICE)")
+
+
+def parse_filters(items: list[str]) -> dict[str, object]:
+    """`FIELD=JSON` pairs; a value that is not JSON is taken as a string."""
+    filters: dict[str, object] = {}
+    for item in items:
+        field, sep, value = item.partition("=")
+        if not sep or not field:
+            raise ValueError(f"--filter must look like FIELD=VALUE, got {item!r}")
+        try:
+            filters[field] = json.loads(value)
+        except json.JSONDecodeError:
+            filters[field] = value
+    return filters
+
+
+def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    from pipelines.demo import print_hit
+
+    out = out or sys.stdout
+    overrides = {
+        key: value
+        for key, value in {
+            "index_path": args.index_path,
+            "qdrant_url": args.qdrant_url,
+            "collection": args.collection,
+            "device": args.device,
+        }.items()
+        if value
+    }
+    try:
+        filters = parse_filters(args.filter) or None
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    with HybridIndex.from_settings(Settings(**overrides)) as index:
+        if index.count() == 0:
+            print("error: the index is empty; fill it with `rag-splade ingest`", file=sys.stderr)
+            return 1
+        try:
+            results = index.search_batch(
+                args.query,
+                args.top_k,
+                mode=args.mode,
+                fusion=args.fusion,
+                filters=filters,
+                explain=True,
+            )
+        except (TypeError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        for query, hits in zip(args.query, results, strict=True):
+            if args.json:
+                for rank, hit in enumerate(hits, start=1):
+                    print(json.dumps(_as_json(query, rank, hit), ensure_ascii=False), file=out)
+                continue
+            print(f"Q: {query}", file=out)
+            for rank, hit in enumerate(hits, start=1):
+                print_hit(rank, hit, out)
+            if args.context:
+                print("\n" + format_context(hits) + "\n", file=out)
+    return 0
+
+
+def _as_json(query: str, rank: int, hit: SearchHit) -> dict[str, object]:
+    return {"query": query, "rank": rank, **asdict(hit)}

@@ -1,0 +1,64 @@
+"""`rag-splade search` on an index filled through the library."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pipelines.cli import main
+from rag_splade import Document, HybridIndex, Settings
+
+
+@pytest.fixture
+def filled(tmp_path, monkeypatch, lexical_splade_path, lexical_dense_path):
+    monkeypatch.setenv("RAG_SPLADE_SPARSE_MODEL", str(lexical_splade_path))
+    monkeypatch.setenv("RAG_SPLADE_DENSE_MODEL", str(lexical_dense_path))
+    monkeypatch.setenv("RAG_SPLADE_DEVICE", "cpu")
+    monkeypatch.delenv("RAG_SPLADE_QDRANT_URL", raising=False)
+    path = tmp_path / "index"
+    with HybridIndex.from_settings(Settings(index_path=path)) as index:
+        index.add(
+            [
+                Document("a", "小笠原諸島は東京都に属する島々です。", {"source": "faq", "n": 1}),
+                Document("b", "石油の主成分は炭化水素です。", {"source": "wiki", "n": 2}),
+            ]
+        )
+    return path
+
+
+def test_search_prints_json_hits(filled, capsys) -> None:
+    code = main(
+        ["search", "小笠原諸島", "石油", "--index-path", str(filled), "--json", "--top-k", "2"]
+    )
+    assert code == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["query"], r["rank"]) for r in lines] == [
+        ("小笠原諸島", 1),
+        ("小笠原諸島", 2),
+        ("石油", 1),
+        ("石油", 2),
+    ]
+    assert lines[0]["doc_id"] == "a" and lines[2]["doc_id"] == "b"
+    terms = lines[0]["explanation"]["terms"]
+    assert sum(t["contribution"] for t in terms) == pytest.approx(
+        lines[0]["sparse_score"], rel=1e-4
+    )
+
+
+def test_search_filters_and_context(filled, capsys) -> None:
+    args = ["search", "小笠原諸島", "--index-path", str(filled), "--context"]
+    assert main([*args, "--filter", 'source="wiki"']) == 0
+    out = capsys.readouterr().out
+    assert "1. b" in out and "1. a" not in out and "[1] 出典:" in out
+    assert main([*args, "--filter", 'n={"gte": 2}', "--mode", "sparse"]) == 0
+    assert "1. b" in capsys.readouterr().out
+
+
+def test_search_errors_are_clear(filled, tmp_path, capsys) -> None:
+    assert main(["search", "x", "--index-path", str(filled), "--filter", "oops"]) == 2
+    assert "FIELD=VALUE" in capsys.readouterr().err
+    assert main(["search", "x", "--index-path", str(filled), "--filter", 'n={"bad": 1}']) == 2
+    assert "range operators" in capsys.readouterr().err
+    assert main(["search", "x", "--index-path", str(tmp_path / "empty")]) == 1
+    assert "index is empty" in capsys.readouterr().err
