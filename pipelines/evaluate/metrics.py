@@ -1,0 +1,128 @@
+"""Metrics and paired significance tests, computed by `ranx`.
+
+A run is `{query_id: {doc_id: score}}`; higher scores rank first. Queries a run has no
+result for score 0 on every metric.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+DEFAULT_METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
+STAT_TESTS = ("student", "fisher", "tukey")
+EXTRAS_HINT = 'pip install "rag-splade[eval]"'
+
+RunDict = Mapping[str, Mapping[str, float]]
+
+
+def _ranx() -> Any:
+    try:
+        import ranx
+    except ImportError as e:
+        raise ImportError(f"evaluation metrics need ranx: {EXTRAS_HINT}") from e
+    return ranx
+
+
+def _qrels(qrels: Mapping[str, Mapping[str, int]]) -> Any:
+    return _ranx().Qrels({q: dict(docs) for q, docs in qrels.items()})
+
+
+def _run(run: RunDict, qrels: Mapping[str, Mapping[str, int]], name: str) -> Any:
+    # ranx wants every query of the qrels in the run; a query with no hits gets a
+    # single zero-relevance placeholder, which scores 0 on every metric.
+    filled: dict[str, dict[str, float]] = {}
+    for qid in qrels:
+        docs = {str(d): float(s) for d, s in run.get(qid, {}).items()}
+        filled[qid] = docs or {"\x00no-result": 0.0}
+    return _ranx().Run(filled, name=name)
+
+
+def check_metrics(metrics: Sequence[str]) -> list[str]:
+    """Validate metric names against ranx's list (e.g. `ndcg@10`, `recall@100`, `mrr@10`)."""
+    from ranx.metrics import metric_switch
+
+    out = []
+    for m in metrics:
+        base = m.split("@", 1)[0]
+        try:
+            metric_switch(base)
+        except (ValueError, KeyError, TypeError) as e:
+            raise ValueError(
+                f"unknown metric {m!r}: use ranx names such as ndcg@10, recall@100, mrr@10, "
+                "map@100, precision@5, hit_rate@10"
+            ) from e
+        out.append(m)
+    if not out:
+        raise ValueError("at least one metric is needed")
+    return out
+
+
+def compute_metrics(
+    qrels: Mapping[str, Mapping[str, int]],
+    run: RunDict,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+) -> dict[str, float]:
+    """Mean of each metric over the queries of `qrels`.
+
+    Example:
+        >>> compute_metrics({"q": {"d1": 1}}, {"q": {"d0": 2.0, "d1": 1.0}}, ["mrr@10"])
+        {'mrr@10': 0.5}
+    """
+    metrics = check_metrics(metrics)
+    ranx = _ranx()
+    scores = ranx.evaluate(_qrels(qrels), _run(run, qrels, "run"), list(metrics))
+    if len(metrics) == 1:
+        scores = {metrics[0]: scores}
+    return {m: float(scores[m]) for m in metrics}
+
+
+def compare_runs(
+    qrels: Mapping[str, Mapping[str, int]],
+    runs: Mapping[str, RunDict],
+    baseline: str,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    *,
+    stat_test: str = "student",
+    n_permutations: int = 1000,
+    seed: int = 42,
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Scores of every run and the p-value of its difference from `baseline`.
+
+    Args:
+        stat_test: `student` (paired t-test), `fisher` (randomization test, paired) or
+            `tukey` (Tukey's HSD over all runs).
+
+    Returns:
+        `{run: {"scores": {metric: mean}, "p_values": {metric: p}}}`; the baseline's own
+        p-values are empty.
+    """
+    if stat_test not in STAT_TESTS:
+        raise ValueError(f"stat_test must be one of {STAT_TESTS}, got {stat_test!r}")
+    if baseline not in runs:
+        raise ValueError(f"baseline {baseline!r} is not one of the runs {sorted(runs)}")
+    metrics = check_metrics(metrics)
+    ranx = _ranx()
+    names = list(runs)
+    if len(names) < 2:
+        only = compute_metrics(qrels, runs[baseline], metrics)
+        return {baseline: {"scores": only, "p_values": {}}}
+    report = ranx.compare(
+        _qrels(qrels),
+        [_run(runs[n], qrels, n) for n in names],
+        list(metrics),
+        stat_test=stat_test,
+        n_permutations=n_permutations,
+        random_seed=seed,
+        rounding_digits=12,
+    )
+    table = report.to_dict()
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for n in names:
+        entry = table[n]
+        p_values = {} if n == baseline else entry["comparisons"][baseline]
+        out[n] = {
+            "scores": {m: float(entry["scores"][m]) for m in metrics},
+            "p_values": {m: float(p_values[m]) for m in p_values},
+        }
+    return out

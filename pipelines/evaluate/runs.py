@@ -1,0 +1,217 @@
+"""Run definitions and their execution against a `HybridIndex` (or BM25).
+
+Run names:
+
+| name | what |
+|---|---|
+| `bm25` | BM25 on MeCab content words (`pipelines.evaluate.bm25`), no neural model |
+| `sparse` | SPLADE only (`mode="sparse"`) |
+| `dense` | dense only (`mode="dense"`) |
+| `hybrid-rrf` | both, fused by RRF inside Qdrant, equal weights |
+| `hybrid-rrf-w<r>` | RRF with Qdrant weights `(r, 1)` (sparse, dense) |
+| `hybrid-dbsf` | both, fused by DBSF inside Qdrant |
+
+Qdrant's weighted RRF divides the rank by the weight, it does not multiply the score:
+a point at 1-based rank `n` of a source with weight `w` scores `1 / (n / w + k - 1)`
+(`1 / (k + n - 1)` unweighted). With `k = 61` a weight above 1 mostly lifts the deep
+ranks of that source, which flattens its ranking; a weight below 1 steepens it. Read the
+`hybrid-rrf-w<r>` sweep with that in mind: it is not `w / (k + n)` weighting.
+
+Retrieval is at document level: the index returns chunks, and each document takes the
+score of its best chunk. Queries are encoded once per model (batched, as
+`HybridIndex.search_batch` does) and shared by every run that needs that model; each run
+then queries the store with `HybridIndex.search_vectors`, so fusion happens in Qdrant.
+Latency is measured separately, one query at a time through `HybridIndex.search`
+(encoding + Qdrant query), on the first `latency_queries` queries.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from pipelines.evaluate.bm25 import BM25Retriever
+    from rag_splade import HybridIndex, SearchHit
+
+DEFAULT_RUNS = ("bm25", "sparse", "dense", "hybrid-rrf", "hybrid-dbsf")
+SWEEP_RATIOS = (0.25, 0.5, 2.0, 4.0)
+_WEIGHTED = re.compile(r"^hybrid-rrf-w(\d+(?:\.\d+)?)$")
+MAX_CHUNKS = 1000  # HybridIndex's top_k limit
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One retrieval configuration.
+
+    Example:
+        >>> RunSpec.parse("hybrid-rrf-w2")
+        RunSpec(name='hybrid-rrf-w2', mode='hybrid', fusion='rrf', weights=(2.0, 1.0))
+    """
+
+    name: str
+    mode: str  # bm25 | sparse | dense | hybrid
+    fusion: str | None = None
+    weights: tuple[float, float] | None = None
+
+    @classmethod
+    def parse(cls, name: str) -> RunSpec:
+        """A run from its name (see the module docstring)."""
+        name = name.strip()
+        fixed = {
+            "bm25": cls("bm25", "bm25"),
+            "sparse": cls("sparse", "sparse"),
+            "dense": cls("dense", "dense"),
+            "hybrid-rrf": cls("hybrid-rrf", "hybrid", "rrf"),
+            "hybrid-dbsf": cls("hybrid-dbsf", "hybrid", "dbsf"),
+        }
+        if name in fixed:
+            return fixed[name]
+        match = _WEIGHTED.match(name)
+        if match and float(match.group(1)) > 0:
+            return cls(name, "hybrid", "rrf", (float(match.group(1)), 1.0))
+        raise ValueError(
+            f"unknown run {name!r}: use {', '.join(DEFAULT_RUNS)}, or hybrid-rrf-w<ratio> "
+            "(sparse:dense RRF weight ratio > 0, e.g. hybrid-rrf-w2)"
+        )
+
+    @property
+    def needs_index(self) -> bool:
+        return self.mode != "bm25"
+
+    @property
+    def needs_sparse(self) -> bool:
+        return self.mode in ("sparse", "hybrid")
+
+    @property
+    def needs_dense(self) -> bool:
+        return self.mode in ("dense", "hybrid")
+
+
+def parse_runs(names: Sequence[str] | str, sweep: Sequence[float] = ()) -> list[RunSpec]:
+    """Run specs from names (a list or a comma-separated string) plus RRF sweep ratios."""
+    if isinstance(names, str):
+        names = [n for n in names.split(",") if n.strip()]
+    specs = [RunSpec.parse(n) for n in names]
+    for ratio in sweep:
+        if ratio <= 0:
+            raise ValueError(f"RRF sweep ratios must be > 0, got {ratio!r}")
+        specs.append(RunSpec.parse("hybrid-rrf" if ratio == 1 else f"hybrid-rrf-w{ratio:g}"))
+    unique = list(dict.fromkeys(specs))
+    if not unique:
+        raise ValueError("no runs selected")
+    return unique
+
+
+@dataclass(frozen=True)
+class RunOutput:
+    """A run's document ranking per query and its latency sample (milliseconds)."""
+
+    spec: RunSpec
+    results: dict[str, dict[str, float]]
+    latencies_ms: list[float]
+
+    def latency(self) -> dict[str, float | int | None]:
+        """p50/p95/mean of the per-query latency sample."""
+        if not self.latencies_ms:
+            return {"p50_ms": None, "p95_ms": None, "mean_ms": None, "queries": 0}
+        arr = np.asarray(self.latencies_ms)
+        return {
+            "p50_ms": float(np.percentile(arr, 50)),
+            "p95_ms": float(np.percentile(arr, 95)),
+            "mean_ms": float(arr.mean()),
+            "queries": len(self.latencies_ms),
+        }
+
+
+def best_chunk_per_document(hits: Sequence[SearchHit], depth: int) -> dict[str, float]:
+    """Chunk hits (best first) to documents: each takes its best chunk's score."""
+    docs: dict[str, float] = {}
+    for hit in hits:
+        if hit.doc_id not in docs:
+            docs[hit.doc_id] = float(hit.score)
+            if len(docs) == depth:
+                break
+    return docs
+
+
+def chunk_depth(depth: int, documents: int, chunks: int) -> int:
+    """How many chunks to ask for so that about `depth` distinct documents come back."""
+    per_doc = chunks / documents if documents else 1.0
+    return max(depth, min(MAX_CHUNKS, math.ceil(depth * max(per_doc, 1.0) * 1.5)))
+
+
+def execute_index_runs(
+    index: HybridIndex,
+    specs: Sequence[RunSpec],
+    queries: Mapping[str, str],
+    *,
+    depth: int,
+    chunk_top_k: int,
+    latency_queries: int,
+    batch_size: int = 256,
+) -> list[RunOutput]:
+    """Run every index spec: shared batched encoding, one store query per query and run."""
+    qids, texts = list(queries), list(queries.values())
+    need_sparse = any(s.needs_sparse for s in specs)
+    need_dense = any(s.needs_dense for s in specs)
+    sparse_vecs: list = []
+    dense_vecs: list = []
+    for start in range(0, len(texts), batch_size):
+        batch = texts[start : start + batch_size]
+        sparse_vecs += (
+            list(index.sparse.encode_queries(batch)) if need_sparse else [None] * len(batch)
+        )
+        dense_vecs += list(index.dense.encode_queries(batch)) if need_dense else [None] * len(batch)
+    outputs = []
+    for spec in specs:
+        options = index.search_options(
+            chunk_top_k, spec.mode, spec.fusion, spec.weights, None, False, None
+        )
+        results = {}
+        for qid, sv, dv in zip(qids, sparse_vecs, dense_vecs, strict=True):
+            hits = index.search_vectors(
+                sv if spec.needs_sparse else None, dv if spec.needs_dense else None, **options
+            )
+            results[qid] = best_chunk_per_document(hits, depth)
+        sample = texts[:latency_queries]
+
+        def one(q: str, spec: RunSpec = spec) -> object:
+            return index.search(
+                q, chunk_top_k, mode=spec.mode, fusion=spec.fusion, weights=spec.weights
+            )
+
+        if sample:
+            one(sample[0])  # warm-up, not timed
+        latencies = [_time_one(one, q) for q in sample]
+        outputs.append(RunOutput(spec, results, latencies))
+    return outputs
+
+
+def _time_one(fn: Callable[[str], object], query: str) -> float:
+    start = time.perf_counter()
+    fn(query)
+    return (time.perf_counter() - start) * 1000.0
+
+
+def execute_bm25(
+    bm25: BM25Retriever,
+    queries: Mapping[str, str],
+    *,
+    depth: int,
+    latency_queries: int,
+) -> RunOutput:
+    """The BM25 run (document level already: BM25 indexes whole documents)."""
+    qids, texts = list(queries), list(queries.values())
+    ranked = bm25.search_batch(texts, depth)
+    sample = texts[:latency_queries]
+    if sample:
+        bm25.search(sample[0], depth)  # warm-up
+    latencies = [_time_one(lambda q: bm25.search(q, depth), q) for q in sample]
+    return RunOutput(RunSpec.parse("bm25"), dict(zip(qids, ranked, strict=True)), latencies)
