@@ -140,7 +140,7 @@ def load_dataset(
 
 
 def _name(path: Path, split: str) -> str:
-    return f"{path.stem if path.is_file() else path.name}/{split}"
+    return path.stem if path.is_file() else f"{path.name}/{split}"
 
 
 def _detect(path: Path, split: str, qrels: str | Path | None) -> str:

@@ -21,8 +21,8 @@ Retrieval is at document level: the index returns chunks, and each document take
 score of its best chunk. Queries are encoded once per model (batched, as
 `HybridIndex.search_batch` does) and shared by every run that needs that model; each run
 then queries the store with `HybridIndex.search_vectors`, so fusion happens in Qdrant.
-Latency is measured separately, one query at a time through `HybridIndex.search`
-(encoding + Qdrant query), on the first `latency_queries` queries.
+Latency is measured separately, one query at a time through `HybridIndex.search`,
+(encoding + Qdrant query) on the first `latency_queries` queries, the runs taking turns.
 """
 
 from __future__ import annotations
@@ -169,7 +169,7 @@ def execute_index_runs(
             list(index.sparse.encode_queries(batch)) if need_sparse else [None] * len(batch)
         )
         dense_vecs += list(index.dense.encode_queries(batch)) if need_dense else [None] * len(batch)
-    outputs = []
+    rankings: list[dict[str, dict[str, float]]] = []
     for spec in specs:
         options = index.search_options(
             chunk_top_k, spec.mode, spec.fusion, spec.weights, None, False, None
@@ -180,18 +180,23 @@ def execute_index_runs(
                 sv if spec.needs_sparse else None, dv if spec.needs_dense else None, **options
             )
             results[qid] = best_chunk_per_document(hits, depth)
-        sample = texts[:latency_queries]
+        rankings.append(results)
 
-        def one(q: str, spec: RunSpec = spec) -> object:
-            return index.search(
-                q, chunk_top_k, mode=spec.mode, fusion=spec.fusion, weights=spec.weights
-            )
+    def one(query: str, spec: RunSpec) -> object:
+        return index.search(
+            query, chunk_top_k, mode=spec.mode, fusion=spec.fusion, weights=spec.weights
+        )
 
-        if sample:
-            one(sample[0])  # warm-up, not timed
-        latencies = [_time_one(one, q) for q in sample]
-        outputs.append(RunOutput(spec, results, latencies))
-    return outputs
+    # Latency: runs take turns on each query, so that a slow spell of the machine does not
+    # land on one run only; the first query warms every path up and is not timed.
+    sample = texts[:latency_queries]
+    latencies: list[list[float]] = [[] for _ in specs]
+    for n, query in enumerate(sample[:1] + sample):
+        for i, spec in enumerate(specs):
+            took = _time_one(lambda q, spec=spec: one(q, spec), query)
+            if n:
+                latencies[i].append(took)
+    return [RunOutput(s, r, t) for s, r, t in zip(specs, rankings, latencies, strict=True)]
 
 
 def _time_one(fn: Callable[[str], object], query: str) -> float:
