@@ -198,6 +198,8 @@ def test_compare_runs_paired_t_test() -> None:
     assert out["weak"]["scores"]["mrr@10"] == pytest.approx((2 + 4 * 0.5) / 6)
     expected = ttest_rel([1.0] * 6, [1, 1, 0.5, 0.5, 0.5, 0.5]).pvalue
     assert out["weak"]["p_values"]["mrr@10"] == pytest.approx(expected, rel=1e-6)
+    same = compare_runs(qrels, {"strong": strong, "copy": dict(strong)}, "strong", ["mrr@10"])
+    assert same["copy"]["p_values"] == {"mrr@10": None}  # undefined, not NaN in the JSON
     with pytest.raises(ValueError, match="baseline 'bm25'"):
         compare_runs(qrels, {"strong": strong}, "bm25")
 

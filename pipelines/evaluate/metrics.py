@@ -6,6 +6,7 @@ result for score 0 on every metric.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -77,6 +78,11 @@ def compute_metrics(
     return {m: float(scores[m]) for m in metrics}
 
 
+def _p_value(value: object) -> float | None:
+    p = float(value)  # type: ignore[arg-type]
+    return None if math.isnan(p) else p
+
+
 def compare_runs(
     qrels: Mapping[str, Mapping[str, int]],
     runs: Mapping[str, RunDict],
@@ -86,7 +92,7 @@ def compare_runs(
     stat_test: str = "student",
     n_permutations: int = 1000,
     seed: int = 42,
-) -> dict[str, dict[str, dict[str, float]]]:
+) -> dict[str, dict[str, dict[str, float | None]]]:
     """Scores of every run and the p-value of its difference from `baseline`.
 
     Args:
@@ -95,7 +101,8 @@ def compare_runs(
 
     Returns:
         `{run: {"scores": {metric: mean}, "p_values": {metric: p}}}`; the baseline's own
-        p-values are empty.
+        p-values are empty. A p-value is None where the test is undefined (the two runs
+        score the same on every query).
     """
     if stat_test not in STAT_TESTS:
         raise ValueError(f"stat_test must be one of {STAT_TESTS}, got {stat_test!r}")
@@ -117,12 +124,12 @@ def compare_runs(
         rounding_digits=12,
     )
     table = report.to_dict()
-    out: dict[str, dict[str, dict[str, float]]] = {}
+    out: dict[str, dict[str, dict[str, float | None]]] = {}
     for n in names:
         entry = table[n]
         p_values = {} if n == baseline else entry["comparisons"][baseline]
         out[n] = {
             "scores": {m: float(entry["scores"][m]) for m in metrics},
-            "p_values": {m: float(p_values[m]) for m in p_values},
+            "p_values": {m: _p_value(p_values[m]) for m in p_values},
         }
     return out

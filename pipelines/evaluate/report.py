@@ -14,13 +14,15 @@ EXTRAS_HINT = 'pip install "rag-splade[eval]"'
 class RunResult:
     """One run's mean metrics, p-values against the baseline, and latency.
 
+    A p-value is None where the test is undefined (identical scores on every query).
+
     `latency` holds `p50_ms`, `p95_ms`, `mean_ms` (None when not measured) and
     `queries` (the size of the latency sample).
     """
 
     name: str
     metrics: dict[str, float]
-    p_values: dict[str, float]
+    p_values: dict[str, float | None]
     latency: dict[str, float | int | None]
 
 

@@ -21,8 +21,8 @@ Retrieval is at document level: the index returns chunks, and each document take
 score of its best chunk. Queries are encoded once per model (batched, as
 `HybridIndex.search_batch` does) and shared by every run that needs that model; each run
 then queries the store with `HybridIndex.search_vectors`, so fusion happens in Qdrant.
-Latency is measured separately, one query at a time through `HybridIndex.search`,
-(encoding + Qdrant query) on the first `latency_queries` queries, the runs taking turns.
+Latency is measured separately on the first `latency_queries` queries, one query at a
+time through `HybridIndex.search` (encoding + Qdrant query), the runs taking turns.
 """
 
 from __future__ import annotations
