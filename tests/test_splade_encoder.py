@@ -9,6 +9,7 @@ from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 from rag_splade import SpladeEncoder
 from rag_splade.encoders.device import resolve_device, resolve_dtype
+from rag_splade.encoders.splade_forward import encode_sparse, mlm_parts, token_budget_batches
 
 TEXTS = [
     "梅雨は北海道と小笠原諸島を除く日本でみられる気象現象である。",
@@ -104,3 +105,65 @@ def test_constructor_validates(random_splade_path) -> None:
         SpladeEncoder(str(random_splade_path), device="cpu", query_max_length=0)
     with pytest.raises(ValueError, match="document_top_k"):
         SpladeEncoder(str(random_splade_path), device="cpu", document_top_k=0)
+
+
+def test_token_budget_batches_cover_every_text_once() -> None:
+    lengths = [5, 100, 7, 90, 512, 3, 64, 64]
+    batches = token_budget_batches(lengths, max_batch_tokens=200)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for batch in batches:
+        longest = max(lengths[i] for i in batch)
+        assert len(batch) == 1 or len(batch) * longest <= 200
+        assert lengths[batch[0]] == longest  # longest first: padding is to the first row
+    assert all(len(b) <= 2 for b in token_budget_batches(lengths, 10**6, max_batch_size=2))
+
+
+@pytest.mark.parametrize("budget,head_chunk", [(1, 1), (64, 7), (10**6, 3), (10**6, 10**6)])
+def test_batching_and_head_chunking_do_not_change_vectors(
+    random_splade_path, budget: int, head_chunk: int
+) -> None:
+    """One text per batch, odd head chunks, or everything at once: the same vectors."""
+    reference = SpladeEncoder(str(random_splade_path), device="cpu").encode_documents(TEXTS)
+    encoder = SpladeEncoder(
+        str(random_splade_path),
+        device="cpu",
+        max_batch_tokens=budget,
+        head_chunk_tokens=head_chunk,
+        batch_size=1000,
+    )
+    for got, exp in zip(encoder.encode_documents(TEXTS), reference, strict=True):
+        assert np.array_equal(got.indices, exp.indices)
+        assert np.abs(got.values - exp.values).max() < 1e-5
+
+
+def test_budget_arguments_are_validated(random_splade_path) -> None:
+    with pytest.raises(ValueError, match="max_batch_tokens"):
+        SpladeEncoder(str(random_splade_path), device="cpu", max_batch_tokens=0)
+    with pytest.raises(ValueError, match="head_chunk_tokens"):
+        SpladeEncoder(str(random_splade_path), device="cpu", head_chunk_tokens=-1)
+
+
+def test_unknown_head_layout_falls_back_to_full_logits(random_splade_path) -> None:
+    """A masked LM without a `cls`/`lm_head` module still pools correctly (whole logits)."""
+    model = AutoModelForMaskedLM.from_pretrained(str(random_splade_path)).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(random_splade_path))
+
+    class Wrapped(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = model
+
+        def forward(self, **kwargs):
+            return self.inner(**kwargs)
+
+    assert mlm_parts(Wrapped()) is None
+    vectors = encode_sparse(
+        Wrapped(),
+        tokenizer,
+        TEXTS,
+        max_length=512,
+        device="cpu",
+        max_batch_tokens=128,
+        head_chunk_tokens=16,
+    )
+    assert_same(vectors, direct_splade(random_splade_path, TEXTS, 512))

@@ -1,0 +1,138 @@
+"""The benchmark at tiny sizes: every row is reported, with positive finite numbers.
+
+No timing is asserted: the figures depend on the machine and its load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+import pytest
+
+from pipelines.benchmark import add_arguments, run
+from pipelines.benchmark.common import document_texts, jsquad
+from pipelines.benchmark.store import make_points, make_queries
+
+EXPECTED_ROWS = {
+    "encode": [
+        "rag_splade SpladeEncoder float32",
+        "rag_splade SpladeEncoder bfloat16",
+        "sentence-transformers encode_document float32",
+        "LlamaIndex default_sparse_encoder fp32, torch.no_grad",
+        "LlamaIndex default_sparse_encoder fp32, as QdrantVectorStore calls it",
+    ],
+    "query": [
+        "SPLADE query (SpladeEncoder.encode_queries)",
+        "dense query (DenseEncoder.encode_queries)",
+        "sparse + dense overlapped (2 threads)",
+    ],
+    "store": [
+        "EdgeStore, 500 points, before optimize()",
+        "EdgeStore, 500 points, after optimize()",
+        "QdrantServerStore (qdrant-client local mode), 500 points",
+        "LlamaIndex QdrantVectorStore hybrid (same client), 500 points",
+    ],
+    "size": [
+        "unpruned, float32",
+        "top-32, float32",
+        "unpruned, float16",
+        "top-32, float16",
+    ],
+}
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("bench")
+    args = parse(
+        [
+            "--tiny",
+            "--docs=6",
+            "--queries=4",
+            "--points=500",
+            "--store-queries=5",
+            "--local-queries=2",
+            "--prune-k=32",
+            "--dtype=float32,bfloat16",
+            f"--model-dir={out / 'models'}",
+            f"--json={out / 'bench.json'}",
+        ]
+    )
+    assert run(args) == 0
+    return json.loads((out / "bench.json").read_text())
+
+
+def test_every_row_is_reported_with_sane_numbers(results: dict) -> None:
+    sections = results["sections"]
+    assert list(sections) == ["encode", "query", "store", "size"]
+    for name, expected in EXPECTED_ROWS.items():
+        rows = {row["name"]: row for row in sections[name]["rows"]}
+        assert list(rows) == expected, name
+        for row in rows.values():
+            assert row["status"] == "ok", row
+            assert row["metrics"], row
+            for key, value in row["metrics"].items():
+                assert math.isfinite(value), (row["name"], key)
+                if key != "ndcg_loss_pct":  # a pruned variant may even score a little higher
+                    assert value >= 0, (row["name"], key)
+    encode = {r["name"]: r["metrics"] for r in sections["encode"]["rows"]}
+    for metrics in encode.values():
+        assert metrics["docs_per_s"] > 0 and metrics["tokens_per_s"] > 0
+        assert metrics["peak_mem_gb"] > 0
+    assert 0 < encode["rag_splade SpladeEncoder bfloat16"]["cosine"] <= 1.0 + 1e-6
+    for row in sections["query"]["rows"] + sections["store"]["rows"]:
+        if "p50_ms" in row["metrics"]:
+            m = row["metrics"]
+            assert 0 < m["p50_ms"] <= m["p95_ms"] <= m["p99_ms"]
+    size = {r["name"]: r["metrics"] for r in sections["size"]["rows"]}
+    assert size["top-32, float16"]["bytes"] < size["unpruned, float32"]["bytes"]
+    assert 0 < size["unpruned, float32"]["ndcg10"] <= 1
+
+
+def test_machine_and_notes_are_recorded(results: dict) -> None:
+    machine = results["machine"]
+    assert machine["cpu"] and machine["cores"] >= 1 and machine["torch"]
+    assert "gpu" in machine
+    assert any("Fidelity" in note for note in results["sections"]["encode"]["notes"])
+
+
+def test_markdown_table_is_printed(tmp_path, capsys) -> None:
+    args = parse(
+        ["--tiny", "--sections=size", "--prune-k=16", f"--model-dir={tmp_path / 'models'}"]
+    )
+    assert run(args) == 0
+    out = capsys.readouterr().out
+    assert "Machine:" in out
+    assert "| unpruned, float32 |" in out
+    assert "|---|" in out
+
+
+def test_unknown_section_is_refused(capsys) -> None:
+    assert run(parse(["--sections=encode,nope"])) == 2
+    assert "nope" in capsys.readouterr().err
+
+
+def test_synthetic_store_data_looks_like_splade() -> None:
+    points = make_points(50)
+    lengths = [len(p.sparse) for p in points]
+    assert min(lengths) >= 150 and max(lengths) <= 400
+    assert all(p.sparse.indices.max() < 32768 and (p.sparse.values > 0).all() for p in points)
+    queries = make_queries(20)
+    assert all(20 <= len(q) <= 40 for q, _ in queries)
+    assert all(abs(float((d * d).sum()) - 1.0) < 1e-4 for _, d in queries)
+
+
+def test_document_texts_fill_512_tokens() -> None:
+    paragraphs, questions = jsquad()
+    assert len(paragraphs) == 64 and questions
+    docs = document_texts(paragraphs, 5, "512")
+    assert len(set(docs)) == 5 and all(len(d) == 1400 for d in docs)
+    assert document_texts(paragraphs, 70, "natural")[64] == paragraphs[0]
