@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from rag_splade.settings import Settings
 
 MAX_TOP_K = 1000
+# (document, chunk) -> metadata for that chunk alone, e.g. the page it starts on
+ChunkMetadata = Callable[[Document, Chunk], Mapping[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -134,11 +136,22 @@ class HybridIndex:
         """The chunks `add` would store for `document`."""
         return self.chunker.split(document.text)
 
-    def add(self, documents: Iterable[Document], *, batch_size: int = 64) -> AddResult:
+    def add(
+        self,
+        documents: Iterable[Document],
+        *,
+        batch_size: int = 64,
+        chunk_metadata: ChunkMetadata | None = None,
+    ) -> AddResult:
         """Add or replace documents: chunk, encode both ways in batches, upsert.
 
         Re-adding a document id overwrites its chunks and removes the ones left over
         when it got shorter. Everything is validated before anything is written.
+
+        Args:
+            chunk_metadata: `(document, chunk) -> {key: value}` added to that chunk's
+                metadata only (e.g. the page it starts on); its keys must not repeat the
+                document's metadata keys.
         """
         _check_positive_int("batch_size", batch_size)
         docs = list(documents)
@@ -157,27 +170,39 @@ class HybridIndex:
                 )
             planned.append((doc, chunks))
 
-        pending: list[tuple[Document, Chunk, int]] = []  # (doc, chunk, chunks in doc)
+        pending: list[_Pending] = []
         for doc, chunks in planned:
-            pending += [(doc, c, len(chunks)) for c in chunks]
+            for c in chunks:
+                metadata, own = _chunk_metadata(doc, c, chunk_metadata)
+                pending.append(_Pending(doc.id, c, len(chunks), metadata, own))
         for start in range(0, len(pending), batch_size):
             self._write_batch(pending[start : start + batch_size])
         self.store.maybe_optimize()
         return AddResult(documents=len(planned), chunks=len(pending))
 
-    def _write_batch(self, batch: list[tuple[Document, Chunk, int]]) -> None:
-        texts = [chunk.text for _, chunk, _ in batch]
+    def _write_batch(self, batch: list[_Pending]) -> None:
+        texts = [p.chunk.text for p in batch]
         sparse = self.sparse.encode_documents(texts)
         dense = self.dense.encode_documents(texts)
         points = [
-            ChunkPoint(doc.id, c.index, c.text, c.start, c.end, doc.metadata, s, d)
-            for (doc, c, _), s, d in zip(batch, sparse, dense, strict=True)
+            ChunkPoint(
+                p.doc_id,
+                p.chunk.index,
+                p.chunk.text,
+                p.chunk.start,
+                p.chunk.end,
+                p.metadata,
+                s,
+                d,
+                p.chunk_keys,
+            )
+            for p, s, d in zip(batch, sparse, dense, strict=True)
         ]
         self.store.upsert(points)
         # Stale chunks go only after the new ones are written: a crash never loses a document.
-        for doc, chunk, total in batch:
-            if chunk.index == total - 1:
-                self.store.delete_stale_chunks(doc.id, keep=total)
+        for p in batch:
+            if p.chunk.index == p.total - 1:
+                self.store.delete_stale_chunks(p.doc_id, keep=p.total)
 
     def delete(self, doc_id: str) -> int:
         """Delete a document's chunks; return how many there were (0: unknown id)."""
@@ -190,9 +215,11 @@ class HybridIndex:
     def documents(self, filters: Mapping[str, Any] | None = None) -> dict[str, DocumentInfo]:
         """Every stored document (matching `filters`) by id, read without texts or vectors."""
         found: dict[str, list[tuple[int, dict[str, Any]]]] = {}
-        fields = ("doc_id", "chunk_index", "metadata")
+        fields = ("doc_id", "chunk_index", "metadata", "chunk_keys")
         for payload in self.store.iter_payloads(fields, parse_filters(filters)):
-            entry = (int(payload["chunk_index"]), dict(payload.get("metadata") or {}))
+            own = set(payload.get("chunk_keys") or ())  # per-chunk keys differ by design
+            metadata = {k: v for k, v in (payload.get("metadata") or {}).items() if k not in own}
+            entry = (int(payload["chunk_index"]), metadata)
             found.setdefault(payload["doc_id"], []).append(entry)
         infos = {}
         for doc_id, chunks in found.items():
@@ -375,6 +402,32 @@ class HybridIndex:
 
     def __repr__(self) -> str:
         return f"HybridIndex(sparse={self.sparse!r}, dense={self.dense!r}, store={self.store!r})"
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A chunk planned by `add`, metadata settled, waiting for its batch."""
+
+    doc_id: str
+    chunk: Chunk
+    total: int  # chunks in its document
+    metadata: dict[str, Any]
+    chunk_keys: tuple[str, ...]
+
+
+def _chunk_metadata(
+    doc: Document, chunk: Chunk, chunk_metadata: ChunkMetadata | None
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    if chunk_metadata is None:
+        return doc.metadata, ()
+    extra = dict(chunk_metadata(doc, chunk))
+    clash = sorted(set(extra) & set(doc.metadata))
+    if clash:
+        raise ValueError(
+            f"chunk_metadata for document {doc.id!r} repeats document metadata keys {clash}; "
+            "use keys of its own"
+        )
+    return {**doc.metadata, **extra}, tuple(sorted(extra))
 
 
 def encoders_from_settings(s: Settings) -> tuple[SpladeEncoder, DenseEncoder]:

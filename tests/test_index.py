@@ -226,3 +226,25 @@ def test_documents_flags_a_document_cut_short(index) -> None:
     )
     assert not index.documents()["long"].complete
     assert index.documents()["doc-00"].complete
+
+
+def test_chunk_metadata_is_per_chunk(index) -> None:
+    doc = Document("long", "。".join(["石油の主成分は炭化水素です"] * 80) + "。", {"kind": "x"})
+
+    def numbered(document: Document, chunk) -> dict[str, int]:
+        return {"part": chunk.index + 1}
+
+    added = index.add([doc], chunk_metadata=numbered)
+    assert added.chunks > 1
+    chunks = index.get("long")
+    assert [c.metadata["part"] for c in chunks] == list(range(1, added.chunks + 1))
+    assert all(c.metadata["kind"] == "x" for c in chunks)
+    info = index.documents()["long"]
+    assert info.complete and info.metadata == {"kind": "x"}
+    hits = index.search("石油", top_k=5, filters={"part": 2})
+    assert [h.metadata["part"] for h in hits] == [2]
+    other = Document("other", "石炭は燃える石です。")
+    with pytest.raises(ValueError, match=r"repeats document metadata keys \['kind'\]"):
+        index.add([other, doc], chunk_metadata=lambda d, c: {"kind": "y"} if d.metadata else {})
+    assert index.get("other") == []  # checked before anything was written
+    assert [c.metadata["part"] for c in index.get("long")] == list(range(1, added.chunks + 1))

@@ -177,6 +177,17 @@ def test_pdf_chunks_know_their_pages(tmp_path, lexical_splade_path, dense) -> No
             assert chunk.text.split("\n")[0] in pages[found[0] - 1]
             assert chunk.text.split("\n")[-1] in pages[found[-1] - 1]
         assert {p for c in chunks for p in pages_of(c)} == {1, 2, 3}
+        for chunk in chunks:  # each chunk's own metadata names its first and last page
+            assert [chunk.metadata["page"], chunk.metadata["page_end"]] == [
+                pages_of(chunk)[0],
+                pages_of(chunk)[-1],
+            ]
+        on_two = index.search("Oil carbon", top_k=20, filters={"page": 2}, mode="sparse")
+        assert on_two and all(h.metadata["page"] == 2 for h in on_two)
+        info = index.documents()["paper.pdf"]
+        assert info.complete and "page" not in info.metadata and info.metadata["pages"] == 3
+        again = ingest([tmp_path / "paper.pdf"], index)  # per-chunk pages are no change
+        assert (again.unchanged, again.chunks) == (1, 0)
     assert pages_of(type("Hit", (), {"metadata": {}, "start": 0, "end": 5})()) == []
 
 

@@ -257,3 +257,15 @@ def test_example_script_runs(
     out = capsys.readouterr().out
     assert "Q: 石油の主成分は何か。" in out
     assert "[1] 石油-" in out and "matched: " in out and "[3] " in out
+
+
+def test_ingest_bookkeeping_stays_out_of_prompts() -> None:
+    from rag_splade.llama_index.retriever import hit_to_node
+    from rag_splade.types import SearchHit
+
+    metadata = {"title": "梅雨", "content_hash": "ab12", "chunk_count": 2, "page_starts": [0, 9]}
+    node = hit_to_node(SearchHit("p", "d1", 0, "梅雨の話。", metadata, score=1.0)).node
+    for mode in (MetadataMode.LLM, MetadataMode.EMBED):
+        shown = node.get_content(mode)
+        assert "title: 梅雨" in shown
+        assert not any(key in shown for key in ("content_hash", "chunk_count", "page_starts"))

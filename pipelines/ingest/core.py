@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipelines.ingest.pdf import page_metadata
 from pipelines.ingest.readers import OnProblem, Problem, ReadOptions, read_documents
 from rag_splade import Document, HybridIndex
 from rag_splade.index import DocumentInfo
@@ -142,7 +143,7 @@ def ingest(
         if not group:
             return
         chunks = sum(n for _, n, _ in group)
-        index.add([doc for doc, _, _ in group], batch_size=chunks)
+        index.add([doc for doc, _, _ in group], batch_size=chunks, chunk_metadata=page_metadata)
         report.added += sum(not replaces for _, _, replaces in group)
         report.replaced += sum(replaces for _, _, replaces in group)
         report.chunks += chunks

@@ -1,8 +1,8 @@
 """PDF files: one document per file, with the offset where each page starts.
 
-`HybridIndex` chunks the document itself and stores every chunk's `start`/`end`
-offsets, so the page of a chunk (or hit) follows from `metadata["page_starts"]`:
-`pages_of(hit)`.
+`HybridIndex` chunks the document itself; `page_metadata` gives each chunk its first and
+last page (`page`, `page_end` in the chunk's metadata), and `pages_of(hit)` lists every
+page a chunk spans from the document's `page_starts`.
 """
 
 from __future__ import annotations
@@ -13,10 +13,12 @@ from typing import Any, Protocol
 
 from pipelines.ingest.readers import ReadError
 from rag_splade import Document
+from rag_splade.text.chunking import Chunk
 
 PAGE_STARTS = "page_starts"  # offset in the document text where page 1, 2, ... starts
 PAGE_COUNT = "pages"
 PAGE_BREAK = "\n\n"
+FIRST_PAGE, LAST_PAGE = "page", "page_end"  # per-chunk metadata
 
 
 def read_pdf(path: Path, source: str) -> Document:
@@ -61,9 +63,19 @@ def pages_of(chunk: _Located) -> list[int]:
         >>> pages_of(hit)  # doctest: +SKIP
         [3, 4]
     """
-    starts = chunk.metadata.get(PAGE_STARTS)
+    return _pages(chunk.metadata.get(PAGE_STARTS), chunk.start, chunk.end)
+
+
+def page_metadata(document: Document, chunk: Chunk) -> dict[str, int]:
+    """Chunk metadata for `HybridIndex.add(chunk_metadata=...)`: the first and last page
+    of a PDF chunk (`page`, `page_end`), so hits can cite and filters can select pages."""
+    pages = _pages(document.metadata.get(PAGE_STARTS), chunk.start, chunk.end)
+    return {FIRST_PAGE: pages[0], LAST_PAGE: pages[-1]} if pages else {}
+
+
+def _pages(starts: list[int] | None, start: int, end: int) -> list[int]:
     if not starts:
         return []
-    first = bisect_right(starts, chunk.start)
-    last = bisect_right(starts, max(chunk.start, chunk.end - 1))
+    first = bisect_right(starts, start)
+    last = bisect_right(starts, max(start, end - 1))
     return list(range(max(first, 1), last + 1))

@@ -35,6 +35,8 @@ RETRIEVAL_KEYS = (
     "explanation",
 )
 LLM_VISIBLE = ("key_terms",)
+# Bookkeeping that `rag-splade ingest` stores with each document: no use to an LLM.
+INGEST_KEYS = ("content_hash", "chunk_count", "page_starts")
 
 
 def hit_to_node(hit: SearchHit, key_terms: int = 6) -> NodeWithScore:
@@ -58,8 +60,11 @@ def hit_to_node(hit: SearchHit, key_terms: int = 6) -> NodeWithScore:
         metadata=metadata,
         start_char_idx=hit.start,
         end_char_idx=hit.end,
-        excluded_embed_metadata_keys=list(RETRIEVAL_KEYS),
-        excluded_llm_metadata_keys=[k for k in RETRIEVAL_KEYS if k not in LLM_VISIBLE],
+        excluded_embed_metadata_keys=[*RETRIEVAL_KEYS, *INGEST_KEYS],
+        excluded_llm_metadata_keys=[
+            *(k for k in RETRIEVAL_KEYS if k not in LLM_VISIBLE),
+            *INGEST_KEYS,
+        ],
         relationships={NodeRelationship.SOURCE: RelatedNodeInfo(node_id=hit.doc_id)},
     )
     return NodeWithScore(node=node, score=hit.score)

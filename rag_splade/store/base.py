@@ -49,13 +49,15 @@ class ChunkPoint:
     metadata: dict[str, Any]
     sparse: SparseVector
     dense: np.ndarray
+    # metadata keys that belong to this chunk alone (e.g. its page), not to the document
+    chunk_keys: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
         return point_id(self.doc_id, self.chunk_index)
 
     def payload(self) -> dict[str, Any]:
-        return {
+        payload = {
             "doc_id": self.doc_id,
             "chunk_index": self.chunk_index,
             "text": self.text,
@@ -63,6 +65,9 @@ class ChunkPoint:
             "end": self.end,
             "metadata": self.metadata,
         }
+        if self.chunk_keys:
+            payload["chunk_keys"] = list(self.chunk_keys)
+        return payload
 
 
 @dataclass(frozen=True)
