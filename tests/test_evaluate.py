@@ -23,6 +23,7 @@ from pipelines.evaluate import (
     evaluate,
     load_dataset,
     run,
+    write_beir,
 )
 from pipelines.evaluate.bm25 import BM25Retriever, tokenize
 from pipelines.evaluate.datasets import Passage
@@ -132,6 +133,13 @@ def test_squad_loader(tmp_path: Path) -> None:
     assert ds.documents(include_title=False)[0].text == "梅雨は雨の季節。"
     with pytest.raises(FileNotFoundError, match=r"test\*\.json"):
         load_dataset(tmp_path, split="test", format="squad")
+
+
+def test_write_beir_round_trip(tmp_path: Path) -> None:
+    ds = load_dataset(SAMPLE).limit(5, corpus=3)
+    back = load_dataset(write_beir(ds, tmp_path / "beir", split="dev"), split="dev")
+    assert back.queries == ds.queries and back.qrels == ds.qrels
+    assert back.corpus == ds.corpus  # ids, texts, titles and metadata
 
 
 def test_loader_errors(tmp_path: Path) -> None:

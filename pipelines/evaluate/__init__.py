@@ -10,7 +10,13 @@ Example:
 from __future__ import annotations
 
 from pipelines.evaluate.cli import add_arguments, run
-from pipelines.evaluate.datasets import Passage, RetrievalDataset, load_dataset, load_squad
+from pipelines.evaluate.datasets import (
+    Passage,
+    RetrievalDataset,
+    load_dataset,
+    load_squad,
+    write_beir,
+)
 from pipelines.evaluate.harness import evaluate
 from pipelines.evaluate.metrics import DEFAULT_METRICS, compare_runs, compute_metrics
 from pipelines.evaluate.report import EvaluationReport, RunResult
@@ -32,4 +38,5 @@ __all__ = [
     "load_dataset",
     "load_squad",
     "run",
+    "write_beir",
 ]

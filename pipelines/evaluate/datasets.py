@@ -289,6 +289,31 @@ def _load_jsonl_dataset(path: Path, qrels_path: Path, name: str) -> RetrievalDat
     return RetrievalDataset(name, corpus, queries, {q: raw[q] for q in queries})
 
 
+def write_beir(dataset: RetrievalDataset, path: str | Path, split: str = "test") -> Path:
+    """Write `dataset` as a BEIR folder (`corpus.jsonl`, `queries.jsonl`, `qrels/<split>.tsv`).
+
+    Converters for hub datasets build a `RetrievalDataset` from their rows and call this;
+    `load_dataset(path, split=split)` reads it back.
+    """
+    root = Path(path)
+    (root / "qrels").mkdir(parents=True, exist_ok=True)
+    with (root / "corpus.jsonl").open("w", encoding="utf-8") as f:
+        for p in dataset.corpus.values():
+            row: dict[str, Any] = {"_id": p.id, "title": p.title, "text": p.text}
+            if p.metadata:
+                row["metadata"] = p.metadata
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    with (root / "queries.jsonl").open("w", encoding="utf-8") as f:
+        for qid, text in dataset.queries.items():
+            f.write(json.dumps({"_id": qid, "text": text}, ensure_ascii=False) + "\n")
+    with (root / "qrels" / f"{split}.tsv").open("w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f, delimiter="\t", lineterminator="\n")
+        writer.writerow(["query-id", "corpus-id", "score"])
+        for qid, docs in dataset.qrels.items():
+            writer.writerows([qid, did, rel] for did, rel in docs.items())
+    return root
+
+
 # -- SQuAD ----------------------------------------------------------------------------------
 def load_squad(path: str | Path, *, name: str | None = None) -> RetrievalDataset:
     """A SQuAD-style JSON file as retrieval: every paragraph a passage, each question's
