@@ -2,7 +2,7 @@
 
 from rag_splade.context import format_context
 from rag_splade.encoders import DenseEncoder, SpladeEncoder
-from rag_splade.index import AddResult, HybridIndex
+from rag_splade.index import AddResult, DocumentInfo, HybridIndex
 from rag_splade.settings import Settings
 from rag_splade.store import EdgeStore, HybridStore, QdrantServerStore
 from rag_splade.types import (
@@ -20,6 +20,7 @@ __all__ = [
     "AddResult",
     "DenseEncoder",
     "Document",
+    "DocumentInfo",
     "EdgeStore",
     "Explanation",
     "HybridIndex",
