@@ -27,7 +27,13 @@ class SearchOptions(Strict):
     mode: Mode = "hybrid"
     fusion: Fusion | None = Field(None, description="Hybrid fusion; default from the settings.")
     weights: tuple[float, float] | None = Field(
-        None, description="RRF weights (sparse, dense), hybrid + rrf only.", examples=[[2.0, 1.0]]
+        None,
+        description=(
+            "Qdrant RRF weights (sparse, dense), hybrid + rrf only. A point at rank n of a list "
+            "with weight w scores 1 / (n / w + k - 1): a smaller weight gives that list more "
+            "say in the order; 0 drops it."
+        ),
+        examples=[[1.0, 2.0]],
     )
     filters: dict[str, Any] | None = Field(None, description=FILTERS_HELP)
     explain: bool = Field(True, description="Attach each hit's term contributions.")
@@ -46,7 +52,7 @@ class SearchRequest(SearchOptions):
                     "top_k": 5,
                     "mode": "hybrid",
                     "fusion": "rrf",
-                    "weights": [2.0, 1.0],
+                    "weights": [1.0, 2.0],
                     "filters": {"source": "faq"},
                     "explain": True,
                 },

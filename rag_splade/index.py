@@ -257,7 +257,10 @@ class HybridIndex:
         Args:
             mode: `hybrid` (sparse and dense fused inside Qdrant), `sparse` or `dense`.
             fusion: `rrf` (default) or `dbsf`, for hybrid mode.
-            weights: `(sparse, dense)` RRF weights, e.g. `(2.0, 1.0)`.
+            weights: `(sparse, dense)` Qdrant RRF weights: a point at 1-based rank n of a
+                list with weight w scores 1 / (n / w + rrf_k - 1), so with the default
+                rrf_k a smaller weight gives that list more say, e.g. `(1.0, 2.0)` leans
+                on sparse; 0 drops a list.
             filters: payload filters, see `rag_splade.store.filters`.
             explain: attach an `Explanation` (term contributions) to every hit.
         """

@@ -248,3 +248,16 @@ def test_chunk_metadata_is_per_chunk(index) -> None:
         index.add([other, doc], chunk_metadata=lambda d, c: {"kind": "y"} if d.metadata else {})
     assert index.get("other") == []  # checked before anything was written
     assert [c.metadata["part"] for c in index.get("long")] == list(range(1, added.chunks + 1))
+
+
+@pytest.mark.parametrize("weights", [(2.0, 1.0), (0.5, 1.0)])
+def test_weighted_rrf_follows_qdrants_formula(index, weights) -> None:
+    # Qdrant: a point at 1-based rank n of a source with weight w scores 1 / (n / w + k - 1)
+    hits = index.search("石油の主成分は何か。", top_k=10, weights=weights, candidates=50)
+    for hit in hits:
+        expected = sum(
+            1 / (rank / w + 61 - 1)
+            for rank, w in ((hit.sparse_rank, weights[0]), (hit.dense_rank, weights[1]))
+            if rank
+        )
+        assert hit.score == pytest.approx(expected, rel=1e-5)
