@@ -3,9 +3,10 @@
 Sections (`--sections`): `encode` (sparse document encoding against LlamaIndex's and
 sentence-transformers' paths), `query` (query encoding latency), `store` (hybrid query
 latency and upserts per store), `size` (index size per chunk and its nDCG@10 cost). A
-section module has `run(args, ctx) -> Section`; `serving` joins the list when
-`pipelines/benchmark/serving.py` exists. Peer libraries are imported only by the sections
-that use them.
+section module has `run(args, ctx) -> Section` and may have `add_arguments(parser)` for
+flags of its own; `serving` (API throughput) joins the list when
+`pipelines/benchmark/serving.py` exists, as table 5 and `sections.serving` in the JSON.
+Peer libraries are imported only by the sections that use them.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "bfloat16 on a CPU with bf16 instructions, bfloat16 on CUDA",
     )
     add("--max-batch-tokens", type=int, help="SpladeEncoder token budget (default: per device)")
-    add("--prune-k", type=_ints, default=[32, 48, 64], help="top-k values for the size section")
+    add("--prune-k", type=_ints, default=[32, 48, 56, 64], help="top-k values for the size section")
     add("--tiny", action="store_true", help="tiny test-sized models instead of BERT-base shape")
     add("--model-dir", help="where speed models are built and kept (default: a temp folder)")
     add("--skip-peers", action="store_true", help="rag_splade rows only (no LlamaIndex/ST)")
@@ -87,6 +88,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--memory-cap-gb", type=float, default=12.0, help="kill an encoding path above this RSS")
     add("--encode-timeout", type=float, default=900.0, help="seconds before a path is killed")
     add("--json", dest="json_out", help="also write the results as JSON to this file")
+    for name in available_sections():  # a section may add flags of its own (e.g. serving)
+        module = importlib.import_module(f"pipelines.benchmark.{name}")
+        if hasattr(module, "add_arguments"):
+            module.add_arguments(parser)
 
 
 def build_context(args: argparse.Namespace) -> dict[str, Any]:

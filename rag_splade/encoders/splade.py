@@ -26,7 +26,7 @@ class SpladeEncoder:
     batch) after sorting by length, and the MLM head runs `head_chunk_tokens` tokens at a
     time into a running max, so no `[batch, length, vocab]` logits tensor is held: memory
     stays bounded whatever the batch and text lengths (see `splade_forward`). Both default
-    per device (CPU: 4,096 and 2,048; CUDA: 65,536 and 16,384).
+    per device (CPU: 2,048 and 2,048; CUDA: 65,536 and 16,384).
 
     Example:
         >>> sparse = SpladeEncoder("hotchpotch/japanese-splade-v2")  # doctest: +SKIP

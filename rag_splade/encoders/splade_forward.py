@@ -31,7 +31,7 @@ from rag_splade.types import SparseVector
 
 # Defaults per device kind: (max_batch_tokens, head_chunk_tokens). On CPU a head chunk of
 # 2,048 tokens is a 256 MiB float32 logits block; on CUDA larger blocks keep the GPU busy.
-DEFAULT_BUDGETS = {"cpu": (4_096, 2_048), "cuda": (65_536, 16_384), "mps": (16_384, 4_096)}
+DEFAULT_BUDGETS = {"cpu": (2_048, 2_048), "cuda": (65_536, 16_384), "mps": (16_384, 4_096)}
 
 
 def default_budgets(device: str) -> tuple[int, int]:
