@@ -40,6 +40,12 @@ EXPECTED_ROWS = {
         "unpruned, float16",
         "top-32, float16",
     ],
+    "serving": [
+        "micro-batching on, concurrency 1",
+        "micro-batching on, concurrency 4",
+        "micro-batching off, concurrency 1",
+        "micro-batching off, concurrency 4",
+    ],
 }
 
 
@@ -62,6 +68,9 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict:
             "--local-queries=2",
             "--prune-k=32",
             "--dtype=float32,bfloat16",
+            "--serving-concurrency=1,4",
+            "--serving-requests=8",
+            "--serving-docs=8",
             f"--model-dir={out / 'models'}",
             f"--json={out / 'bench.json'}",
         ]
@@ -72,7 +81,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 def test_every_row_is_reported_with_sane_numbers(results: dict) -> None:
     sections = results["sections"]
-    assert list(sections) == ["encode", "query", "store", "size"]
+    assert list(sections) == ["encode", "query", "store", "size", "serving"]
     for name, expected in EXPECTED_ROWS.items():
         rows = {row["name"]: row for row in sections[name]["rows"]}
         assert list(rows) == expected, name
@@ -92,6 +101,13 @@ def test_every_row_is_reported_with_sane_numbers(results: dict) -> None:
         if "p50_ms" in row["metrics"]:
             m = row["metrics"]
             assert 0 < m["p50_ms"] <= m["p95_ms"] <= m["p99_ms"]
+    for row in sections["serving"]["rows"]:
+        m = row["metrics"]
+        assert m["requests_per_s"] > 0 and 0 < m["p50_ms"] <= m["p95_ms"]
+        assert m["mean_batch"] >= 1
+    off = [r for r in sections["serving"]["rows"] if "off" in r["name"]]
+    assert all(r["metrics"]["mean_batch"] == 1 for r in off)
+    assert any(n.startswith("micro_batching_ratio_at_4=") for n in sections["serving"]["notes"])
     size = {r["name"]: r["metrics"] for r in sections["size"]["rows"]}
     assert size["top-32, float16"]["bytes"] < size["unpruned, float32"]["bytes"]
     assert 0 < size["unpruned, float32"]["ndcg10"] <= 1

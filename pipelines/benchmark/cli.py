@@ -32,7 +32,7 @@ from pipelines.benchmark.common import (
 )
 
 SECTIONS = ["encode", "query", "store", "size", "serving"]
-DEFAULT_SECTIONS = "encode,query,store,size"
+DEFAULT_SECTIONS = "encode,query,store,size,serving"
 
 
 def available_sections() -> list[str]:

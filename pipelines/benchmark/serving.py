@@ -6,14 +6,17 @@ and is driven over loopback HTTP by an asyncio client; nothing here imports `api
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -25,6 +28,41 @@ COLUMNS = [
     ("p95_ms", "p95 ms"),
     ("mean_batch", "queries per batch"),
 ]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--serving-concurrency",
+        default="1,8,32",
+        help="concurrent clients for the serving section, e.g. 1,8,32",
+    )
+    parser.add_argument(
+        "--serving-requests", type=int, default=64, help="search requests per concurrency level"
+    )
+    parser.add_argument(
+        "--serving-docs", type=int, default=64, help="JSQuAD paragraphs indexed for serving"
+    )
+
+
+def run(args: argparse.Namespace, ctx: dict[str, Any]) -> Section:
+    """The `serving` section of `rag-splade bench`, on the benchmark's speed models."""
+    levels = [int(v) for v in str(args.serving_concurrency).split(",") if v.strip()]
+    if not levels or min(levels) < 1:
+        raise ValueError(f"--serving-concurrency needs positive integers, got {levels}")
+    with tempfile.TemporaryDirectory(prefix="rag-splade-serving-") as work:
+        section = serving_section(
+            ctx["models"]["splade"],
+            ctx["models"]["dense"],
+            device=args.device,
+            dtype=args.dtype.split(",")[0].strip(),
+            texts=ctx["paragraphs"][: args.serving_docs],
+            queries=ctx["query_texts"],
+            work_dir=Path(work),
+            concurrency=levels,
+            requests_per_level=args.serving_requests,
+        )
+    section.notes.append(f"Models: {ctx['model_label']} (sparse), the same shape (dense).")
+    return section
 
 
 def serving_section(
@@ -41,7 +79,7 @@ def serving_section(
     startup_timeout: float = 600.0,
 ) -> Section:
     """Throughput and latency of `POST /v1/search` at each concurrency, batching on and off."""
-    section = Section("serving", "Serving: POST /v1/search (explain on, top_k 5)", COLUMNS)
+    section = Section("serving", "5. Serving: POST /v1/search (explain on, top_k 5)", COLUMNS)
     index_path = work_dir / "serving-index"
     by_mode: dict[bool, dict[int, float]] = {}
     for microbatch in (True, False):
