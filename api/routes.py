@@ -108,6 +108,7 @@ def build_router(settings: ServiceSettings) -> APIRouter:
     @router.get("/documents/{doc_id:path}", response_model=DocumentOut, tags=["documents"])
     async def get_document(doc_id: str, request: Request) -> DocumentOut:
         """A document's stored chunks, in order."""
+        _check_doc_id(doc_id)
         runtime = _runtime(request)
         index, _ = runtime.ready()
         chunks = await runtime.store_call("get", lambda: index.get(doc_id))
@@ -131,6 +132,7 @@ def build_router(settings: ServiceSettings) -> APIRouter:
     @router.delete("/documents/{doc_id:path}", response_model=DeleteResponse, tags=["documents"])
     async def delete_document(doc_id: str, request: Request) -> DeleteResponse:
         """Delete a document's chunks."""
+        _check_doc_id(doc_id)
         runtime = _runtime(request)
         index, _ = runtime.ready()
         deleted = await runtime.store_call("delete", lambda: index.delete(doc_id))
@@ -193,6 +195,11 @@ def build_router(settings: ServiceSettings) -> APIRouter:
         return await runtime.store_call("search", run)
 
     return router
+
+
+def _check_doc_id(doc_id: str) -> None:
+    if not doc_id.strip():
+        raise InvalidRequest(f"doc_id must be a non-empty id, got {doc_id!r}")
 
 
 def _runtime(request: Request) -> Runtime:

@@ -158,7 +158,14 @@ def test_bad_input_gets_a_clear_4xx(client, path, kwargs, status, words) -> None
     assert body["error"] and words in body["message"], body
     assert "Traceback" not in r.text
     after = client.post("/v1/search", json={"query": "石油", "top_k": 50}).json()["hits"]
-    assert [h["id"] for h in after] == [h["id"] for h in before]  # nothing was written
+    assert {h["id"] for h in after} == {h["id"] for h in before}  # nothing was written
+
+
+@pytest.mark.parametrize("doc_id", ["%20", "%1C", "%E3%80%80"])  # space, \x1c, ideographic
+def test_blank_document_ids_are_rejected(client, doc_id) -> None:
+    for method in ("GET", "DELETE"):
+        r = client.request(method, f"/v1/documents/{doc_id}")
+        assert r.status_code == 422 and "doc_id" in r.json()["message"]
 
 
 def test_unknown_routes_and_methods_answer_json(client) -> None:
