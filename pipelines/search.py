@@ -8,6 +8,7 @@ import sys
 from dataclasses import asdict
 from typing import TextIO
 
+from pipelines.index_options import add_index_arguments, index_overrides
 from rag_splade import HybridIndex, SearchHit, Settings, format_context
 
 
@@ -25,10 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print hits as JSON lines")
     parser.add_argument("--context", action="store_true", help="print the LLM context block")
-    parser.add_argument("--index-path", help="Edge index folder (default: RAG_SPLADE_INDEX_PATH)")
-    parser.add_argument("--qdrant-url", help="a Qdrant server (default: RAG_SPLADE_QDRANT_URL)")
-    parser.add_argument("--collection", help="collection on the server")
-    parser.add_argument("--device", help="cpu, cuda, ... (default: RAG_SPLADE_DEVICE)")
+    add_index_arguments(parser)
 
 
 def parse_filters(items: list[str]) -> dict[str, object]:
@@ -49,22 +47,12 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from pipelines.demo import print_hit
 
     out = out or sys.stdout
-    overrides = {
-        key: value
-        for key, value in {
-            "index_path": args.index_path,
-            "qdrant_url": args.qdrant_url,
-            "collection": args.collection,
-            "device": args.device,
-        }.items()
-        if value
-    }
     try:
         filters = parse_filters(args.filter) or None
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    with HybridIndex.from_settings(Settings(**overrides)) as index:
+    with HybridIndex.from_settings(Settings(**index_overrides(args))) as index:
         if index.count() == 0:
             print("error: the index is empty; fill it with `rag-splade ingest`", file=sys.stderr)
             return 1

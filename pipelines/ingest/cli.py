@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pipelines.index_options import add_index_arguments, index_overrides
 from pipelines.ingest.readers import SUFFIXES, Problem, ReadOptions
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -33,11 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--encoding", default="utf-8", help="encoding of text files (default utf-8)"
     )
-    store = parser.add_argument_group("index (default: RAG_SPLADE_* settings)")
-    store.add_argument("--index-path", help="embedded Edge index folder")
-    store.add_argument("--qdrant-url", help="Qdrant server URL (wins over --index-path)")
-    store.add_argument("--collection", help="collection on the Qdrant server")
-    store.add_argument("--device", help="cpu, cuda, cuda:1, mps or auto")
+    store = add_index_arguments(parser)
     store.add_argument(
         "--batch-size",
         type=_positive_int,
@@ -76,19 +73,8 @@ def run(args: argparse.Namespace) -> int:
     from pipelines.ingest.core import IngestReport, ingest
     from rag_splade import HybridIndex, Settings
 
-    overrides = {
-        key: value
-        for key, value in {
-            "index_path": args.index_path,
-            "qdrant_url": args.qdrant_url,
-            "collection": args.collection,
-            "device": args.device,
-            "batch_size": args.batch_size,
-        }.items()
-        if value is not None
-    }
     try:
-        settings = Settings(**overrides)
+        settings = Settings(**index_overrides(args, "batch_size"))
         index = HybridIndex.from_settings(settings)
     except (ValidationError, ValueError, ImportError, OSError) as e:
         print(f"rag-splade ingest: {e}", file=sys.stderr)
