@@ -173,31 +173,26 @@ class EdgeStore:
     def get_document(self, doc_id: str) -> list[StoredChunk]:
         qe = _edge()
         flt = qe.Filter(must=[qe.FieldCondition("doc_id", match=qe.MatchValue(doc_id))])
-        chunks: list[StoredChunk] = []
-        offset = None
-        while True:
-            records, offset = self._require().scroll(
-                qe.ScrollRequest(offset=offset, limit=SCROLL_PAGE, filter=flt, with_payload=True)
-            )
-            chunks += [StoredChunk.from_payload(r.id, r.payload) for r in records]
-            if offset is None:
-                break
+        chunks = [StoredChunk.from_payload(r.id, r.payload) for r in self._scroll(flt, True)]
         return sorted(chunks, key=lambda c: c.chunk_index)
 
     def iter_payloads(
         self, fields: Sequence[str], conditions: list[Condition] | None = None
     ) -> Iterator[dict[str, Any]]:
+        for record in self._scroll(self._filter(conditions or []), list(fields)):
+            yield dict(record.payload or {})
+
+    def _scroll(self, flt: Any, with_payload: bool | list[str]) -> Iterator[Any]:
+        """Every matching record, page by page."""
         qe = _edge()
-        flt = self._filter(conditions or [])
         offset = None
         while True:
             records, offset = self._require().scroll(
                 qe.ScrollRequest(
-                    offset=offset, limit=SCROLL_PAGE, filter=flt, with_payload=list(fields)
+                    offset=offset, limit=SCROLL_PAGE, filter=flt, with_payload=with_payload
                 )
             )
-            for record in records:
-                yield dict(record.payload or {})
+            yield from records
             if offset is None:
                 break
 

@@ -174,25 +174,17 @@ class QdrantServerStore:
         flt = models.Filter(
             must=[models.FieldCondition(key="doc_id", match=models.MatchValue(value=doc_id))]
         )
-        chunks: list[StoredChunk] = []
-        offset = None
-        while True:
-            records, offset = self.client.scroll(
-                self.collection,
-                scroll_filter=flt,
-                limit=SCROLL_PAGE,
-                offset=offset,
-                with_payload=True,
-            )
-            chunks += [StoredChunk.from_payload(r.id, r.payload or {}) for r in records]
-            if offset is None:
-                break
+        chunks = [StoredChunk.from_payload(r.id, r.payload or {}) for r in self._scroll(flt, True)]
         return sorted(chunks, key=lambda c: c.chunk_index)
 
     def iter_payloads(
         self, fields: Sequence[str], conditions: list[Condition] | None = None
     ) -> Iterator[dict[str, Any]]:
-        flt = self._filter(conditions or [])
+        for record in self._scroll(self._filter(conditions or []), list(fields)):
+            yield dict(record.payload or {})
+
+    def _scroll(self, flt: Any, with_payload: bool | list[str]) -> Iterator[Any]:
+        """Every matching record, page by page."""
         offset = None
         while True:
             records, offset = self.client.scroll(
@@ -200,10 +192,9 @@ class QdrantServerStore:
                 scroll_filter=flt,
                 limit=SCROLL_PAGE,
                 offset=offset,
-                with_payload=list(fields),
+                with_payload=with_payload,
             )
-            for record in records:
-                yield dict(record.payload or {})
+            yield from records
             if offset is None:
                 break
 
