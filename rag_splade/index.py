@@ -468,8 +468,9 @@ def store_from_settings(s: Settings) -> HybridStore:
             shard_number=s.shard_number,
             replication_factor=s.replication_factor,
             timeout=s.qdrant_timeout,
+            sparse_datatype=s.sparse_datatype,
         )
-    return EdgeStore(s.index_path)
+    return EdgeStore(s.index_path, sparse_datatype=s.sparse_datatype)
 
 
 def _check_query(query: object, name: str) -> str:

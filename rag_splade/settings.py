@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     qdrant_api_key: SecretStr | None = None
     qdrant_timeout: float = Field(10.0, gt=0)
     collection: str = "rag_splade"
+    sparse_datatype: Literal["float32", "float16"] = "float32"
     shard_number: int | None = Field(None, ge=1)
     replication_factor: int | None = Field(None, ge=1)
 

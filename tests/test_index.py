@@ -261,3 +261,36 @@ def test_weighted_rrf_follows_qdrants_formula(index, weights) -> None:
             if rank
         )
         assert hit.score == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_float16_sparse_storage(tmp_path, splade, dense, kind) -> None:
+    def store(datatype: str):
+        if kind == "edge":
+            return EdgeStore(tmp_path / "index", sparse_datatype=datatype)
+        return QdrantServerStore(location=":memory:", collection=datatype, sparse_datatype=datatype)
+
+    with HybridIndex(splade, dense, store("float16")) as half:
+        half.add(corpus())
+        hits = half.search("小笠原諸島", top_k=5, mode="sparse", explain=True)
+        target = next(d.id for d in corpus() if "小笠原諸島" in d.text)
+        assert hits[0].doc_id == target
+        for hit in hits:  # explanations use the stored (half-precision) weights: sums still hold
+            total = sum(t.contribution for t in hit.explanation.terms)
+            assert total == pytest.approx(hit.sparse_score, rel=1e-3)
+    with pytest.raises(ValueError, match="sparse_datatype must be one of"):
+        EdgeStore(tmp_path / "other", sparse_datatype="int8")
+
+
+def test_reopening_with_another_datatype_is_refused(tmp_path, splade, dense) -> None:
+    stores = {
+        "edge": lambda datatype: EdgeStore(tmp_path / "edge", sparse_datatype=datatype),
+        "local": lambda datatype: QdrantServerStore(
+            location=str(tmp_path / "local"), collection="c", sparse_datatype=datatype
+        ),
+    }
+    for make in stores.values():
+        HybridIndex(splade, dense, make("float16")).close()
+        with pytest.raises(ValueError, match="stores sparse weights as float16"):
+            HybridIndex(splade, dense, make("float32"))
+        HybridIndex(splade, dense, make("float16")).close()  # the same datatype reopens

@@ -179,6 +179,23 @@ def assemble(
     return hits
 
 
+SPARSE_DATATYPES = ("float32", "float16")
+
+
+def check_sparse_datatype(value: object) -> str:
+    if value not in SPARSE_DATATYPES:
+        raise ValueError(f"sparse_datatype must be one of {SPARSE_DATATYPES}, got {value!r}")
+    return str(value)
+
+
+def datatype_mismatch(where: str, stored: str, asked: str) -> ValueError:
+    return ValueError(
+        f"{where} stores sparse weights as {stored} but sparse_datatype={asked!r} was asked for; "
+        f"open it with sparse_datatype={stored!r} (RAG_SPLADE_SPARSE_DATATYPE={stored}), "
+        "or build a new index"
+    )
+
+
 def describe_mismatch(expected: VectorSpec, found: dict[str, Any]) -> list[str]:
     """What differs between the encoders' vectors and an existing index's, in words."""
     problems = []

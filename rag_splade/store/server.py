@@ -12,6 +12,8 @@ from rag_splade.store.base import (
     StoredChunk,
     VectorSpec,
     assemble,
+    check_sparse_datatype,
+    datatype_mismatch,
     describe_mismatch,
     plan,
 )
@@ -53,6 +55,7 @@ class QdrantServerStore:
         timeout: float = 10.0,
         batch_size: int = 256,
         prefer_grpc: bool = False,
+        sparse_datatype: str = "float32",
     ) -> None:
         from qdrant_client import QdrantClient
 
@@ -68,12 +71,15 @@ class QdrantServerStore:
         self.replication_factor = replication_factor
         self.write_consistency_factor = write_consistency_factor
         self.batch_size = batch_size
+        self.sparse_datatype = check_sparse_datatype(sparse_datatype)
         if url is not None:
             self.client = QdrantClient(
                 url=url, api_key=api_key, timeout=int(timeout), prefer_grpc=prefer_grpc
             )
-        else:
+        elif location == ":memory:":
             self.client = QdrantClient(location=location)
+        else:  # a folder: qdrant-client's persistent local mode
+            self.client = QdrantClient(path=str(location))
         self.spec: VectorSpec | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -94,6 +100,13 @@ class QdrantServerStore:
                     + "; ".join(problems)
                     + ". Use the models it was built with, or another collection."
                 )
+            sparse = (params.sparse_vectors or {}).get(spec.sparse_name)
+            datatype = sparse.index.datatype if sparse and sparse.index else None
+            stored = str(getattr(datatype, "value", datatype) or "float32")
+            if stored != self.sparse_datatype:
+                raise datatype_mismatch(
+                    f"Collection {self.collection!r}", stored, self.sparse_datatype
+                )
         else:
             self.client.create_collection(
                 self.collection,
@@ -102,7 +115,13 @@ class QdrantServerStore:
                         size=spec.dense_size, distance=models.Distance.COSINE
                     )
                 },
-                sparse_vectors_config={spec.sparse_name: models.SparseVectorParams()},
+                sparse_vectors_config={
+                    spec.sparse_name: models.SparseVectorParams(
+                        index=models.SparseIndexParams(
+                            datatype=models.Datatype(self.sparse_datatype)
+                        )
+                    )
+                },
                 shard_number=self.shard_number,
                 replication_factor=self.replication_factor,
                 write_consistency_factor=self.write_consistency_factor,
