@@ -38,7 +38,8 @@ def create_app(
 
     Args:
         settings: defaults to `ServiceSettings()` (the `RAG_SPLADE_*` environment).
-        index: serve an index built elsewhere (e.g. in a notebook) instead of loading one.
+        index: serve an index built elsewhere (e.g. in a notebook) instead of loading one;
+            the app closes it when it shuts down.
     """
     s = settings or ServiceSettings()
     metrics = Metrics()
