@@ -18,7 +18,7 @@ from api.config import ServiceSettings
 from api.faults import ServiceUnavailable, is_store_outage
 from api.observability import Metrics
 from rag_splade import DenseEncoder, HybridIndex, SpladeEncoder
-from rag_splade.index import encoders_from_settings
+from rag_splade.factories import encoders_from_settings
 
 T = TypeVar("T")
 State = Literal["loading", "store_unavailable", "ready", "failed", "stopped"]

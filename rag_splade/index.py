@@ -6,9 +6,17 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from rag_splade.checks import (
+    check_choice,
+    check_doc_id,
+    check_positive_int,
+    check_query,
+    check_weights,
+)
 from rag_splade.encoders.dense import DenseEncoder
 from rag_splade.encoders.splade import SpladeEncoder
 from rag_splade.explain import explain_match, explain_query
+from rag_splade.factories import encoders_from_settings, store_from_settings
 from rag_splade.store.base import (
     FUSIONS,
     MODES,
@@ -86,9 +94,9 @@ class HybridIndex:
         chunk_overlap_sentences: int = 1,
         normalize_text: bool = False,
     ) -> None:
-        _check_choice("fusion", fusion, FUSIONS)
-        _check_positive_int("candidates", candidates)
-        _check_positive_int("rrf_k", rrf_k)
+        check_choice("fusion", fusion, FUSIONS)
+        check_positive_int("candidates", candidates)
+        check_positive_int("rrf_k", rrf_k)
         self.sparse = sparse
         self.dense = dense
         self.store = store
@@ -153,7 +161,7 @@ class HybridIndex:
                 metadata only (e.g. the page it starts on); its keys must not repeat the
                 document's metadata keys.
         """
-        _check_positive_int("batch_size", batch_size)
+        check_positive_int("batch_size", batch_size)
         docs = list(documents)
         seen: set[str] = set()
         planned: list[tuple[Document, list[Chunk]]] = []
@@ -206,11 +214,11 @@ class HybridIndex:
 
     def delete(self, doc_id: str) -> int:
         """Delete a document's chunks; return how many there were (0: unknown id)."""
-        return self.store.delete_document(_check_doc_id(doc_id))
+        return self.store.delete_document(check_doc_id(doc_id))
 
     def get(self, doc_id: str) -> list[StoredChunk]:
         """A document's stored chunks, in order ([] for an unknown id)."""
-        return self.store.get_document(_check_doc_id(doc_id))
+        return self.store.get_document(check_doc_id(doc_id))
 
     def documents(self, filters: Mapping[str, Any] | None = None) -> dict[str, DocumentInfo]:
         """Every stored document (matching `filters`) by id, read without texts or vectors."""
@@ -291,7 +299,7 @@ class HybridIndex:
         if isinstance(queries, str) or not isinstance(queries, Sequence):
             raise TypeError("queries must be a list of str")
         for i, q in enumerate(queries):
-            _check_query(q, f"queries[{i}]" if len(queries) > 1 else "query")
+            check_query(q, f"queries[{i}]" if len(queries) > 1 else "query")
         request = self.search_options(top_k, mode, fusion, weights, filters, explain, candidates)
         need_sparse = mode in ("hybrid", "sparse") or explain
         need_dense = mode in ("hybrid", "dense")
@@ -347,18 +355,18 @@ class HybridIndex:
         """Validate search options once; the keyword arguments of `search_vectors`."""
         if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
             raise ValueError(f"top_k must be an int from 1 to {MAX_TOP_K}, got {top_k!r}")
-        _check_choice("mode", mode, MODES)
+        check_choice("mode", mode, MODES)
         fusion = self.fusion if fusion is None else fusion
-        _check_choice("fusion", fusion, FUSIONS)
+        check_choice("fusion", fusion, FUSIONS)
         if candidates is not None:
-            _check_positive_int("candidates", candidates)
+            check_positive_int("candidates", candidates)
         if not isinstance(explain, bool):
             raise TypeError(f"explain must be a bool, got {explain!r}")
         return {
             "top_k": top_k,
             "mode": mode,
             "fusion": fusion,
-            "weights": _check_weights(weights, mode, fusion),
+            "weights": check_weights(weights, mode, fusion),
             "conditions": parse_filters(filters),
             "explain": explain,
             "candidates": max(candidates or self.candidates, top_k),
@@ -389,7 +397,7 @@ class HybridIndex:
 
     def explain_query(self, query: str, top_k: int = 20) -> list[QueryTerm]:
         """The query's strongest SPLADE terms, expansion terms marked."""
-        _check_query(query, "query")
+        check_query(query, "query")
         vector = self.sparse.encode_queries([query])[0]
         return explain_query(self.sparse, query, vector, top_k)
 
@@ -431,89 +439,3 @@ def _chunk_metadata(
             "use keys of its own"
         )
     return {**doc.metadata, **extra}, tuple(sorted(extra))
-
-
-def encoders_from_settings(s: Settings) -> tuple[SpladeEncoder, DenseEncoder]:
-    """The sparse and dense encoders that `s` names (hub ids or local directories)."""
-    sparse = SpladeEncoder(
-        s.sparse_model,
-        device=s.device,
-        dtype=s.dtype,
-        query_max_length=s.query_max_length,
-        document_max_length=s.document_max_length,
-        batch_size=s.batch_size,
-        document_top_k=s.document_top_k,
-    )
-    dense = DenseEncoder(
-        s.dense_model,
-        device=s.device,
-        dtype=s.dtype,
-        batch_size=s.batch_size,
-        query_prefix=s.query_prefix,
-        document_prefix=s.document_prefix,
-    )
-    return sparse, dense
-
-
-def store_from_settings(s: Settings) -> HybridStore:
-    """A Qdrant server store when `qdrant_url` is set, else the embedded Edge index."""
-    from rag_splade.store.edge import EdgeStore
-    from rag_splade.store.server import QdrantServerStore
-
-    if s.qdrant_url:
-        return QdrantServerStore(
-            url=s.qdrant_url,
-            api_key=s.qdrant_api_key.get_secret_value() if s.qdrant_api_key else None,
-            collection=s.collection,
-            shard_number=s.shard_number,
-            replication_factor=s.replication_factor,
-            timeout=s.qdrant_timeout,
-            sparse_datatype=s.sparse_datatype,
-        )
-    return EdgeStore(s.index_path, sparse_datatype=s.sparse_datatype)
-
-
-def _check_query(query: object, name: str) -> str:
-    if not isinstance(query, str):
-        raise TypeError(f"{name} must be a str, got {type(query).__name__}")
-    if not query.strip():
-        raise ValueError(f"{name} must be a non-empty string (got only whitespace or nothing)")
-    return query
-
-
-def _check_doc_id(doc_id: object) -> str:
-    if not isinstance(doc_id, str) or not doc_id.strip():
-        raise ValueError(f"doc_id must be a non-empty string, got {doc_id!r}")
-    return doc_id
-
-
-def _check_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
-
-
-def _check_positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-
-
-def _check_weights(
-    weights: Sequence[float] | None, mode: str, fusion: str
-) -> tuple[float, float] | None:
-    if weights is None:
-        return None
-    if mode != "hybrid" or fusion != "rrf":
-        raise ValueError(
-            f"weights apply to hybrid mode with rrf fusion only (got mode={mode!r}, "
-            f"fusion={fusion!r}); DBSF normalises scores itself"
-        )
-    if (
-        isinstance(weights, (str, bytes))
-        or len(weights) != 2
-        or any(isinstance(w, bool) or not isinstance(w, (int, float)) or w < 0 for w in weights)
-        or sum(weights) == 0
-    ):
-        raise ValueError(
-            f"weights must be two non-negative numbers (sparse, dense), not both 0, got {weights!r}"
-        )
-    return float(weights[0]), float(weights[1])
