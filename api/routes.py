@@ -185,8 +185,8 @@ def build_router(settings: ServiceSettings) -> APIRouter:
                 answers.append(
                     SearchResponse(
                         query=query,
-                        query_terms=[QueryTermOut.of(t) for t in terms],
-                        hits=[HitOut.of(h) for h in hits],
+                        query_terms=[QueryTermOut.model_validate(t) for t in terms],
+                        hits=[HitOut.model_validate(h) for h in hits],
                         context=format_context(hits),
                     )
                 )

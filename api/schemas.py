@@ -6,8 +6,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rag_splade.types import QueryTerm, SearchHit, TermMatch
-
 Mode = Literal["hybrid", "sparse", "dense"]
 Fusion = Literal["rrf", "dbsf"]
 JSONValue = str | int | float | bool | None | list[Any] | dict[str, Any]
@@ -70,7 +68,14 @@ class BatchSearchRequest(SearchOptions):
     )
 
 
-class TermMatchOut(BaseModel):
+class FromLibrary(BaseModel):
+    """Built from the library's dataclasses by attribute (`model_validate(obj)`); fields the
+    API does not publish (e.g. `TermMatch.pieces`) are left out."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class TermMatchOut(FromLibrary):
     term: str
     query_weight: float
     document_weight: float
@@ -79,24 +84,12 @@ class TermMatchOut(BaseModel):
     literal: bool = Field(description="False for an expansion term the passage never says.")
     function_word: bool
 
-    @classmethod
-    def of(cls, t: TermMatch) -> TermMatchOut:
-        return cls(
-            term=t.term,
-            query_weight=t.query_weight,
-            document_weight=t.document_weight,
-            contribution=t.contribution,
-            spans=list(t.spans),
-            literal=t.literal,
-            function_word=t.function_word,
-        )
 
-
-class ExplanationOut(BaseModel):
+class ExplanationOut(FromLibrary):
     terms: list[TermMatchOut] = Field(description="Contributions sum to sparse_score.")
 
 
-class HitOut(BaseModel):
+class HitOut(FromLibrary):
     id: str
     doc_id: str
     chunk_index: int
@@ -111,39 +104,12 @@ class HitOut(BaseModel):
     end: int
     explanation: ExplanationOut | None
 
-    @classmethod
-    def of(cls, hit: SearchHit) -> HitOut:
-        explanation = None
-        if hit.explanation is not None:
-            explanation = ExplanationOut(terms=[TermMatchOut.of(t) for t in hit.explanation.terms])
-        return cls(
-            id=hit.id,
-            doc_id=hit.doc_id,
-            chunk_index=hit.chunk_index,
-            text=hit.text,
-            metadata=hit.metadata,
-            score=hit.score,
-            sparse_score=hit.sparse_score,
-            dense_score=hit.dense_score,
-            sparse_rank=hit.sparse_rank,
-            dense_rank=hit.dense_rank,
-            start=hit.start,
-            end=hit.end,
-            explanation=explanation,
-        )
 
-
-class QueryTermOut(BaseModel):
+class QueryTermOut(FromLibrary):
     term: str
     weight: float
     expansion: bool = Field(description="True when the query text does not contain the term.")
     function_word: bool
-
-    @classmethod
-    def of(cls, t: QueryTerm) -> QueryTermOut:
-        return cls(
-            term=t.term, weight=t.weight, expansion=t.expansion, function_word=t.function_word
-        )
 
 
 class SearchResponse(BaseModel):
