@@ -31,7 +31,8 @@ from pipelines.evaluate.runs import parse_runs
 from rag_splade import HybridIndex, SearchHit, Settings
 
 REPO = Path(__file__).resolve().parents[1]
-JSQUAD_DIR = Path(os.environ.get("RAG_SPLADE_JSQUAD_DIR", REPO.parent / "shared/data/jsquad"))
+# The full JSQuAD release is not shipped: point RAG_SPLADE_JSQUAD_DIR at it to run this check.
+JSQUAD_DIR = Path(os.environ.get("RAG_SPLADE_JSQUAD_DIR", "/nonexistent"))
 SAMPLE = Path(str(resources.files("rag_splade").joinpath("data/jsquad_sample.json")))
 
 # A corpus built so that BM25 ranks the relevant document 1st for q1-q3 and 2nd for q4
@@ -173,7 +174,7 @@ def test_jsquad_sample_counts() -> None:
     assert not ds.corpus["梅雨-0"].text.startswith("梅雨 [SEP]")
 
 
-@pytest.mark.skipif(not JSQUAD_DIR.is_dir(), reason=f"JSQuAD not found at {JSQUAD_DIR}")
+@pytest.mark.skipif(not JSQUAD_DIR.is_dir(), reason="set RAG_SPLADE_JSQUAD_DIR to JSQuAD v1.3")
 def test_jsquad_valid_counts() -> None:
     ds = load_dataset(JSQUAD_DIR, split="valid")
     assert (len(ds.corpus), len(ds.queries)) == (1145, 4442)
