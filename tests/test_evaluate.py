@@ -30,7 +30,6 @@ from pipelines.evaluate.datasets import Passage
 from pipelines.evaluate.runs import parse_runs
 from rag_splade import HybridIndex, SearchHit, Settings
 
-REPO = Path(__file__).resolve().parents[1]
 # The full JSQuAD release is not shipped: point RAG_SPLADE_JSQUAD_DIR at it to run this check.
 JSQUAD_DIR = Path(os.environ.get("RAG_SPLADE_JSQUAD_DIR", "/nonexistent"))
 SAMPLE = Path(str(resources.files("rag_splade").joinpath("data/jsquad_sample.json")))
