@@ -132,8 +132,13 @@ class QueryEncoder:
             if not self._queue:
                 self._arrived.clear()
             batch = [i for i in batch if not i.future.done()]  # drop cancelled requests
-            if batch:
-                await self._encode_batch(batch)
+            try:
+                if batch:
+                    await self._encode_batch(batch)
+            except Exception as e:  # the batch fails, the worker goes on serving
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(e)
 
     async def _encode_batch(self, batch: list[_Pending]) -> None:
         if self._on_batch is not None:

@@ -319,3 +319,17 @@ def test_concurrent_searches_are_micro_batched(
         assert batches <= 8, f"64 concurrent searches took {batches} batches"
     else:
         assert batches == 64
+
+
+def test_an_encoder_failure_fails_its_batch_only(
+    splade, dense, lexical_splade_path, lexical_dense_path, tmp_path, monkeypatch
+) -> None:
+    settings = service_settings(lexical_splade_path, lexical_dense_path, tmp_path / "u")
+    app = create_app(settings, index=prebuilt_index(splade, dense, tmp_path / "index"))
+    with TestClient(app) as c:
+        with monkeypatch.context() as m:
+            m.setattr(splade, "encode_queries", lambda texts: 1 / 0)
+            broken = c.post("/v1/search", json={"query": "石油"})
+            assert broken.status_code == 500 and broken.json()["error"] == "internal_error"
+            assert "ZeroDivisionError" not in broken.text  # no internals in the answer
+        assert c.post("/v1/search", json={"query": "石油"}).is_success  # the worker lives on
