@@ -117,7 +117,8 @@ def _add_operational_routes(app: FastAPI, runtime: Runtime, metrics: Metrics) ->
     async def readyz() -> JSONResponse:
         """Readiness: 200 once models and store are ready, else 503 and the reason."""
         if runtime.state == "ready":
-            return JSONResponse({"status": "ready", "store": repr(runtime.index.store)})
+            # the store kind only: readiness is unauthenticated, paths and URLs stay private
+            return JSONResponse({"status": "ready", "store": type(runtime.index.store).__name__})
         headers = {}
         if runtime.state != "failed":
             headers["retry-after"] = str(runtime.settings.retry_after_seconds)

@@ -33,7 +33,7 @@ def target_doc() -> str:
 def test_health_and_readiness(client) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
-    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    assert ready.status_code == 200 and ready.json() == {"status": "ready", "store": "EdgeStore"}
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "sparse", "dense"])
