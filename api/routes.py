@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -25,8 +26,10 @@ from api.schemas import (
     SearchResponse,
 )
 from rag_splade import Document, HybridIndex
+from rag_splade.checks import check_doc_id, check_query
 from rag_splade.context import format_context
 from rag_splade.explain import explain_query
+from rag_splade.index import query_vectors_needed
 
 QUERY_TERMS = 20
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -108,7 +111,7 @@ def build_router(settings: ServiceSettings) -> APIRouter:
     @router.get("/documents/{doc_id:path}", response_model=DocumentOut, tags=["documents"])
     async def get_document(doc_id: str, request: Request) -> DocumentOut:
         """A document's stored chunks, in order."""
-        _check_doc_id(doc_id)
+        _rejects(check_doc_id, doc_id)
         runtime = _runtime(request)
         index, _ = runtime.ready()
         chunks = await runtime.store_call("get", lambda: index.get(doc_id))
@@ -132,7 +135,7 @@ def build_router(settings: ServiceSettings) -> APIRouter:
     @router.delete("/documents/{doc_id:path}", response_model=DeleteResponse, tags=["documents"])
     async def delete_document(doc_id: str, request: Request) -> DeleteResponse:
         """Delete a document's chunks."""
-        _check_doc_id(doc_id)
+        _rejects(check_doc_id, doc_id)
         runtime = _runtime(request)
         index, _ = runtime.ready()
         deleted = await runtime.store_call("delete", lambda: index.delete(doc_id))
@@ -145,8 +148,7 @@ def build_router(settings: ServiceSettings) -> APIRouter:
     ) -> list[SearchResponse]:
         for i, q in enumerate(queries):
             name = f"queries[{i}]" if isinstance(options, BatchSearchRequest) else "query"
-            if not q.strip():
-                raise InvalidRequest(f"{name} is empty or only whitespace; send a question")
+            _rejects(check_query, q, name)
             if len(q) > settings.max_query_chars:
                 raise InvalidRequest(
                     f"{name} has {len(q)} characters; the limit is {settings.max_query_chars} "
@@ -170,10 +172,8 @@ def build_router(settings: ServiceSettings) -> APIRouter:
             )
         except (TypeError, ValueError) as e:
             raise InvalidRequest(str(e)) from e
-        need_sparse = request["mode"] != "dense" or request["explain"]
-        encoded = await encoder.encode(
-            queries, sparse=need_sparse, dense=request["mode"] != "sparse"
-        )
+        need_sparse, need_dense = query_vectors_needed(request["mode"], request["explain"])
+        encoded = await encoder.encode(queries, sparse=need_sparse, dense=need_dense)
 
         def run() -> list[SearchResponse]:
             answers = []
@@ -197,9 +197,12 @@ def build_router(settings: ServiceSettings) -> APIRouter:
     return router
 
 
-def _check_doc_id(doc_id: str) -> None:
-    if not doc_id.strip():
-        raise InvalidRequest(f"doc_id must be a non-empty id, got {doc_id!r}")
+def _rejects(check: Callable[..., object], *args: object) -> None:
+    """Run one of the library's argument checks; its error becomes a 422."""
+    try:
+        check(*args)
+    except (TypeError, ValueError) as e:
+        raise InvalidRequest(str(e)) from e
 
 
 def _runtime(request: Request) -> Runtime:

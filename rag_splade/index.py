@@ -41,6 +41,12 @@ MAX_TOP_K = 1000
 ChunkMetadata = Callable[[Document, Chunk], Mapping[str, Any]]
 
 
+def query_vectors_needed(mode: str, explain: bool) -> tuple[bool, bool]:
+    """`(sparse, dense)`: which query vectors a search in `mode` needs (explanations need
+    the sparse one whatever the mode)."""
+    return mode in ("hybrid", "sparse") or explain, mode in ("hybrid", "dense")
+
+
 @dataclass(frozen=True)
 class AddResult:
     """What `HybridIndex.add` wrote."""
@@ -301,8 +307,7 @@ class HybridIndex:
         for i, q in enumerate(queries):
             check_query(q, f"queries[{i}]" if len(queries) > 1 else "query")
         request = self.search_options(top_k, mode, fusion, weights, filters, explain, candidates)
-        need_sparse = mode in ("hybrid", "sparse") or explain
-        need_dense = mode in ("hybrid", "dense")
+        need_sparse, need_dense = query_vectors_needed(mode, explain)
         sparse_vecs = self.sparse.encode_queries(queries) if need_sparse else [None] * len(queries)
         dense_vecs = self.dense.encode_queries(queries) if need_dense else [None] * len(queries)
         return [

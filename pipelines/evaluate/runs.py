@@ -87,11 +87,18 @@ class RunSpec:
 
     @property
     def needs_sparse(self) -> bool:
-        return self.mode in ("sparse", "hybrid")
+        return self._needs()[0]
 
     @property
     def needs_dense(self) -> bool:
-        return self.mode in ("dense", "hybrid")
+        return self._needs()[1]
+
+    def _needs(self) -> tuple[bool, bool]:
+        if self.mode == "bm25":
+            return False, False
+        from rag_splade.index import query_vectors_needed  # not for bm25: no model libraries
+
+        return query_vectors_needed(self.mode, explain=False)
 
 
 def parse_runs(names: Sequence[str] | str, sweep: Sequence[float] = ()) -> list[RunSpec]:
