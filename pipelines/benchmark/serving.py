@@ -204,12 +204,16 @@ class _Server:
 
     def batches(self) -> tuple[float, float]:
         """(queries, batches) encoded so far, from the service's own metrics."""
+        from prometheus_client.parser import text_string_to_metric_families
+
         text = httpx.get(f"{self.url}/metrics", timeout=10).text
-        values = {}
-        for line in text.splitlines():
-            if line.startswith("rag_splade_query_batch_size_"):
-                name, value = line.rsplit(" ", 1)
-                values[name] = float(value)
-        return values.get("rag_splade_query_batch_size_sum", 0.0), values.get(
-            "rag_splade_query_batch_size_count", 0.0
+        values = {
+            sample.name: sample.value
+            for family in text_string_to_metric_families(text)
+            if family.name == "rag_splade_query_batch_size"
+            for sample in family.samples
+        }
+        return (
+            values.get("rag_splade_query_batch_size_sum", 0.0),
+            values.get("rag_splade_query_batch_size_count", 0.0),
         )
