@@ -42,8 +42,13 @@ def test_search_modes_with_explanations(client, mode) -> None:
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["query"] == TARGET_WORD and len(body["hits"]) == 3
-    if mode != "dense":  # the lexical tiny model ranks the passage that says the word first
+    # The lexical tiny model ranks the passage that says the word first. RRF sees ranks
+    # only, and the sparse list past rank 2 is a tie on function words in an order the
+    # engine picks, so under hybrid the target is held to the top two.
+    if mode == "sparse":
         assert body["hits"][0]["doc_id"] == target_doc()
+    elif mode == "hybrid":
+        assert target_doc() in [h["doc_id"] for h in body["hits"][:2]]
     assert any(t["term"] in TARGET_WORD for t in body["query_terms"])
     for hit in body["hits"]:
         terms = hit["explanation"]["terms"]
