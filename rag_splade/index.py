@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +12,14 @@ from rag_splade.checks import (
     check_positive_int,
     check_query,
     check_weights,
+)
+from rag_splade.documents import (
+    INFO_FIELDS,
+    ChunkMetadata,
+    DocumentInfo,
+    PlannedChunk,
+    document_infos,
+    plan_chunks,
 )
 from rag_splade.encoders.dense import DenseEncoder
 from rag_splade.encoders.splade import SpladeEncoder
@@ -37,8 +45,6 @@ if TYPE_CHECKING:
     from rag_splade.settings import Settings
 
 MAX_TOP_K = 1000
-# (document, chunk) -> metadata for that chunk alone, e.g. the page it starts on
-ChunkMetadata = Callable[[Document, Chunk], Mapping[str, Any]]
 
 
 def query_vectors_needed(mode: str, explain: bool) -> tuple[bool, bool]:
@@ -53,20 +59,6 @@ class AddResult:
 
     documents: int
     chunks: int
-
-
-@dataclass(frozen=True)
-class DocumentInfo:
-    """A document as the index holds it (`HybridIndex.documents`).
-
-    `complete` is False when its chunks are not numbered 0..chunks-1 or do not all carry
-    the same metadata: what a replacement or a first write cut short leaves behind.
-    """
-
-    doc_id: str
-    chunks: int
-    metadata: dict[str, Any]
-    complete: bool
 
 
 class HybridIndex:
@@ -156,6 +148,7 @@ class HybridIndex:
         *,
         batch_size: int = 64,
         chunk_metadata: ChunkMetadata | None = None,
+        chunks: Sequence[Sequence[Chunk]] | None = None,
     ) -> AddResult:
         """Add or replace documents: chunk, encode both ways in batches, upsert.
 
@@ -166,35 +159,19 @@ class HybridIndex:
             chunk_metadata: `(document, chunk) -> {key: value}` added to that chunk's
                 metadata only (e.g. the page it starts on); its keys must not repeat the
                 document's metadata keys.
+            chunks: what `chunk()` gave for each document, in order, for a caller that
+                looked at the chunks first (to size its batches, say): they are used as
+                they are instead of chunking again.
         """
         check_positive_int("batch_size", batch_size)
         docs = list(documents)
-        seen: set[str] = set()
-        planned: list[tuple[Document, list[Chunk]]] = []
-        for i, doc in enumerate(docs):
-            if not isinstance(doc, Document):
-                raise TypeError(f"documents[{i}] must be a Document, got {type(doc).__name__}")
-            if doc.id in seen:
-                raise ValueError(f"document id {doc.id!r} appears twice in one add() call")
-            seen.add(doc.id)
-            chunks = self.chunk(doc)
-            if not chunks:
-                raise ValueError(
-                    f"document {doc.id!r} has no text to index (empty or whitespace only)"
-                )
-            planned.append((doc, chunks))
-
-        pending: list[_Pending] = []
-        for doc, chunks in planned:
-            for c in chunks:
-                metadata, own = _chunk_metadata(doc, c, chunk_metadata)
-                pending.append(_Pending(doc.id, c, len(chunks), metadata, own))
-        for start in range(0, len(pending), batch_size):
-            self._write_batch(pending[start : start + batch_size])
+        planned = plan_chunks(docs, self.chunk, chunks, chunk_metadata)
+        for start in range(0, len(planned), batch_size):
+            self._write_batch(planned[start : start + batch_size])
         self.store.maybe_optimize()
-        return AddResult(documents=len(planned), chunks=len(pending))
+        return AddResult(documents=len(docs), chunks=len(planned))
 
-    def _write_batch(self, batch: list[_Pending]) -> None:
+    def _write_batch(self, batch: list[PlannedChunk]) -> None:
         texts = [p.chunk.text for p in batch]
         sparse = self.sparse.encode_documents(texts)
         dense = self.dense.encode_documents(texts)
@@ -208,6 +185,7 @@ class HybridIndex:
                 p.metadata,
                 s,
                 d,
+                p.total,
                 p.chunk_keys,
             )
             for p, s, d in zip(batch, sparse, dense, strict=True)
@@ -228,22 +206,7 @@ class HybridIndex:
 
     def documents(self, filters: Mapping[str, Any] | None = None) -> dict[str, DocumentInfo]:
         """Every stored document (matching `filters`) by id, read without texts or vectors."""
-        found: dict[str, list[tuple[int, dict[str, Any]]]] = {}
-        fields = ("doc_id", "chunk_index", "metadata", "chunk_keys")
-        for payload in self.store.iter_payloads(fields, parse_filters(filters)):
-            own = set(payload.get("chunk_keys") or ())  # per-chunk keys differ by design
-            metadata = {k: v for k, v in (payload.get("metadata") or {}).items() if k not in own}
-            entry = (int(payload["chunk_index"]), metadata)
-            found.setdefault(payload["doc_id"], []).append(entry)
-        infos = {}
-        for doc_id, chunks in found.items():
-            chunks.sort(key=lambda c: c[0])
-            first = chunks[0][1]
-            complete = [i for i, _ in chunks] == list(range(len(chunks))) and all(
-                m == first for _, m in chunks
-            )
-            infos[doc_id] = DocumentInfo(doc_id, len(chunks), first, complete)
-        return infos
+        return document_infos(self.store.iter_payloads(INFO_FIELDS, parse_filters(filters)))
 
     def count(self, filters: Mapping[str, Any] | None = None) -> int:
         """Chunks in the index (matching `filters`)."""
@@ -418,29 +381,3 @@ class HybridIndex:
 
     def __repr__(self) -> str:
         return f"HybridIndex(sparse={self.sparse!r}, dense={self.dense!r}, store={self.store!r})"
-
-
-@dataclass(frozen=True)
-class _Pending:
-    """A chunk planned by `add`, metadata settled, waiting for its batch."""
-
-    doc_id: str
-    chunk: Chunk
-    total: int  # chunks in its document
-    metadata: dict[str, Any]
-    chunk_keys: tuple[str, ...]
-
-
-def _chunk_metadata(
-    doc: Document, chunk: Chunk, chunk_metadata: ChunkMetadata | None
-) -> tuple[dict[str, Any], tuple[str, ...]]:
-    if chunk_metadata is None:
-        return doc.metadata, ()
-    extra = dict(chunk_metadata(doc, chunk))
-    clash = sorted(set(extra) & set(doc.metadata))
-    if clash:
-        raise ValueError(
-            f"chunk_metadata for document {doc.id!r} repeats document metadata keys {clash}; "
-            "use keys of its own"
-        )
-    return {**doc.metadata, **extra}, tuple(sorted(extra))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -227,10 +228,45 @@ def test_documents_flags_a_document_cut_short(index) -> None:
     sparse = index.sparse.encode_documents([first.text])[0]
     dense = index.dense.encode_documents([first.text])[0]
     index.store.upsert(
-        [ChunkPoint("long", 0, first.text, first.start, first.end, {"v": 2}, sparse, dense)]
+        [ChunkPoint("long", 0, first.text, first.start, first.end, {"v": 2}, sparse, dense, 3)]
     )
     assert not index.documents()["long"].complete
     assert index.documents()["doc-00"].complete
+
+
+def test_documents_flags_a_first_write_cut_short(index) -> None:
+    long_text = "\n".join(sample_texts()[30:42])
+    doc = Document(id="long", text=long_text, metadata={"v": 1})
+    chunks = index.chunk(doc)
+    assert len(chunks) > 1
+    # only the first batch landed: chunk 0 alone, numbered right, the right metadata
+    index.add([doc], chunks=[chunks], batch_size=1)
+    index.store.delete_stale_chunks("long", keep=1)
+    info = index.documents()["long"]
+    assert (info.chunks, info.metadata, info.complete) == (1, {"v": 1}, False)
+
+
+def test_add_takes_the_chunks_it_was_given(index) -> None:
+    doc = Document(id="given", text="\n".join(sample_texts()[30:36]))
+    chunks = index.chunk(doc)
+    index.chunk = None  # type: ignore[method-assign]  # add must not chunk again
+    try:
+        added = index.add([doc], chunks=[chunks])
+    finally:
+        del index.chunk
+    assert added.chunks == len(chunks) and index.documents()["given"].complete
+    assert [c.text for c in index.get("given")] == [c.text for c in chunks]
+    other = Document(id="other", text="石炭は燃える石です。")
+    with pytest.raises(ValueError, match="one list per document: got 1 for 2 documents"):
+        index.add([doc, other], chunks=[chunks])
+    with pytest.raises(ValueError, match="chunks for document 'other' must be what"):
+        index.add([other], chunks=[chunks])  # another document's chunks: past its end
+    mine = index.chunk(other)
+    with pytest.raises(ValueError, match="item 0 is Chunk"):
+        index.add([other], chunks=[[replace(mine[0], index=1)]])
+    with pytest.raises(ValueError, match="has no text to index"):
+        index.add([other], chunks=[[]])
+    assert index.get("other") == []
 
 
 def test_chunk_metadata_is_per_chunk(index) -> None:

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from pipelines.ingest import (
-    CHUNK_COUNT,
     CONTENT_HASH,
     PAGE_STARTS,
     Problem,
@@ -201,7 +200,7 @@ def test_rerun_skips_replaces_and_deletes(tmp_path, index) -> None:
     stored = index.documents()
     assert sorted(stored) == sorted(files)
     info = stored["sub/doc0.txt"]
-    assert info.metadata[CHUNK_COUNT] == info.chunks and len(info.metadata[CONTENT_HASH]) == 64
+    assert info.complete and len(info.metadata[CONTENT_HASH]) == 64
 
     again = ingest([root], index)
     assert (again.added, again.replaced, again.unchanged, again.chunks) == (0, 0, 5, 0)
@@ -220,6 +219,23 @@ def test_rerun_skips_replaces_and_deletes(tmp_path, index) -> None:
 
     forced = ingest([root], index, force=True)
     assert (forced.replaced, forced.unchanged) == (5, 0)
+
+
+def test_each_document_is_chunked_once(tmp_path, index, monkeypatch) -> None:
+    root = tmp_path / "docs"
+    write_corpus(root, 4)
+    (root / "long.txt").write_text("\n".join(TEXTS[30:42]), encoding="utf-8")
+    calls: list[str] = []
+    real_chunk = index.chunk
+
+    def counting_chunk(doc):
+        calls.append(doc.id)
+        return real_chunk(doc)
+
+    monkeypatch.setattr(index, "chunk", counting_chunk)
+    report = ingest([root], index, batch_size=3)
+    assert report.added == 5 and index.documents()["long.txt"].chunks > 1
+    assert sorted(calls) == sorted(index.documents())  # once each, not again inside add
 
 
 def test_metadata_change_is_a_change(tmp_path, index) -> None:
@@ -264,9 +280,7 @@ def test_interrupted_run_keeps_what_was_committed(interrupted, index) -> None:
     resumed = ingest([root], index, batch_size=1)
     assert (resumed.unchanged, resumed.added, resumed.replaced) == (2, 4, 0)
     docs = index.documents()
-    assert len(docs) == 6 and all(
-        d.complete and d.chunks == d.metadata[CHUNK_COUNT] for d in docs.values()
-    )
+    assert len(docs) == 6 and all(d.complete for d in docs.values())
     assert index.count() == sum(d.chunks for d in docs.values())  # no duplicate chunks
 
 

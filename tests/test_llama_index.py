@@ -263,9 +263,9 @@ def test_ingest_bookkeeping_stays_out_of_prompts() -> None:
     from rag_splade.llama_index.retriever import hit_to_node
     from rag_splade.types import SearchHit
 
-    metadata = {"title": "梅雨", "content_hash": "ab12", "chunk_count": 2, "page_starts": [0, 9]}
+    metadata = {"title": "梅雨", "content_hash": "ab12", "page_starts": [0, 9]}
     node = hit_to_node(SearchHit("p", "d1", 0, "梅雨の話。", metadata, score=1.0)).node
     for mode in (MetadataMode.LLM, MetadataMode.EMBED):
         shown = node.get_content(mode)
         assert "title: 梅雨" in shown
-        assert not any(key in shown for key in ("content_hash", "chunk_count", "page_starts"))
+        assert not any(key in shown for key in ("content_hash", "page_starts"))

@@ -73,6 +73,7 @@ def make_points(n: int, seed: int = 0) -> list[ChunkPoint]:
             metadata={},
             sparse=gen.sparse(150, 400),
             dense=dense[i],
+            chunk_count=1,
         )
         for i in range(n)
     ]

@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from rag_splade.index import MAX_TOP_K
+
 if TYPE_CHECKING:
     from pipelines.evaluate.bm25 import BM25Retriever
     from rag_splade import HybridIndex, SearchHit
@@ -43,7 +45,6 @@ if TYPE_CHECKING:
 DEFAULT_RUNS = ("bm25", "sparse", "dense", "hybrid-rrf", "hybrid-dbsf")
 SWEEP_RATIOS = (0.25, 0.5, 2.0, 4.0)
 _WEIGHTED = re.compile(r"^hybrid-rrf-w(\d+(?:\.\d+)?)$")
-MAX_CHUNKS = 1000  # HybridIndex's top_k limit
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,7 @@ def best_chunk_per_document(hits: Sequence[SearchHit], depth: int) -> dict[str, 
 def chunk_depth(depth: int, documents: int, chunks: int) -> int:
     """How many chunks to ask for so that about `depth` distinct documents come back."""
     per_doc = chunks / documents if documents else 1.0
-    return max(depth, min(MAX_CHUNKS, math.ceil(depth * max(per_doc, 1.0) * 1.5)))
+    return max(depth, min(MAX_TOP_K, math.ceil(depth * max(per_doc, 1.0) * 1.5)))
 
 
 def execute_index_runs(

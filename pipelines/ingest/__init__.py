@@ -11,7 +11,6 @@ Example:
 
 from pipelines.ingest.cli import add_arguments, run
 from pipelines.ingest.core import (
-    CHUNK_COUNT,
     CONTENT_HASH,
     IngestReport,
     content_hash,
@@ -22,7 +21,6 @@ from pipelines.ingest.pdf import PAGE_STARTS, pages_of
 from pipelines.ingest.readers import SUFFIXES, Problem, ReadError, ReadOptions, read_documents
 
 __all__ = [
-    "CHUNK_COUNT",
     "CONTENT_HASH",
     "PAGE_STARTS",
     "SUFFIXES",

@@ -1,10 +1,11 @@
 """`ingest`: read inputs, skip what the index already holds, write the rest in committed batches.
 
 Every stored document carries `metadata["content_hash"]` (SHA-256 of its text and
-metadata) and `metadata["chunk_count"]`. A document is unchanged when the index holds
-exactly `chunk_count` chunks of it, all with the same hash; anything else (new, edited,
-or a write cut short) is written again. Batches are committed as they go, so an
-interrupted run loses nothing already written and a rerun resumes where it stopped.
+metadata). A document is unchanged when the index holds it complete (every chunk it
+was cut into, as `HybridIndex.documents` reports) with the same hash; anything else
+(new, edited, or a write cut short) is written again. Batches are committed as they
+go, so an interrupted run loses nothing already written and a rerun resumes where it
+stopped. Each document is chunked once: the chunks that size a batch are the ones added.
 """
 
 from __future__ import annotations
@@ -22,12 +23,11 @@ from pipelines.ingest.pdf import page_metadata
 from pipelines.ingest.readers import OnProblem, Problem, ReadOptions, read_documents
 from rag_splade import Document, HybridIndex
 from rag_splade.index import DocumentInfo
+from rag_splade.text.chunking import Chunk
 
 logger = logging.getLogger(__name__)
 
 CONTENT_HASH = "content_hash"
-CHUNK_COUNT = "chunk_count"
-RESERVED = (CONTENT_HASH, CHUNK_COUNT)
 
 
 @dataclass
@@ -77,8 +77,8 @@ class IngestReport:
 
 
 def content_hash(document: Document) -> str:
-    """SHA-256 of a document's text and metadata (the bookkeeping keys left out)."""
-    metadata = {k: v for k, v in document.metadata.items() if k not in RESERVED}
+    """SHA-256 of a document's text and metadata (the hash itself left out)."""
+    metadata = {k: v for k, v in document.metadata.items() if k != CONTENT_HASH}
     blob = json.dumps(
         [document.text, metadata], ensure_ascii=False, sort_keys=True, default=str
     ).encode("utf-8")
@@ -87,12 +87,7 @@ def content_hash(document: Document) -> str:
 
 def is_current(info: DocumentInfo | None, digest: str) -> bool:
     """Whether the stored document is complete and has this content hash."""
-    return (
-        info is not None
-        and info.complete
-        and info.metadata.get(CONTENT_HASH) == digest
-        and info.metadata.get(CHUNK_COUNT) == info.chunks
-    )
+    return info is not None and info.complete and info.metadata.get(CONTENT_HASH) == digest
 
 
 def ingest(
@@ -137,13 +132,18 @@ def ingest(
 
     existing = index.documents()
     seen: dict[str, str] = {}
-    group: list[tuple[Document, int, bool]] = []  # (document, chunks, replaces a stored one)
+    group: list[tuple[Document, list[Chunk], bool]] = []  # (doc, its chunks, replaces one)
 
     def commit() -> None:
         if not group:
             return
-        chunks = sum(n for _, n, _ in group)
-        index.add([doc for doc, _, _ in group], batch_size=chunks, chunk_metadata=page_metadata)
+        chunks = sum(len(c) for _, c, _ in group)
+        index.add(
+            [doc for doc, _, _ in group],
+            batch_size=chunks,
+            chunk_metadata=page_metadata,
+            chunks=[c for _, c, _ in group],
+        )
         report.added += sum(not replaces for _, _, replaces in group)
         report.replaced += sum(replaces for _, _, replaces in group)
         report.chunks += chunks
@@ -171,14 +171,14 @@ def ingest(
                 report.unchanged += 1
                 _show(bar, report)
                 continue
-            n = len(index.chunk(doc))
-            if n == 0:  # whitespace only after chunking
+            chunks = index.chunk(doc)
+            if not chunks:  # whitespace only after chunking
                 note(Problem("empty", where, "no text", doc.id))
                 del seen[doc.id]
                 continue
-            metadata = {**doc.metadata, CONTENT_HASH: digest, CHUNK_COUNT: n}
-            group.append((Document(doc.id, doc.text, metadata), n, info is not None))
-            if sum(k for _, k, _ in group) >= batch_size:
+            metadata = {**doc.metadata, CONTENT_HASH: digest}
+            group.append((Document(doc.id, doc.text, metadata), chunks, info is not None))
+            if sum(len(c) for _, c, _ in group) >= batch_size:
                 commit()
         commit()
         if delete_missing:

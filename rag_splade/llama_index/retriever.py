@@ -36,7 +36,7 @@ RETRIEVAL_KEYS = (
 )
 LLM_VISIBLE = ("key_terms",)
 # Bookkeeping that `rag-splade ingest` stores with each document: no use to an LLM.
-INGEST_KEYS = ("content_hash", "chunk_count", "page_starts")
+INGEST_KEYS = ("content_hash", "page_starts")
 
 
 def hit_to_node(hit: SearchHit, key_terms: int = 6) -> NodeWithScore:

@@ -49,6 +49,7 @@ class ChunkPoint:
     metadata: dict[str, Any]
     sparse: SparseVector
     dense: np.ndarray
+    chunk_count: int  # chunks in its document: tells a complete document from one cut short
     # metadata keys that belong to this chunk alone (e.g. its page), not to the document
     chunk_keys: tuple[str, ...] = ()
 
@@ -60,6 +61,7 @@ class ChunkPoint:
         payload = {
             "doc_id": self.doc_id,
             "chunk_index": self.chunk_index,
+            "chunk_count": self.chunk_count,
             "text": self.text,
             "start": self.start,
             "end": self.end,
