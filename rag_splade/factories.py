@@ -22,6 +22,7 @@ def encoders_from_settings(s: Settings) -> tuple[SpladeEncoder, DenseEncoder]:
         document_max_length=s.document_max_length,
         batch_size=s.batch_size,
         document_top_k=s.document_top_k,
+        document_min_weight=s.document_min_weight,
     )
     dense = DenseEncoder(
         s.dense_model,

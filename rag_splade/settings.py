@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     query_max_length: int = Field(64, ge=1)
     document_max_length: int = Field(512, ge=8)
     document_top_k: int | None = Field(None, ge=1)
+    document_min_weight: float | None = Field(None, gt=0)
     query_prefix: str | None = None
     document_prefix: str | None = None
 

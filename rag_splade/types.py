@@ -80,6 +80,13 @@ class SparseVector:
         keep = np.argpartition(-self.values, k - 1)[:k]
         return SparseVector(self.indices[keep], self.values[keep])
 
+    def drop_below(self, min_weight: float) -> SparseVector:
+        """Keep the weights of at least `min_weight` (document pruning by weight)."""
+        if not min_weight > 0:
+            raise ValueError(f"min_weight must be > 0, got {min_weight}")
+        keep = self.values >= min_weight
+        return self if keep.all() else SparseVector(self.indices[keep], self.values[keep])
+
     def to_qdrant(self) -> Any:
         """The vector as qdrant-client's `models.SparseVector`."""
         from qdrant_client import models

@@ -37,8 +37,10 @@ EXPECTED_ROWS = {
     "size": [
         "unpruned, float32",
         "top-32, float32",
+        "weights ≥ 1.5, float32",
         "unpruned, float16",
         "top-32, float16",
+        "weights ≥ 1.5, float16",
     ],
     "serving": [
         "micro-batching on, concurrency 1",
@@ -67,6 +69,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict:
             "--store-queries=5",
             "--local-queries=2",
             "--prune-k=32",
+            "--prune-min-weight=1.5",
             "--dtype=float32,bfloat16",
             "--serving-concurrency=1,4",
             "--serving-requests=8",
@@ -110,6 +113,7 @@ def test_every_row_is_reported_with_sane_numbers(results: dict) -> None:
     assert any(n.startswith("micro_batching_ratio_at_4=") for n in sections["serving"]["notes"])
     size = {r["name"]: r["metrics"] for r in sections["size"]["rows"]}
     assert size["top-32, float16"]["bytes"] < size["unpruned, float32"]["bytes"]
+    assert size["weights ≥ 1.5, float32"]["terms"] < size["unpruned, float32"]["terms"]
     assert 0 < size["unpruned, float32"]["ndcg10"] <= 1
 
 
@@ -134,6 +138,12 @@ def test_markdown_table_is_printed(tmp_path, capsys) -> None:
 def test_unknown_section_is_refused(capsys) -> None:
     assert run(parse(["--sections=encode,nope"])) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_list_flags_name_what_they_expect(capsys) -> None:
+    with pytest.raises(SystemExit):
+        parse(["--prune-min-weight=0.5,high"])
+    assert "expected comma-separated float values, got '0.5,high'" in capsys.readouterr().err
 
 
 def test_synthetic_store_data_looks_like_splade() -> None:

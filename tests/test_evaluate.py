@@ -301,6 +301,9 @@ def test_index_runs(tiny_settings: Settings, tmp_path: Path) -> None:
             latency_queries=0,
             index_path=tmp_path / "index",
         )
+    pruned = tiny_settings.model_copy(update={"document_min_weight": 1.0})
+    with pytest.raises(ValueError, match="already holds 5 chunks"):  # other document vectors
+        evaluate(pruned, ds, runs="sparse", latency_queries=0, index_path=tmp_path / "index")
 
 
 def test_evaluate_validates_arguments() -> None:

@@ -323,6 +323,20 @@ def test_float16_sparse_storage(tmp_path, splade, dense, kind) -> None:
         EdgeStore(tmp_path / "other", sparse_datatype="int8")
 
 
+@pytest.mark.parametrize("kind", STORES)
+def test_a_passage_pruned_to_nothing_is_still_stored(tmp_path, lexical_splade_path, dense, kind):
+    from rag_splade import SpladeEncoder
+
+    # every weight of this model is under 10: the sparse vectors come out empty
+    strict = SpladeEncoder(str(lexical_splade_path), device="cpu", document_min_weight=10.0)
+    with HybridIndex(strict, dense, make_store(kind, tmp_path)) as idx:
+        idx.add(corpus()[:4])
+        assert idx.count() == 4
+        assert idx.search("小笠原諸島", mode="sparse") == []
+        dense_hits = idx.search("小笠原諸島", top_k=4, mode="dense", explain=True)
+        assert len(dense_hits) == 4 and all(h.explanation.terms == [] for h in dense_hits)
+
+
 def test_reopening_with_another_datatype_is_refused(tmp_path, splade, dense) -> None:
     stores = {
         "edge": lambda datatype: EdgeStore(tmp_path / "edge", sparse_datatype=datatype),

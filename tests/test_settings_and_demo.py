@@ -33,6 +33,10 @@ def test_settings_reject_bad_values(monkeypatch) -> None:
     monkeypatch.setenv("RAG_SPLADE_FUSION", "sum")
     with pytest.raises(ValueError, match="fusion"):
         Settings()
+    monkeypatch.delenv("RAG_SPLADE_FUSION")
+    monkeypatch.setenv("RAG_SPLADE_DOCUMENT_MIN_WEIGHT", "0")
+    with pytest.raises(ValueError, match="document_min_weight"):
+        Settings()
 
 
 def test_from_settings_uses_edge_by_default(
@@ -44,9 +48,11 @@ def test_from_settings_uses_edge_by_default(
         device="cpu",
         index_path=tmp_path / "idx",
         rrf_k=30,
+        document_min_weight=0.5,
     )
     with HybridIndex.from_settings(s) as index:
         assert isinstance(index.store, EdgeStore) and index.rrf_k == 30
+        assert index.sparse.document_min_weight == 0.5
     assert (tmp_path / "idx" / "rag_splade.json").exists()
 
 

@@ -77,6 +77,28 @@ def test_document_pruning_keeps_the_strongest_terms(random_splade) -> None:
     assert set(pruned.indices.tolist()) == strongest
 
 
+def test_document_pruning_by_weight(splade_path_pair) -> None:
+    full_encoder, pruning = splade_path_pair
+    full = full_encoder.encode_documents(TEXTS[:3])
+    pruned = pruning.encode_documents(TEXTS[:3])
+    queries = pruning.encode_queries(TEXTS[:1])[0]
+    assert len(queries) == len(full_encoder.encode_queries(TEXTS[:1])[0])  # queries unpruned
+    for f, p in zip(full, pruned, strict=True):
+        expected = f.drop_below(1.0)
+        assert 0 < len(p) < len(f)
+        assert p.as_dict() == pytest.approx(expected.as_dict(), abs=1e-5)
+    both = pruning.encode_documents(TEXTS[:1], top_k=5)[0]
+    assert both.as_dict() == pytest.approx(full[0].drop_below(1.0).top_k(5).as_dict(), abs=1e-5)
+
+
+@pytest.fixture(scope="module")
+def splade_path_pair(lexical_splade_path):
+    return (
+        SpladeEncoder(str(lexical_splade_path), device="cpu"),
+        SpladeEncoder(str(lexical_splade_path), device="cpu", document_min_weight=1.0),
+    )
+
+
 def test_empty_batch_and_bad_input(splade) -> None:
     assert splade.encode_documents([]) == []
     with pytest.raises(TypeError, match="single str"):
@@ -105,6 +127,9 @@ def test_constructor_validates(random_splade_path) -> None:
         SpladeEncoder(str(random_splade_path), device="cpu", query_max_length=0)
     with pytest.raises(ValueError, match="document_top_k"):
         SpladeEncoder(str(random_splade_path), device="cpu", document_top_k=0)
+    for bad in (0, -1.0, True, "0.5"):
+        with pytest.raises(ValueError, match="document_min_weight must be None or a number > 0"):
+            SpladeEncoder(str(random_splade_path), device="cpu", document_min_weight=bad)
 
 
 def test_token_budget_batches_cover_every_text_once() -> None:

@@ -35,6 +35,10 @@ def test_dot_top_k_and_qdrant() -> None:
     assert q.indices == [1, 3, 7] and q.values == [2.0, 1.0, 4.0]
     with pytest.raises(ValueError, match="top_k"):
         a.top_k(0)
+    assert a.drop_below(2.0).as_dict() == {1: 2.0, 7: 4.0}  # ties kept
+    assert a.drop_below(0.5) is a and len(a.drop_below(5.0)) == 0
+    with pytest.raises(ValueError, match="min_weight must be > 0"):
+        a.drop_below(0)
 
 
 def test_document_validation() -> None:

@@ -24,6 +24,7 @@ from typing import Any
 from pipelines.benchmark.common import (
     BASE_SHAPE,
     Section,
+    comma_list,
     document_texts,
     jsquad,
     machine,
@@ -39,13 +40,6 @@ def available_sections() -> list[str]:
     return [s for s in SECTIONS if importlib.util.find_spec(f"pipelines.benchmark.{s}")]
 
 
-def _ints(value: str) -> list[int]:
-    try:
-        return [int(v.replace("_", "")) for v in value.split(",") if v.strip()]
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {value!r}") from e
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The benchmark's flags (`rag-splade bench` adds them to its sub-parser)."""
     add = parser.add_argument
@@ -59,7 +53,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add("--texts", help="a JSQuAD JSON file (default: the bundled 64-paragraph sample)")
     add("--queries", type=int, default=100, help="queries for the query-encoding section")
-    add("--points", type=_ints, default=[10_000, 100_000], help="store sizes, e.g. 10000,100000")
+    add(
+        "--points",
+        type=comma_list(int),
+        default=[10_000, 100_000],
+        help="store sizes, e.g. 10000,100000",
+    )
     add("--store-queries", type=int, default=200, help="hybrid queries per store size (Edge)")
     add("--local-queries", type=int, default=10, help="queries for qdrant-client local mode")
     add(
@@ -76,7 +75,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "bfloat16 on a CPU with bf16 instructions, bfloat16 on CUDA",
     )
     add("--max-batch-tokens", type=int, help="SpladeEncoder token budget (default: per device)")
-    add("--prune-k", type=_ints, default=[32, 48, 56, 64], help="top-k values for the size section")
     add("--tiny", action="store_true", help="tiny test-sized models instead of BERT-base shape")
     add("--model-dir", help="where speed models are built and kept (default: a temp folder)")
     add("--skip-peers", action="store_true", help="rag_splade rows only (no LlamaIndex/ST)")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
 import platform
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -131,6 +133,21 @@ def machine_line(info: dict[str, Any]) -> str:
         f"transformers {info.get('transformers')}, sentence-transformers "
         f"{info.get('sentence_transformers')}"
     )
+
+
+def comma_list(kind: Callable[[str], Any]) -> Callable[[str], list[Any]]:
+    """An argparse `type` for a comma-separated list of `kind` (`10_000` allowed)."""
+
+    def parse(value: str) -> list[Any]:
+        try:
+            return [kind(v.strip().replace("_", "")) for v in value.split(",") if v.strip()]
+        except ValueError as e:
+            name = getattr(kind, "__name__", "value")
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated {name} values, got {value!r}"
+            ) from e
+
+    return parse
 
 
 def jsquad(path: str | None = None) -> tuple[list[str], list[tuple[str, int]]]:

@@ -1,14 +1,18 @@
-"""Section 4: sparse index size per chunk (float32, top-k pruned, float16) and its nDCG@10 cost.
+"""Section 4: sparse index size per chunk (float32 or float16; unpruned, top-k, or weights
+under a threshold dropped) and its nDCG@10 cost.
 
 Bytes are those of the stored sparse vector (a u32 term id plus a float32 or float16 weight per
 non-zero term), the part of a point that pruning and the datatype change. Retrieval quality is
 measured in Qdrant Edge itself (a sparse-only shard per variant, Edge's `Float16` sparse
-datatype for the half-precision rows) on the bundled JSQuAD sample: paragraphs are the corpus,
-each question's relevant document its own paragraph, with the lexical tiny SPLADE model.
+datatype for the half-precision rows) on JSQuAD (`--size-texts`, else the bundled sample):
+paragraphs are the corpus, each question's relevant document its own paragraph, with the
+lexical tiny SPLADE model.
 """
 
 from __future__ import annotations
 
+import argparse
+import itertools
 import shutil
 import tempfile
 from pathlib import Path
@@ -16,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.benchmark.common import Row, Section
+from pipelines.benchmark.common import Row, Section, comma_list, jsquad
 from rag_splade.types import SparseVector
 
 COLUMNS = [
@@ -27,6 +31,18 @@ COLUMNS = [
     ("ndcg_loss_pct", "nDCG loss %"),
 ]
 VALUE_BYTES = {"float32": 4, "float16": 2}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--prune-k", type=comma_list(int), default=[32, 48, 64], help="size section: top-k values")
+    add(
+        "--prune-min-weight",
+        type=comma_list(float),
+        default=[1.0, 1.5, 2.0],
+        help="size section: drop weights under these (the lexical test model's run 0 to 3.4)",
+    )
+    add("--size-texts", help="size section: a JSQuAD JSON file (default: the bundled sample)")
 
 
 def edge_rankings(
@@ -88,17 +104,18 @@ def run(args: Any, ctx: dict[str, Any]) -> Section:
 
     section = Section("size", "4. Sparse index size per chunk and nDCG@10", COLUMNS)
     encoder = SpladeEncoder(str(ctx["models"]["lexical"]), device="cpu")
-    paragraphs, questions = ctx["paragraphs"], ctx["questions"]
+    paragraphs, questions = jsquad(args.size_texts)
     docs = encoder.encode_documents(paragraphs)
     queries = encoder.encode_queries([q for q, _ in questions])
     relevant = [p for _, p in questions]
-    variants: list[tuple[str, int | None, str]] = [("unpruned", None, "float32")]
-    variants += [(f"top-{k}", k, "float32") for k in args.prune_k]
-    variants += [("unpruned", None, "float16")]
-    variants += [(f"top-{k}", k, "float16") for k in args.prune_k]
+    prunings: list[tuple[str, Any]] = [("unpruned", lambda v: v)]
+    prunings += [(f"top-{k}", lambda v, k=k: v.top_k(k)) for k in args.prune_k]
+    prunings += [
+        (f"weights ≥ {w:g}", lambda v, w=w: v.drop_below(w)) for w in args.prune_min_weight
+    ]
     base_bytes = base_ndcg = None
-    for label, k, datatype in variants:
-        stored = [d.top_k(k) if k else d for d in docs]
+    for datatype, (label, prune) in itertools.product(("float32", "float16"), prunings):
+        stored = [prune(d) for d in docs]
         terms = float(np.mean([len(v) for v in stored]))
         nbytes = terms * (4 + VALUE_BYTES[datatype])
         score = ndcg10(edge_rankings(stored, queries, datatype), relevant)
@@ -118,7 +135,8 @@ def run(args: Any, ctx: dict[str, Any]) -> Section:
             )
         )
     section.notes += [
-        f"{len(paragraphs)} paragraphs, {len(questions)} questions (bundled JSQuAD sample), "
+        f"{len(paragraphs)} paragraphs, {len(questions)} questions "
+        f"({args.size_texts or 'bundled JSQuAD sample'}), "
         f"lexical tiny SPLADE model (vocabulary {encoder.vocab_size:,}); every row searched in "
         "a Qdrant Edge shard of that datatype (sparse only, top 10), scored with ranx.",
         "Bytes: 4 (u32 term id) + 4 (float32) or 2 (float16) per stored term, the sparse part "

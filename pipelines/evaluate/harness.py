@@ -220,6 +220,7 @@ def _fingerprint(docs: list, settings: Settings, include_title: bool) -> dict[st
         "dense_model",
         "document_max_length",
         "document_top_k",
+        "document_min_weight",
         "document_prefix",
         "chunk_overlap_sentences",
         "normalize_text",

@@ -45,6 +45,7 @@ class SpladeEncoder:
         document_max_length: int = 512,
         batch_size: int = 32,
         document_top_k: int | None = None,
+        document_min_weight: float | None = None,
         pooling_chunk_size: int | None = None,
         cache_folder: str | None = None,
         max_batch_tokens: int | None = None,
@@ -78,6 +79,14 @@ class SpladeEncoder:
             raise ValueError(
                 f"document_top_k must be None or a positive int, got {document_top_k!r}"
             )
+        if document_min_weight is not None and (
+            isinstance(document_min_weight, bool)
+            or not isinstance(document_min_weight, int | float)
+            or not document_min_weight > 0
+        ):
+            raise ValueError(
+                f"document_min_weight must be None or a number > 0, got {document_min_weight!r}"
+            )
         self.model_name = str(model_name_or_path)
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
@@ -85,6 +94,7 @@ class SpladeEncoder:
         self.document_max_length = document_max_length
         self.batch_size = batch_size
         self.document_top_k = document_top_k
+        self.document_min_weight = document_min_weight
         auto_batch_tokens, auto_head_tokens = default_budgets(self.device)
         self.max_batch_tokens = max_batch_tokens or auto_batch_tokens
         self.head_chunk_tokens = head_chunk_tokens or auto_head_tokens
@@ -117,12 +127,20 @@ class SpladeEncoder:
     def encode_documents(
         self, texts: Sequence[str], top_k: int | None = None
     ) -> list[SparseVector]:
-        """Encode passages (truncated at `document_max_length`), keeping the `top_k` strongest
-        terms of each when pruning is on (`top_k`, else the encoder's `document_top_k`)."""
+        """Encode passages (truncated at `document_max_length`), pruned when pruning is on:
+        weights under `document_min_weight` dropped, then the `top_k` strongest terms kept
+        (`top_k`, else the encoder's `document_top_k`)."""
         top_k = top_k if top_k is not None else self.document_top_k
-        return self._encode(_check_texts(texts, "texts"), self.document_max_length, top_k)
+        texts = _check_texts(texts, "texts")
+        return self._encode(texts, self.document_max_length, top_k, self.document_min_weight)
 
-    def _encode(self, texts: list[str], max_length: int, top_k: int | None) -> list[SparseVector]:
+    def _encode(
+        self,
+        texts: list[str],
+        max_length: int,
+        top_k: int | None,
+        min_weight: float | None = None,
+    ) -> list[SparseVector]:
         return encode_sparse(
             self.model.transformers_model,
             self.tokenizer,
@@ -133,6 +151,7 @@ class SpladeEncoder:
             head_chunk_tokens=self.head_chunk_tokens,
             max_batch_size=self.batch_size,
             top_k=top_k,
+            min_weight=min_weight,
         )
 
     def decode(self, vector: SparseVector, top_k: int | None = None) -> list[tuple[str, float]]:

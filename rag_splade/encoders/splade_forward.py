@@ -113,8 +113,10 @@ def encode_sparse(
     head_chunk_tokens: int,
     max_batch_size: int | None = None,
     top_k: int | None = None,
+    min_weight: float | None = None,
 ) -> list[SparseVector]:
-    """SPLADE-max vectors `max_t log(1 + relu(logits_t)) * mask_t` of `texts`, input order."""
+    """SPLADE-max vectors `max_t log(1 + relu(logits_t)) * mask_t` of `texts`, input order,
+    without the weights under `min_weight` and keeping only the `top_k` largest, if given."""
     if not texts:
         return []
     ids: list[list[int]] = tokenizer(
@@ -142,6 +144,8 @@ def encode_sparse(
                 head_chunk_tokens,
             )
             weights = torch.log1p(torch.relu(pooled.float()))
+            if min_weight is not None:
+                weights = weights.masked_fill_(weights < min_weight, 0.0)
             if top_k is not None and top_k < weights.shape[1]:
                 top = torch.topk(weights, top_k, dim=1)
                 weights = torch.zeros_like(weights).scatter_(1, top.indices, top.values)
