@@ -23,6 +23,7 @@ def encoders_from_settings(s: Settings) -> tuple[SpladeEncoder, DenseEncoder]:
         batch_size=s.batch_size,
         document_top_k=s.document_top_k,
         document_min_weight=s.document_min_weight,
+        tokenizer_workers=s.tokenizer_workers,
     )
     dense = DenseEncoder(
         s.dense_model,

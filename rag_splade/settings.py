@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     document_max_length: int = Field(512, ge=8)
     document_top_k: int | None = Field(None, ge=1)
     document_min_weight: float | None = Field(None, gt=0)
+    tokenizer_workers: int = Field(0, ge=0)
     query_prefix: str | None = None
     document_prefix: str | None = None
 

@@ -19,6 +19,7 @@ EXPECTED_ROWS = {
     "encode": [
         "rag_splade SpladeEncoder float32",
         "rag_splade SpladeEncoder bfloat16",
+        "rag_splade SpladeEncoder float32, 1 tokenizer workers",
         "sentence-transformers encode_document float32",
         "LlamaIndex default_sparse_encoder fp32, torch.no_grad",
         "LlamaIndex default_sparse_encoder fp32, as QdrantVectorStore calls it",
@@ -71,6 +72,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict:
             "--prune-k=32",
             "--prune-min-weight=1.5",
             "--dtype=float32,bfloat16",
+            "--tokenizer-workers=1",
             "--serving-concurrency=1,4",
             "--serving-requests=8",
             "--serving-docs=8",

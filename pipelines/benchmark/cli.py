@@ -75,6 +75,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "bfloat16 on a CPU with bf16 instructions, bfloat16 on CUDA",
     )
     add("--max-batch-tokens", type=int, help="SpladeEncoder token budget (default: per device)")
+    add(
+        "--tokenizer-workers",
+        type=comma_list(int),
+        default=[],
+        help="encode section: extra rag_splade rows with these tokenizer_workers, e.g. 4,8",
+    )
     add("--tiny", action="store_true", help="tiny test-sized models instead of BERT-base shape")
     add("--model-dir", help="where speed models are built and kept (default: a temp folder)")
     add("--skip-peers", action="store_true", help="rag_splade rows only (no LlamaIndex/ST)")

@@ -129,6 +129,14 @@ def run(args: Any, ctx: dict[str, Any]) -> Section:
     paths: list[tuple[str, dict[str, Any]]] = [
         (f"rag_splade SpladeEncoder {d}", {"path": "rag_splade", "dtype": d}) for d in kinds
     ]
+    paths += [
+        (
+            f"rag_splade SpladeEncoder {kinds[0]}, {n} tokenizer workers",
+            {"path": "rag_splade", "dtype": kinds[0], "tokenizer_workers": n},
+        )
+        for n in args.tokenizer_workers
+        if n > 0
+    ]
     if not args.skip_peers:
         peer_dtype = kinds[0]
         paths += [
@@ -192,7 +200,8 @@ def run(args: Any, ctx: dict[str, Any]) -> Section:
         f"{ctx['model_label']}. Each path runs in its own process (model loaded and warmed up "
         f"on 2 documents before timing). Tokenizer share: the time the Japanese tokenizer "
         f"(MeCab + WordPiece, slow Python, one thread) takes alone on the same texts, as a "
-        f"share of the path's time. Peak memory is that process's RSS high-water mark (CPU) "
+        f"share of the path's time (with tokenizer workers it runs in other processes, "
+        f"mostly while the model works). Peak memory is that process's RSS high-water mark (CPU) "
         f"or torch.cuda.max_memory_allocated (GPU). Memory cap {args.memory_cap_gb:g} GB.",
     )
     return section

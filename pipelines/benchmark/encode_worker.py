@@ -31,6 +31,7 @@ def _rag_splade(spec: dict[str, Any]) -> Callable[[list[str]], list[tuple[Any, A
         dtype=spec["dtype"],
         max_batch_tokens=budget,
         batch_size=budget or 32,  # batches are cut by tokens, not by count
+        tokenizer_workers=spec.get("tokenizer_workers", 0),
     )
 
     def encode(texts: list[str]) -> list[tuple[Any, Any]]:

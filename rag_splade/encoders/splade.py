@@ -10,6 +10,7 @@ import torch
 
 from rag_splade.encoders.device import resolve_device, resolve_dtype
 from rag_splade.encoders.splade_forward import default_budgets, encode_sparse
+from rag_splade.encoders.tokenizer_pool import TokenizerPool
 from rag_splade.types import SparseVector
 
 DEFAULT_SPARSE_MODEL = "hotchpotch/japanese-splade-v2"
@@ -27,6 +28,10 @@ class SpladeEncoder:
     time into a running max, so no `[batch, length, vocab]` logits tensor is held: memory
     stays bounded whatever the batch and text lengths (see `splade_forward`). Both default
     per device (CPU: 2,048 and 2,048; CUDA: 65,536 and 16,384).
+
+    `tokenizer_workers` > 0 tokenizes documents in that many worker processes, a wave ahead
+    of the model (see `tokenizer_pool`): on a GPU the Python tokenizer is otherwise the
+    bottleneck. Queries are always tokenized in-process.
 
     Example:
         >>> sparse = SpladeEncoder("hotchpotch/japanese-splade-v2")  # doctest: +SKIP
@@ -50,6 +55,7 @@ class SpladeEncoder:
         cache_folder: str | None = None,
         max_batch_tokens: int | None = None,
         head_chunk_tokens: int | None = None,
+        tokenizer_workers: int = 0,
     ) -> None:
         try:
             from sentence_transformers import SparseEncoder
@@ -60,6 +66,12 @@ class SpladeEncoder:
                 "SpladeEncoder needs sentence-transformers >= 5: "
                 "pip install -U sentence-transformers"
             ) from e
+        if (
+            isinstance(tokenizer_workers, bool)
+            or not isinstance(tokenizer_workers, int)
+            or (tokenizer_workers < 0)
+        ):
+            raise ValueError(f"tokenizer_workers must be an int >= 0, got {tokenizer_workers!r}")
         for name, value in [
             ("query_max_length", query_max_length),
             ("document_max_length", document_max_length),
@@ -115,6 +127,9 @@ class SpladeEncoder:
             self.model.to(self.dtype)
         self.model.eval()
         self.tokenizer: Any = self.model.tokenizer
+        self.tokenizer_workers = tokenizer_workers
+        # documents are tokenized in worker processes when asked (queries never: latency)
+        self._pool = TokenizerPool(self.tokenizer, tokenizer_workers) if tokenizer_workers else None
 
     @property
     def vocab_size(self) -> int:
@@ -132,7 +147,9 @@ class SpladeEncoder:
         (`top_k`, else the encoder's `document_top_k`)."""
         top_k = top_k if top_k is not None else self.document_top_k
         texts = _check_texts(texts, "texts")
-        return self._encode(texts, self.document_max_length, top_k, self.document_min_weight)
+        return self._encode(
+            texts, self.document_max_length, top_k, self.document_min_weight, self._pool
+        )
 
     def _encode(
         self,
@@ -140,6 +157,7 @@ class SpladeEncoder:
         max_length: int,
         top_k: int | None,
         min_weight: float | None = None,
+        pool: TokenizerPool | None = None,
     ) -> list[SparseVector]:
         return encode_sparse(
             self.model.transformers_model,
@@ -152,6 +170,7 @@ class SpladeEncoder:
             max_batch_size=self.batch_size,
             top_k=top_k,
             min_weight=min_weight,
+            pool=pool,
         )
 
     def decode(self, vector: SparseVector, top_k: int | None = None) -> list[tuple[str, float]]:
@@ -194,6 +213,12 @@ class SpladeEncoder:
         else:
             pieces = tok.tokenize(word)
         return [int(i) for i in tok.convert_tokens_to_ids(pieces)]
+
+    def close(self) -> None:
+        """Stop the tokenizer worker processes, if any (also done at exit)."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
     def __repr__(self) -> str:
         return (

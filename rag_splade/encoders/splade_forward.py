@@ -16,17 +16,21 @@ that a plain `model(**batch).logits` + pooling does not:
   `log(1 + relu(x))` is monotonic, `max_t log(1 + relu(l_t)) = log(1 + relu(max_t l_t))`:
   the activation runs on the pooled row only, and the result is the same vector.
 - `torch.inference_mode()` throughout (no autograd bookkeeping).
+- **Tokenizing off the critical path** (optional). With a `TokenizerPool`, worker processes
+  tokenize the texts a wave at a time, one wave ahead of the model; batches are then cut
+  within each wave.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
+from rag_splade.encoders.tokenizer_pool import TokenIds, TokenizerPool, tokenize_in_process
 from rag_splade.types import SparseVector
 
 # Defaults per device kind: (max_batch_tokens, head_chunk_tokens). On CPU a head chunk of
@@ -114,44 +118,60 @@ def encode_sparse(
     max_batch_size: int | None = None,
     top_k: int | None = None,
     min_weight: float | None = None,
+    pool: TokenizerPool | None = None,
 ) -> list[SparseVector]:
     """SPLADE-max vectors `max_t log(1 + relu(logits_t)) * mask_t` of `texts`, input order,
-    without the weights under `min_weight` and keeping only the `top_k` largest, if given."""
+    without the weights under `min_weight` and keeping only the `top_k` largest, if given.
+    With a `pool`, worker processes tokenize the texts (see `TokenizerPool.waves`)."""
     if not texts:
         return []
-    ids: list[list[int]] = tokenizer(
-        list(texts),
-        truncation=True,
-        max_length=max_length,
-        return_attention_mask=False,
-        return_token_type_ids=False,
-    )["input_ids"]
+    if pool is None:
+        waves = iter([(0, tokenize_in_process(tokenizer, texts, max_length))])
+    else:
+        waves = pool.waves(texts, max_length)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    out: list[SparseVector | None] = [None] * len(ids)
-    lengths = [len(row) for row in ids]
+    out: list[SparseVector | None] = [None] * len(texts)
     with torch.inference_mode():
-        for batch in token_budget_batches(lengths, max_batch_tokens, max_batch_size):
-            longest = lengths[batch[0]]
-            input_ids = np.full((len(batch), longest), pad_id, dtype=np.int64)
-            mask = np.zeros((len(batch), longest), dtype=np.int64)
-            for row, i in enumerate(batch):
-                input_ids[row, : lengths[i]] = ids[i]
-                mask[row, : lengths[i]] = 1
-            pooled = pool_max_logits(
-                model,
-                torch.from_numpy(input_ids).to(device),
-                torch.from_numpy(mask).to(device),
-                head_chunk_tokens,
+        for offset, ids in waves:
+            vectors = _encode_wave(
+                model, ids, pad_id, device, max_batch_tokens, head_chunk_tokens, max_batch_size
             )
-            weights = torch.log1p(torch.relu(pooled.float()))
-            if min_weight is not None:
-                weights = weights.masked_fill_(weights < min_weight, 0.0)
-            if top_k is not None and top_k < weights.shape[1]:
-                top = torch.topk(weights, top_k, dim=1)
-                weights = torch.zeros_like(weights).scatter_(1, top.indices, top.values)
-            for i, vector in zip(batch, _rows(weights), strict=True):
-                out[i] = vector
+            for i, weights in vectors:
+                if min_weight is not None:
+                    weights = weights.masked_fill_(weights < min_weight, 0.0)
+                if top_k is not None and top_k < weights.shape[1]:
+                    top = torch.topk(weights, top_k, dim=1)
+                    weights = torch.zeros_like(weights).scatter_(1, top.indices, top.values)
+                for row, vector in zip(i, _rows(weights), strict=True):
+                    out[offset + row] = vector
     return out  # type: ignore[return-value]  # every position was filled
+
+
+def _encode_wave(
+    model: Any,
+    ids: TokenIds,
+    pad_id: int,
+    device: str,
+    max_batch_tokens: int,
+    head_chunk_tokens: int,
+    max_batch_size: int | None,
+) -> Iterator[tuple[list[int], torch.Tensor]]:
+    """`(positions in the wave, [rows, vocab] SPLADE weights)` batch by batch."""
+    lengths = [len(row) for row in ids]
+    for batch in token_budget_batches(lengths, max_batch_tokens, max_batch_size):
+        longest = lengths[batch[0]]
+        input_ids = np.full((len(batch), longest), pad_id, dtype=np.int64)
+        mask = np.zeros((len(batch), longest), dtype=np.int64)
+        for row, i in enumerate(batch):
+            input_ids[row, : lengths[i]] = ids[i]
+            mask[row, : lengths[i]] = 1
+        pooled = pool_max_logits(
+            model,
+            torch.from_numpy(input_ids).to(device),
+            torch.from_numpy(mask).to(device),
+            head_chunk_tokens,
+        )
+        yield batch, torch.log1p(torch.relu(pooled.float()))
 
 
 def _rows(weights: torch.Tensor) -> list[SparseVector]:
