@@ -396,6 +396,10 @@ def test_cli_end_to_end(tmp_path, cli_env, capsys) -> None:
     assert run(args) == 0
     assert "0 added, 0 replaced, 4 unchanged (skipped)" in capsys.readouterr().out
 
+    (root / "doc1.txt").write_text(TEXTS[21], encoding="utf-8")  # tokenized in a worker
+    assert main([*argv, *flags, "--no-progress", "--tokenizer-workers", "1"]) == 0
+    assert "0 added, 1 replaced, 3 unchanged (skipped)" in capsys.readouterr().out
+
     (root / "bad.txt").write_bytes(b"\xff\xff")
     assert main([*argv, *flags, "--no-progress"]) == 1
     out = capsys.readouterr()
@@ -440,3 +444,6 @@ def test_cli_rejects_bad_settings(tmp_path, cli_env, capsys) -> None:
     assert "gpu0" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main([str(tmp_path), "--batch-size", "0"])
+    with pytest.raises(SystemExit):
+        main([str(tmp_path), "--tokenizer-workers", "-1"])
+    assert "must be an integer >= 0, got '-1'" in capsys.readouterr().err

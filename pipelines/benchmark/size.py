@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--prune-min-weight",
         type=comma_list(float),
         default=[1.0, 1.5, 2.0],
-        help="size section: drop weights under these (the lexical test model's run 0 to 3.4)",
+        help="size section: drop weights under these (the test model's weights run 0 to 3.4)",
     )
     add("--size-texts", help="size section: a JSQuAD JSON file (default: the bundled sample)")
 

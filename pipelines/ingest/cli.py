@@ -40,6 +40,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_positive_int,
         help="chunks encoded and committed together (default RAG_SPLADE_BATCH_SIZE)",
     )
+    store.add_argument(
+        "--tokenizer-workers",
+        type=_non_negative_int,
+        help="processes that tokenize ahead of the model, for GPUs "
+        "(default RAG_SPLADE_TOKENIZER_WORKERS, 0)",
+    )
     parser.add_argument(
         "--delete-missing",
         action="store_true",
@@ -74,9 +80,9 @@ def run(args: argparse.Namespace) -> int:
     from rag_splade import HybridIndex, Settings
 
     try:
-        settings = Settings(**index_overrides(args, "batch_size"))
+        settings = Settings(**index_overrides(args, "batch_size", "tokenizer_workers"))
         index = HybridIndex.from_settings(settings)
-    except (ValidationError, ValueError, ImportError, OSError) as e:
+    except (ValidationError, ValueError, ImportError, OSError, RuntimeError) as e:
         print(f"rag-splade ingest: {e}", file=sys.stderr)
         return EXIT_USAGE
     where = settings.qdrant_url or str(settings.index_path)
@@ -131,12 +137,20 @@ def _field_list(value: str) -> tuple[str, ...]:
 
 
 def _positive_int(value: str) -> int:
+    return _int_from(value, 1, "a positive integer")
+
+
+def _non_negative_int(value: str) -> int:
+    return _int_from(value, 0, "an integer >= 0")
+
+
+def _int_from(value: str, lowest: int, what: str) -> int:
     try:
         n = int(value)
     except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value!r}")
+        n = lowest - 1
+    if n < lowest:
+        raise argparse.ArgumentTypeError(f"must be {what}, got {value!r}")
     return n
 
 

@@ -66,11 +66,8 @@ class SpladeEncoder:
                 "SpladeEncoder needs sentence-transformers >= 5: "
                 "pip install -U sentence-transformers"
             ) from e
-        if (
-            isinstance(tokenizer_workers, bool)
-            or not isinstance(tokenizer_workers, int)
-            or (tokenizer_workers < 0)
-        ):
+        workers_ok = isinstance(tokenizer_workers, int) and not isinstance(tokenizer_workers, bool)
+        if not workers_ok or tokenizer_workers < 0:
             raise ValueError(f"tokenizer_workers must be an int >= 0, got {tokenizer_workers!r}")
         for name, value in [
             ("query_max_length", query_max_length),

@@ -136,14 +136,14 @@ def encode_sparse(
             vectors = _encode_wave(
                 model, ids, pad_id, device, max_batch_tokens, head_chunk_tokens, max_batch_size
             )
-            for i, weights in vectors:
+            for positions, weights in vectors:
                 if min_weight is not None:
                     weights = weights.masked_fill_(weights < min_weight, 0.0)
                 if top_k is not None and top_k < weights.shape[1]:
                     top = torch.topk(weights, top_k, dim=1)
                     weights = torch.zeros_like(weights).scatter_(1, top.indices, top.values)
-                for row, vector in zip(i, _rows(weights), strict=True):
-                    out[offset + row] = vector
+                for position, vector in zip(positions, _rows(weights), strict=True):
+                    out[offset + position] = vector
     return out  # type: ignore[return-value]  # every position was filled
 
 
