@@ -2,9 +2,8 @@
 
 Concurrent requests each submit their queries; a worker gathers them for at most
 `max_wait_ms` after the first arrives (or until `max_batch_size`), then runs one forward
-pass per encoder, sparse and dense at the same time in two threads that share the CPU
-cores (`sharing_executor`); a batch that needs one encoder only runs it on every core.
-While a batch runs, the next one fills, so under load batches grow by themselves.
+pass per encoder, sparse and dense at the same time in two threads. While a batch runs,
+the next one fills, so under load batches grow by themselves.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from typing import Any
 import numpy as np
 
 from rag_splade import DenseEncoder, SparseVector, SpladeEncoder
-from rag_splade.encoders.threads import sharing_executor
 
 
 @dataclass(frozen=True)
@@ -75,9 +73,8 @@ class QueryEncoder:
         self.max_wait = max_wait_ms / 1000
         self._on_encode = on_encode
         self._on_batch = on_batch
-        # Sparse and dense at the same time, half the cores each; one of them alone, all cores.
-        self._pair = sharing_executor(2, "rag-splade-encode-pair")
-        self._solo = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-splade-encode")
+        # One thread per encoder, so a sparse and a dense pass can run at the same time.
+        self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rag-splade-encode")
         self._queue: list[_Pending] = []
         self._arrived = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
@@ -95,8 +92,7 @@ class QueryEncoder:
             if not item.future.done():
                 item.future.set_exception(RuntimeError("the service is shutting down"))
         self._queue.clear()
-        for executor in (self._pair, self._solo):
-            executor.shutdown(wait=False, cancel_futures=True)
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def encode(
         self, texts: Sequence[str], *, sparse: bool, dense: bool
@@ -151,13 +147,12 @@ class QueryEncoder:
         want_sparse = [i for i in batch if i.sparse]
         want_dense = [i for i in batch if i.dense]
         jobs: list[asyncio.Future[Any]] = []
-        executor = self._pair if want_sparse and want_dense else self._solo
         if want_sparse:
             texts = [i.text for i in want_sparse]
-            jobs.append(loop.run_in_executor(executor, self._timed, "sparse", texts))
+            jobs.append(loop.run_in_executor(self._executor, self._timed, "sparse", texts))
         if want_dense:
             texts = [i.text for i in want_dense]
-            jobs.append(loop.run_in_executor(executor, self._timed, "dense", texts))
+            jobs.append(loop.run_in_executor(self._executor, self._timed, "dense", texts))
         try:
             results = await asyncio.gather(*jobs)
         except Exception as e:  # every request of the batch gets the error

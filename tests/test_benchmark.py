@@ -27,8 +27,7 @@ EXPECTED_ROWS = {
     "query": [
         "SPLADE query (SpladeEncoder.encode_queries)",
         "dense query (DenseEncoder.encode_queries)",
-        "sparse + dense overlapped, cores shared (2 threads, as the service)",
-        "sparse + dense overlapped, cores not shared (2 threads)",
+        "sparse + dense overlapped (2 threads)",
     ],
     "store": [
         "EdgeStore, 500 points, before optimize()",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pipelines.benchmark.common import Row, Section, percentiles
@@ -18,7 +18,6 @@ COLUMNS = [
 
 def run(args: Any, ctx: dict[str, Any]) -> Section:
     from rag_splade import DenseEncoder, SpladeEncoder
-    from rag_splade.encoders.threads import sharing_executor
 
     section = Section("query", "2. Query encoding latency (one query at a time)", COLUMNS)
     dtype = args.dtype.split(",")[0].strip()  # `auto`: fp32 on CPU, bf16/fp16 on CUDA
@@ -36,46 +35,30 @@ def run(args: Any, ctx: dict[str, Any]) -> Section:
     for q in queries[:3]:  # warm-up
         one_sparse(q)
         one_dense(q)
-    shared = sharing_executor(2, "bench-shared")  # what the service uses
-    unshared = ThreadPoolExecutor(max_workers=2)  # each thread asks for every core
+    pool = ThreadPoolExecutor(max_workers=2)
 
-    def overlapped(pool: Executor) -> Any:
-        def both(q: str) -> Any:
-            fs = pool.submit(one_sparse, q)
-            fd = pool.submit(one_dense, q)
-            return fs.result(), fd.result()
+    def both(q: str) -> Any:
+        fs = pool.submit(one_sparse, q)
+        fd = pool.submit(one_dense, q)
+        return fs.result(), fd.result()
 
-        return both
-
-    variants = {
-        "sparse": one_sparse,
-        "dense": one_dense,
-        "both": overlapped(shared),
-        "both_unshared": overlapped(unshared),
-    }
-    for fn in variants.values():
-        fn(queries[0])
-    timings: dict[str, list[float]] = {name: [] for name in variants}
+    both(queries[0])
+    timings: dict[str, list[float]] = {"sparse": [], "dense": [], "both": []}
     # Interleaved, so that a burst of load from elsewhere hits every variant alike.
     for q in queries:
-        for name, fn in variants.items():
+        for name, fn in (("sparse", one_sparse), ("dense", one_dense), ("both", both)):
             start = time.perf_counter()
             fn(q)
             timings[name].append(time.perf_counter() - start)
-    shared.shutdown()
-    unshared.shutdown()
+    pool.shutdown()
     stats = {name: percentiles(samples) for name, samples in timings.items()}
     slower = max(stats["sparse"]["p50_ms"], stats["dense"]["p50_ms"])
     section.rows = [
         Row("SPLADE query (SpladeEncoder.encode_queries)", stats["sparse"]),
         Row("dense query (DenseEncoder.encode_queries)", stats["dense"]),
         Row(
-            "sparse + dense overlapped, cores shared (2 threads, as the service)",
+            "sparse + dense overlapped (2 threads)",
             {**stats["both"], "x_slower_alone": stats["both"]["p50_ms"] / slower},
-        ),
-        Row(
-            "sparse + dense overlapped, cores not shared (2 threads)",
-            {**stats["both_unshared"], "x_slower_alone": stats["both_unshared"]["p50_ms"] / slower},
         ),
     ]
     section.notes.append(
