@@ -24,6 +24,7 @@ def encoders_from_settings(s: Settings) -> tuple[SpladeEncoder, DenseEncoder]:
         document_top_k=s.document_top_k,
         document_min_weight=s.document_min_weight,
         tokenizer_workers=s.tokenizer_workers,
+        backend=s.sparse_backend,
     )
     dense = DenseEncoder(
         s.dense_model,

@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     document_top_k: int | None = Field(None, ge=1)
     document_min_weight: float | None = Field(None, gt=0)
     tokenizer_workers: int = Field(0, ge=0)
+    sparse_backend: Literal["torch", "onnx"] = "torch"
     query_prefix: str | None = None
     document_prefix: str | None = None
 

@@ -20,6 +20,7 @@ EXPECTED_ROWS = {
         "rag_splade SpladeEncoder float32",
         "rag_splade SpladeEncoder bfloat16",
         "rag_splade SpladeEncoder float32, 1 tokenizer workers",
+        "rag_splade SpladeEncoder float32, ONNX Runtime",
         "sentence-transformers encode_document float32",
         "LlamaIndex default_sparse_encoder fp32, torch.no_grad",
         "LlamaIndex default_sparse_encoder fp32, as QdrantVectorStore calls it",

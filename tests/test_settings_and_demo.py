@@ -20,6 +20,7 @@ def test_settings_read_the_environment(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("RAG_SPLADE_API_KEY", "service-key")
     monkeypatch.setenv("RAG_SPLADE_FUSION", "dbsf")
     monkeypatch.setenv("RAG_SPLADE_TOKENIZER_WORKERS", "4")
+    monkeypatch.setenv("RAG_SPLADE_SPARSE_BACKEND", "onnx")
     s = Settings()
     assert (s.sparse_model, s.dense_model, s.device) == ("/models/splade", "/models/dense", "cpu")
     assert s.index_path == tmp_path / "idx" and s.collection == "docs"
@@ -27,7 +28,7 @@ def test_settings_read_the_environment(monkeypatch, tmp_path) -> None:
     assert s.qdrant_api_key.get_secret_value() == "secret"
     assert s.api_key.get_secret_value() == "service-key"
     assert "secret" not in repr(s)
-    assert s.fusion == "dbsf" and s.tokenizer_workers == 4
+    assert s.fusion == "dbsf" and s.tokenizer_workers == 4 and s.sparse_backend == "onnx"
 
 
 def test_settings_reject_bad_values(monkeypatch) -> None:

@@ -137,6 +137,14 @@ def run(args: Any, ctx: dict[str, Any]) -> Section:
         for n in args.tokenizer_workers
         if n > 0
     ]
+    onnx_note = _onnx_availability(args.device, kinds)
+    if onnx_note is None:
+        paths.append(
+            (
+                "rag_splade SpladeEncoder float32, ONNX Runtime",
+                {"path": "rag_splade", "dtype": "float32", "backend": "onnx"},
+            )
+        )
     if not args.skip_peers:
         peer_dtype = kinds[0]
         paths += [
@@ -189,6 +197,8 @@ def run(args: Any, ctx: dict[str, Any]) -> Section:
         section.rows.append(row)
     _ratios(section)
     _fidelity_notes(section, vectors, kinds)
+    if onnx_note:
+        section.notes.append(onnx_note)
     half = [d for d in kinds if d in ("bfloat16", "float16")]
     if half and not args.device.startswith("cuda"):
         section.notes.append(_lexical_fidelity(ctx, half[0]))
@@ -205,6 +215,17 @@ def run(args: Any, ctx: dict[str, Any]) -> Section:
         f"or torch.cuda.max_memory_allocated (GPU). Memory cap {args.memory_cap_gb:g} GB.",
     )
     return section
+
+
+def _onnx_availability(device: str, kinds: list[str]) -> str | None:
+    """None when the ONNX Runtime row can run, else why it is left out."""
+    import importlib.util
+
+    if device != "cpu" or "float32" not in kinds:
+        return "ONNX Runtime row left out: it runs on the CPU in float32 only."
+    if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnx") is None:
+        return "ONNX Runtime row left out: onnx/onnxruntime not installed (extra `onnx`)."
+    return None
 
 
 def _ratios(section: Section) -> None:

@@ -32,6 +32,7 @@ def _rag_splade(spec: dict[str, Any]) -> Callable[[list[str]], list[tuple[Any, A
         max_batch_tokens=budget,
         batch_size=budget or 32,  # batches are cut by tokens, not by count
         tokenizer_workers=spec.get("tokenizer_workers", 0),
+        backend=spec.get("backend", "torch"),
     )
 
     def encode(texts: list[str]) -> list[tuple[Any, Any]]:

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from rag_splade.encoders import onnx_backend
 from rag_splade.encoders.device import resolve_device, resolve_dtype
 from rag_splade.encoders.splade_forward import default_budgets, encode_sparse
 from rag_splade.encoders.tokenizer_pool import TokenizerPool
 from rag_splade.types import SparseVector
 
 DEFAULT_SPARSE_MODEL = "hotchpotch/japanese-splade-v2"
+BACKENDS = ("torch", "onnx")
 
 
 class SpladeEncoder:
@@ -32,6 +35,10 @@ class SpladeEncoder:
     `tokenizer_workers` > 0 tokenizes documents in that many worker processes, a wave ahead
     of the model (see `tokenizer_pool`): on a GPU the Python tokenizer is otherwise the
     bottleneck. Queries are always tokenized in-process.
+
+    `backend="onnx"` (CPU, float32, extra `onnx`) runs the model and pooling as one ONNX
+    Runtime graph, exported once and cached (under `cache_folder`, else
+    `~/.cache/rag_splade/onnx`); see `onnx_backend`.
 
     Example:
         >>> sparse = SpladeEncoder("hotchpotch/japanese-splade-v2")  # doctest: +SKIP
@@ -56,6 +63,7 @@ class SpladeEncoder:
         max_batch_tokens: int | None = None,
         head_chunk_tokens: int | None = None,
         tokenizer_workers: int = 0,
+        backend: str = "torch",
     ) -> None:
         try:
             from sentence_transformers import SparseEncoder
@@ -96,9 +104,17 @@ class SpladeEncoder:
             raise ValueError(
                 f"document_min_weight must be None or a number > 0, got {document_min_weight!r}"
             )
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         self.model_name = str(model_name_or_path)
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
+        if backend == "onnx" and (self.device != "cpu" or self.dtype != torch.float32):
+            raise ValueError(
+                'backend="onnx" runs on the CPU in float32: use device="cpu" and dtype '
+                f'"auto" or "float32" (got device {self.device!r}, dtype {self.dtype})'
+            )
+        self.backend = backend
         self.query_max_length = query_max_length
         self.document_max_length = document_max_length
         self.batch_size = batch_size
@@ -124,6 +140,11 @@ class SpladeEncoder:
             self.model.to(self.dtype)
         self.model.eval()
         self.tokenizer: Any = self.model.tokenizer
+        # what runs the forward pass: the PyTorch model, or its ONNX export
+        self._forward: Any = self.model.transformers_model
+        if backend == "onnx":
+            onnx_cache = Path(cache_folder) / "rag_splade-onnx" if cache_folder else None
+            self._forward = onnx_backend.load(self.model.transformers_model, onnx_cache)
         self.tokenizer_workers = tokenizer_workers
         # documents are tokenized in worker processes when asked (queries never: latency)
         self._pool = TokenizerPool(self.tokenizer, tokenizer_workers) if tokenizer_workers else None
@@ -157,7 +178,7 @@ class SpladeEncoder:
         pool: TokenizerPool | None = None,
     ) -> list[SparseVector]:
         return encode_sparse(
-            self.model.transformers_model,
+            self._forward,
             self.tokenizer,
             texts,
             max_length=max_length,

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rag_splade.encoders.onnx_backend import OnnxSplade
 from rag_splade.encoders.tokenizer_pool import TokenIds, TokenizerPool, tokenize_in_process
 from rag_splade.types import SparseVector
 
@@ -122,7 +123,8 @@ def encode_sparse(
 ) -> list[SparseVector]:
     """SPLADE-max vectors `max_t log(1 + relu(logits_t)) * mask_t` of `texts`, input order,
     without the weights under `min_weight` and keeping only the `top_k` largest, if given.
-    With a `pool`, worker processes tokenize the texts (see `TokenizerPool.waves`)."""
+    `model` is a PyTorch masked LM or an `OnnxSplade` graph. With a `pool`, worker
+    processes tokenize the texts (see `TokenizerPool.waves`)."""
     if not texts:
         return []
     if pool is None:
@@ -165,6 +167,9 @@ def _encode_wave(
         for row, i in enumerate(batch):
             input_ids[row, : lengths[i]] = ids[i]
             mask[row, : lengths[i]] = 1
+        if isinstance(model, OnnxSplade):  # pooling and activation are in the graph
+            yield batch, model(input_ids, mask)
+            continue
         pooled = pool_max_logits(
             model,
             torch.from_numpy(input_ids).to(device),
