@@ -1,4 +1,5 @@
-"""Argument checks of `HybridIndex`: each error names the value and what is allowed."""
+"""Argument checks shared by the library and its pipelines: each error names the value and
+what is allowed."""
 
 from __future__ import annotations
 
@@ -24,9 +25,13 @@ def check_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
         raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
 
 
-def check_positive_int(name: str, value: object) -> None:
+def check_positive_int(name: str, value: object, *, optional: bool = False) -> None:
+    """`value` is an int >= 1 (bools are not), or None when `optional`."""
+    if optional and value is None:
+        return
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
+        allowed = "None or a positive int" if optional else "a positive int"
+        raise ValueError(f"{name} must be {allowed}, got {value!r}")
 
 
 def check_weights(

@@ -13,6 +13,7 @@ import logging
 import unicodedata
 from collections.abc import Sequence
 
+from rag_splade.checks import check_choice
 from rag_splade.text.mecab import segment
 
 TOKENS = ("lemma", "surface")
@@ -26,8 +27,7 @@ def tokenize(text: str, tokens: str = "lemma") -> list[str]:
         >>> tokenize("梅雨の季節に雨が降った。")
         ['梅雨', '季節', '雨', '降る']
     """
-    if tokens not in TOKENS:
-        raise ValueError(f"bm25 tokens must be one of {TOKENS}, got {tokens!r}")
+    check_choice("bm25 tokens", tokens, TOKENS)
     normalized = unicodedata.normalize("NFKC", text)
     out = []
     for word in segment(normalized):

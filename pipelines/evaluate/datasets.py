@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rag_splade.checks import check_choice
 from rag_splade.types import Document
 
 logger = logging.getLogger(__name__)
@@ -123,8 +124,7 @@ def load_dataset(
         qrels: an explicit qrels file (BEIR TSV or TREC), overriding the folder's.
         name: dataset name for reports (default: the folder or file name).
     """
-    if format not in FORMATS:
-        raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
+    check_choice("format", format, FORMATS)
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"dataset path {str(path)!r} does not exist")

@@ -23,6 +23,7 @@ from pipelines.evaluate.runs import (
     execute_index_runs,
     parse_runs,
 )
+from rag_splade.checks import check_choice, check_positive_int
 
 if TYPE_CHECKING:
     from rag_splade import HybridIndex, Settings
@@ -88,10 +89,8 @@ def evaluate(
     baseline = baseline or default_baseline(names)
     if baseline not in names:
         raise ValueError(f"baseline {baseline!r} is not one of the runs {names}")
-    if stat_test not in STAT_TESTS:
-        raise ValueError(f"stat_test must be one of {STAT_TESTS}, got {stat_test!r}")
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
-        raise ValueError(f"depth must be a positive int, got {depth!r}")
+    check_choice("stat_test", stat_test, STAT_TESTS)
+    check_positive_int("depth", depth)
     if latency_queries < 0:
         raise ValueError(f"latency_queries must be >= 0, got {latency_queries!r}")
     if not dataset.queries:

@@ -10,6 +10,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from rag_splade.checks import check_choice
+
 DEFAULT_METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
 STAT_TESTS = ("student", "fisher", "tukey")
 EXTRAS_HINT = 'pip install "rag-splade[eval]"'
@@ -104,8 +106,7 @@ def compare_runs(
         p-values are empty. A p-value is None where the test is undefined (the two runs
         score the same on every query).
     """
-    if stat_test not in STAT_TESTS:
-        raise ValueError(f"stat_test must be one of {STAT_TESTS}, got {stat_test!r}")
+    check_choice("stat_test", stat_test, STAT_TESTS)
     if baseline not in runs:
         raise ValueError(f"baseline {baseline!r} is not one of the runs {sorted(runs)}")
     metrics = check_metrics(metrics)

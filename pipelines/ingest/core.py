@@ -22,6 +22,7 @@ from typing import Any
 from pipelines.ingest.pdf import page_metadata
 from pipelines.ingest.readers import OnProblem, Problem, ReadOptions, read_documents
 from rag_splade import Document, HybridIndex
+from rag_splade.checks import check_positive_int
 from rag_splade.index import DocumentInfo
 from rag_splade.text.chunking import Chunk
 
@@ -120,8 +121,7 @@ def ingest(
         >>> report = ingest(["./docs"], HybridIndex.from_settings())  # doctest: +SKIP
         >>> print(report.summary())  # doctest: +SKIP
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    check_positive_int("batch_size", batch_size)
     report = report if report is not None else IngestReport()
     started = time.perf_counter()
     bar = _progress_bar(progress)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from rag_splade.checks import check_positive_int
 from rag_splade.encoders.device import resolve_device, resolve_dtype
 from rag_splade.encoders.splade import _check_texts
 
@@ -56,8 +57,7 @@ class DenseEncoder:
     ) -> None:
         from sentence_transformers import SentenceTransformer
 
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        check_positive_int("batch_size", batch_size)
         self.model_name = str(model_name_or_path)
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)

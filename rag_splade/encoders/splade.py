@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rag_splade.checks import check_choice, check_positive_int
 from rag_splade.encoders import onnx_backend
 from rag_splade.encoders.device import resolve_device, resolve_dtype
 from rag_splade.encoders.splade_forward import default_budgets, encode_sparse
@@ -77,25 +78,12 @@ class SpladeEncoder:
         workers_ok = isinstance(tokenizer_workers, int) and not isinstance(tokenizer_workers, bool)
         if not workers_ok or tokenizer_workers < 0:
             raise ValueError(f"tokenizer_workers must be an int >= 0, got {tokenizer_workers!r}")
-        for name, value in [
-            ("query_max_length", query_max_length),
-            ("document_max_length", document_max_length),
-            ("batch_size", batch_size),
-        ]:
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        for name, value in [
-            ("max_batch_tokens", max_batch_tokens),
-            ("head_chunk_tokens", head_chunk_tokens),
-        ]:
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name} must be None or a positive int, got {value!r}")
-        if document_top_k is not None and (
-            not isinstance(document_top_k, int) or document_top_k < 1
-        ):
-            raise ValueError(
-                f"document_top_k must be None or a positive int, got {document_top_k!r}"
-            )
+        check_positive_int("query_max_length", query_max_length)
+        check_positive_int("document_max_length", document_max_length)
+        check_positive_int("batch_size", batch_size)
+        check_positive_int("max_batch_tokens", max_batch_tokens, optional=True)
+        check_positive_int("head_chunk_tokens", head_chunk_tokens, optional=True)
+        check_positive_int("document_top_k", document_top_k, optional=True)
         if document_min_weight is not None and (
             isinstance(document_min_weight, bool)
             or not isinstance(document_min_weight, int | float)
@@ -104,8 +92,7 @@ class SpladeEncoder:
             raise ValueError(
                 f"document_min_weight must be None or a number > 0, got {document_min_weight!r}"
             )
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        check_choice("backend", backend, BACKENDS)
         self.model_name = str(model_name_or_path)
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)

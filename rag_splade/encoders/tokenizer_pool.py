@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from rag_splade.checks import check_positive_int
+
 # Texts per worker in a wave: 256 passages of 512 tokens are ~1 s of tokenizing for one worker,
 # about what a GPU needs to encode a wave from all workers.
 TEXTS_PER_WORKER = 256
@@ -57,9 +59,8 @@ class TokenizerPool:
     def __init__(
         self, tokenizer: Any, workers: int, texts_per_worker: int = TEXTS_PER_WORKER
     ) -> None:
-        for name, value in (("workers", workers), ("texts_per_worker", texts_per_worker)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_positive_int("workers", workers)
+        check_positive_int("texts_per_worker", texts_per_worker)
         self.workers = workers
         self.texts_per_worker = texts_per_worker
         self._executor = ProcessPoolExecutor(

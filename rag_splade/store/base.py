@@ -9,6 +9,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
+from rag_splade.checks import check_choice
 from rag_splade.store.filters import Condition
 from rag_splade.types import SparseVector
 
@@ -185,8 +186,7 @@ SPARSE_DATATYPES = ("float32", "float16")
 
 
 def check_sparse_datatype(value: object) -> str:
-    if value not in SPARSE_DATATYPES:
-        raise ValueError(f"sparse_datatype must be one of {SPARSE_DATATYPES}, got {value!r}")
+    check_choice("sparse_datatype", value, SPARSE_DATATYPES)
     return str(value)
 
 
