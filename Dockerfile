@@ -11,7 +11,7 @@ ENV PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     HF_HOME=/models
 
-WORKDIR /app
+WORKDIR /src
 RUN if [ -n "$TORCH_INDEX_URL" ]; then \
         pip install "$TORCH_SPEC" --index-url "$TORCH_INDEX_URL"; \
     else \
@@ -23,6 +23,9 @@ COPY rag_splade ./rag_splade
 COPY pipelines ./pipelines
 COPY api ./api
 RUN pip install ".[api]"
+# Run from a folder without the sources: the installed package (rag_splade.api inside it)
+# is what gets imported, never the checkout's top-level api/ folder.
+WORKDIR /srv
 
 RUN useradd --system --uid 10001 rag && mkdir -p /models /data && chown rag /models /data
 USER rag
@@ -30,4 +33,4 @@ USER rag
 EXPOSE 8000
 # One process: the models sit in (GPU) memory once and micro-batching sees every request.
 # The service logs each request itself (JSON lines), so uvicorn's access log is off.
-CMD ["uvicorn", "api.app:app", "--host", "0.0.0.0", "--port", "8000", "--no-access-log"]
+CMD ["uvicorn", "rag_splade.api.app:app", "--host", "0.0.0.0", "--port", "8000", "--no-access-log"]

@@ -20,13 +20,14 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.config import ServiceSettings
-from api.faults import ServiceUnavailable
-from api.middleware import RequestContextMiddleware
-from api.observability import Metrics, configure_logging, request_id_var
-from api.routes import InvalidRequest, TooLarge, build_router
-from api.runtime import Runtime
 from rag_splade import HybridIndex
+
+from .config import ServiceSettings
+from .faults import ServiceUnavailable
+from .middleware import RequestContextMiddleware
+from .observability import Metrics, configure_logging, request_id_var
+from .routes import InvalidRequest, TooLarge, build_router
+from .runtime import Runtime
 
 ERROR_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}
 

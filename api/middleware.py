@@ -12,8 +12,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.faults import is_store_outage
-from api.observability import Metrics, request_id_var
+from .faults import is_store_outage
+from .observability import Metrics, request_id_var
 
 REQUEST_ID_HEADER = "x-request-id"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")

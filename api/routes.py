@@ -8,9 +8,15 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.exceptions import HTTPException
 
-from api.config import ServiceSettings
-from api.runtime import Runtime
-from api.schemas import (
+from rag_splade import Document, HybridIndex
+from rag_splade.checks import check_doc_id, check_query
+from rag_splade.context import format_context
+from rag_splade.explain import explain_query
+from rag_splade.index import query_vectors_needed
+
+from .config import ServiceSettings
+from .runtime import Runtime
+from .schemas import (
     AddDocumentsRequest,
     AddDocumentsResponse,
     BatchSearchRequest,
@@ -25,11 +31,6 @@ from api.schemas import (
     SearchRequest,
     SearchResponse,
 )
-from rag_splade import Document, HybridIndex
-from rag_splade.checks import check_doc_id, check_query
-from rag_splade.context import format_context
-from rag_splade.explain import explain_query
-from rag_splade.index import query_vectors_needed
 
 QUERY_TERMS = 20
 ERRORS: dict[int | str, dict[str, Any]] = {

@@ -13,12 +13,13 @@ import time
 from collections.abc import Callable
 from typing import Literal, TypeVar
 
-from api.batching import QueryEncoder
-from api.config import ServiceSettings
-from api.faults import ServiceUnavailable, is_store_outage
-from api.observability import Metrics
 from rag_splade import DenseEncoder, HybridIndex, SpladeEncoder
 from rag_splade.factories import encoders_from_settings
+
+from .batching import QueryEncoder
+from .config import ServiceSettings
+from .faults import ServiceUnavailable, is_store_outage
+from .observability import Metrics
 
 T = TypeVar("T")
 State = Literal["loading", "store_unavailable", "ready", "failed", "stopped"]

@@ -13,9 +13,9 @@ import sys
 from llama_index.core.llms import MockLLM
 from llama_index.core.query_engine import RetrieverQueryEngine
 
-from pipelines.demo import sample_documents
 from rag_splade import HybridIndex, Settings
 from rag_splade.llama_index import SpladeHybridRetriever
+from rag_splade.sample import sample_documents
 
 
 def main(question: str) -> None:

@@ -10,10 +10,10 @@ from collections.abc import Sequence
 
 # subcommand -> (module with add_arguments(parser) and run(args) -> int, help)
 COMMANDS = {
-    "ingest": ("pipelines.ingest", "add or update files and folders in the index, with progress"),
-    "search": ("pipelines.search", "ask the index; explained hits, optionally as JSON"),
-    "eval": ("pipelines.evaluate", "evaluate sparse, dense, hybrid and BM25 runs on a dataset"),
-    "bench": ("pipelines.benchmark", "measure speed, memory and size against the peer paths"),
+    "ingest": (".ingest", "add or update files and folders in the index, with progress"),
+    "search": (".search", "ask the index; explained hits, optionally as JSON"),
+    "eval": (".evaluate", "evaluate sparse, dense, hybrid and BM25 runs on a dataset"),
+    "bench": (".benchmark", "measure speed, memory and size against the peer paths"),
 }
 SETTINGS_HELP = (
     "Models, device and index come from RAG_SPLADE_* settings (RAG_SPLADE_SPARSE_MODEL, "
@@ -29,7 +29,7 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=help_text, description=SETTINGS_HELP)
         # Only the chosen command's module is imported (some pull in heavy libraries).
         if name == chosen:
-            importlib.import_module(module).add_arguments(command)
+            importlib.import_module(module, __package__).add_arguments(command)
 
     demo = sub.add_parser(
         "demo",
@@ -53,10 +53,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(argv).parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.command in COMMANDS:
-        return importlib.import_module(COMMANDS[args.command][0]).run(args)
+        return importlib.import_module(COMMANDS[args.command][0], __package__).run(args)
     if args.command == "demo":
-        from pipelines.demo import DEMO_QUERIES, run_demo
         from rag_splade import Settings
+
+        from .demo import DEMO_QUERIES, run_demo
 
         overrides = {"index_path": args.index_path} if args.index_path else {}
         settings = Settings(**overrides)

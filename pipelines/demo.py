@@ -3,14 +3,13 @@ explained hits for a few questions."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
 from typing import TextIO
 
-from rag_splade import Document, HybridIndex, SearchHit, Settings, format_context
+from rag_splade import HybridIndex, SearchHit, Settings, format_context
+from rag_splade.sample import sample_documents
 from rag_splade.types import TermMatch
 
 DEMO_QUERIES = (
@@ -18,23 +17,6 @@ DEMO_QUERIES = (
     "石油の主成分は何か。",
     "サケが川を遡上するのはなぜか。",
 )
-
-
-def sample_documents() -> list[Document]:
-    """One `Document` per paragraph of the bundled JSQuAD sample (CC BY-SA 4.0)."""
-    raw = resources.files("rag_splade").joinpath("data/jsquad_sample.json").read_text("utf-8")
-    docs = []
-    for article in json.loads(raw)["data"]:
-        for n, paragraph in enumerate(article["paragraphs"]):
-            title, _, text = paragraph["context"].partition(" [SEP] ")
-            docs.append(
-                Document(
-                    id=f"{article['title']}-{n}",
-                    text=text,
-                    metadata={"title": title, "source": "JSQuAD (CC BY-SA 4.0)"},
-                )
-            )
-    return docs
 
 
 def highlight(text: str, terms: Sequence[TermMatch]) -> str:

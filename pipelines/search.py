@@ -8,8 +8,9 @@ import sys
 from dataclasses import asdict
 from typing import TextIO
 
-from pipelines.index_options import add_index_arguments, index_overrides
 from rag_splade import HybridIndex, SearchHit, Settings, format_context
+
+from .index_options import add_index_arguments, index_overrides
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,7 +45,7 @@ def parse_filters(items: list[str]) -> dict[str, object]:
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    from pipelines.demo import print_hit
+    from .demo import print_hit
 
     out = out or sys.stdout
     try:

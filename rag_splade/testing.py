@@ -16,23 +16,12 @@ bundled JSQuAD sample, and small `BertForMaskedLM` / `BertModel` networks:
 from __future__ import annotations
 
 import collections
-import json
 import unicodedata
-from importlib import resources
 from pathlib import Path
 
+from rag_splade.sample import sample_texts
+
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-
-
-def sample_texts() -> list[str]:
-    """The paragraphs of the bundled JSQuAD sample (CC BY-SA 4.0), title prefix removed."""
-    raw = resources.files("rag_splade").joinpath("data/jsquad_sample.json").read_text("utf-8")
-    texts = []
-    for article in json.loads(raw)["data"]:
-        for paragraph in article["paragraphs"]:
-            context = paragraph["context"]
-            texts.append(context.split(" [SEP] ", 1)[-1])
-    return texts
 
 
 def build_vocab(texts: list[str], max_words: int = 1500, size: int | None = None) -> list[str]:

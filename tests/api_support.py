@@ -8,8 +8,8 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from api.config import ServiceSettings
-from rag_splade.testing import sample_texts
+from rag_splade.api.config import ServiceSettings
+from rag_splade.sample import sample_texts
 
 
 def api_documents(n: int = 16) -> list[dict[str, Any]]:

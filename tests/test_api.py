@@ -8,7 +8,7 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
+from rag_splade.api.app import create_app
 from tests.api_support import api_documents, service_settings, wait_ready
 
 TARGET_WORD = "小笠原諸島"

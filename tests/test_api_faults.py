@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 from qdrant_client.http.exceptions import ResponseHandlingException
 
-from api.app import create_app
 from rag_splade import Document, EdgeStore, HybridIndex
+from rag_splade.api.app import create_app
 from tests.api_support import api_documents, service_settings, wait_ready
 
 LIMITS = {

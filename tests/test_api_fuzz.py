@@ -7,8 +7,8 @@ import pytest
 schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 
-from api.app import create_app  # noqa: E402
 from rag_splade import Document, EdgeStore, HybridIndex  # noqa: E402
+from rag_splade.api.app import create_app  # noqa: E402
 from tests.api_support import api_documents, service_settings  # noqa: E402
 
 EXAMPLES_PER_OPERATION = 60

@@ -11,9 +11,9 @@ import math
 
 import pytest
 
-from pipelines.benchmark import add_arguments, run
-from pipelines.benchmark.common import document_texts, jsquad
-from pipelines.benchmark.store import make_points, make_queries
+from rag_splade.pipelines.benchmark import add_arguments, run
+from rag_splade.pipelines.benchmark.common import document_texts, jsquad
+from rag_splade.pipelines.benchmark.store import make_points, make_queries
 
 EXPECTED_ROWS = {
     "encode": [

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from api.config import ServiceSettings
+from rag_splade.api.config import ServiceSettings
 
 yaml = pytest.importorskip("yaml")
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,7 +94,7 @@ def test_cluster_profile(services) -> None:
 
 def test_dockerfile_serves_the_app(services) -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
-    assert '"api.app:app"' in dockerfile and 'pip install ".[api]"' in dockerfile
+    assert '"rag_splade.api.app:app"' in dockerfile and 'pip install ".[api]"' in dockerfile
     assert "EXPOSE 8000" in dockerfile
     assert "ENV" in dockerfile and "HF_HOME=/models" in dockerfile
     copied = {

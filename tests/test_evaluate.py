@@ -6,12 +6,12 @@ import argparse
 import json
 import math
 import os
-from importlib import resources
 from pathlib import Path
 
 import pytest
 
-from pipelines.evaluate import (
+from rag_splade import HybridIndex, SearchHit, Settings
+from rag_splade.pipelines.evaluate import (
     EvaluationReport,
     RetrievalDataset,
     RunResult,
@@ -25,14 +25,14 @@ from pipelines.evaluate import (
     run,
     write_beir,
 )
-from pipelines.evaluate.bm25 import BM25Retriever, tokenize
-from pipelines.evaluate.datasets import Passage
-from pipelines.evaluate.runs import parse_runs
-from rag_splade import HybridIndex, SearchHit, Settings
+from rag_splade.pipelines.evaluate.bm25 import BM25Retriever, tokenize
+from rag_splade.pipelines.evaluate.datasets import Passage
+from rag_splade.pipelines.evaluate.runs import parse_runs
+from rag_splade.sample import sample_path
 
 # The full JSQuAD release is not shipped: point RAG_SPLADE_JSQUAD_DIR at it to run this check.
 JSQUAD_DIR = Path(os.environ.get("RAG_SPLADE_JSQUAD_DIR", "/nonexistent"))
-SAMPLE = Path(str(resources.files("rag_splade").joinpath("data/jsquad_sample.json")))
+SAMPLE = sample_path()
 
 # A corpus built so that BM25 ranks the relevant document 1st for q1-q3 and 2nd for q4
 # (d1 says 梅雨 twice, d4 says 空港 once, both words are in one document each).

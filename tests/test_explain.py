@@ -6,7 +6,7 @@ import pytest
 
 from rag_splade import Document, EdgeStore, HybridIndex, QdrantServerStore
 from rag_splade.explain import explain_match
-from rag_splade.testing import sample_texts
+from rag_splade.sample import sample_texts
 from rag_splade.types import SparseVector
 
 QUERIES = ["日本で梅雨がないのは北海道とどこか。", "石油の主成分は何か。", "ＡＢＣ社のガス１００"]

@@ -10,7 +10,8 @@ import torch
 
 from rag_splade import DenseEncoder, Document, EdgeStore, HybridIndex, SpladeEncoder
 from rag_splade.encoders.device import resolve_device, resolve_dtype
-from rag_splade.testing import build_splade_model, sample_texts
+from rag_splade.sample import sample_texts
+from rag_splade.testing import build_splade_model
 
 pytestmark = [
     pytest.mark.gpu,

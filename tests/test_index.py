@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rag_splade import Document, EdgeStore, HybridIndex, QdrantServerStore
-from rag_splade.testing import sample_texts
+from rag_splade.sample import sample_texts
 
 STORES = ["edge", "memory"]
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.ingest import (
+from rag_splade import EdgeStore, HybridIndex, QdrantServerStore, SpladeEncoder
+from rag_splade.pipelines.ingest import (
     CONTENT_HASH,
     PAGE_STARTS,
     Problem,
@@ -20,9 +21,8 @@ from pipelines.ingest import (
     read_documents,
     run,
 )
-from pipelines.ingest.cli import main
-from rag_splade import EdgeStore, HybridIndex, QdrantServerStore, SpladeEncoder
-from rag_splade.testing import sample_texts
+from rag_splade.pipelines.ingest.cli import main
+from rag_splade.sample import sample_texts
 
 TEXTS = sample_texts()
 
@@ -250,7 +250,7 @@ def test_metadata_change_is_a_change(tmp_path, index) -> None:
 @pytest.fixture
 def interrupted(tmp_path, index, monkeypatch):
     """An index where a run over 6 documents stopped at its third commit."""
-    from pipelines.ingest import IngestReport
+    from rag_splade.pipelines.ingest import IngestReport
 
     root = tmp_path / "docs"
     write_corpus(root, 6)

@@ -36,7 +36,7 @@ from rag_splade.llama_index import (
     sparse_query_fn,
     to_store_filters,
 )
-from rag_splade.testing import sample_texts
+from rag_splade.sample import sample_texts
 
 TEXTS = sample_texts()[:20]
 TARGET = next(i for i, t in enumerate(TEXTS) if "小笠原諸島" in t)

@@ -10,7 +10,7 @@ import torch
 
 from rag_splade import SpladeEncoder
 from rag_splade.encoders import onnx_backend
-from rag_splade.testing import sample_texts
+from rag_splade.sample import sample_texts
 
 pytest.importorskip("onnxruntime")  # the `onnx` extra; `make install` has it
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from pipelines.cli import main
 from rag_splade import Document, HybridIndex, Settings
+from rag_splade.pipelines.cli import main
 
 
 @pytest.fixture

@@ -4,9 +4,10 @@ import io
 
 import pytest
 
-from pipelines.cli import main
-from pipelines.demo import run_demo, sample_documents
 from rag_splade import EdgeStore, HybridIndex, QdrantServerStore, Settings
+from rag_splade.pipelines.cli import main
+from rag_splade.pipelines.demo import run_demo
+from rag_splade.sample import sample_documents
 
 
 def test_settings_read_the_environment(monkeypatch, tmp_path) -> None:

@@ -10,7 +10,7 @@ import pytest
 from rag_splade import SpladeEncoder
 from rag_splade.encoders.splade_forward import encode_sparse
 from rag_splade.encoders.tokenizer_pool import TokenizerPool, tokenize_in_process
-from rag_splade.testing import sample_texts
+from rag_splade.sample import sample_texts
 
 TEXTS = sample_texts()[:23]
 

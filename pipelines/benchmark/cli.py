@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipelines.benchmark.common import (
+from .common import (
     BASE_SHAPE,
     Section,
     comma_list,
@@ -37,7 +37,7 @@ DEFAULT_SECTIONS = "encode,query,store,size,serving"
 
 
 def available_sections() -> list[str]:
-    return [s for s in SECTIONS if importlib.util.find_spec(f"pipelines.benchmark.{s}")]
+    return [s for s in SECTIONS if importlib.util.find_spec(f"{__package__}.{s}")]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -93,7 +93,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--encode-timeout", type=float, default=900.0, help="seconds before a path is killed")
     add("--json", dest="json_out", help="also write the results as JSON to this file")
     for name in available_sections():  # a section may add flags of its own (e.g. serving)
-        module = importlib.import_module(f"pipelines.benchmark.{name}")
+        module = importlib.import_module(f"{__package__}.{name}")
         if hasattr(module, "add_arguments"):
             module.add_arguments(parser)
 
@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     for name in chosen:
         print(f"[bench] {name} ...", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
-        module = importlib.import_module(f"pipelines.benchmark.{name}")
+        module = importlib.import_module(f"{__package__}.{name}")
         section = module.run(args, ctx)
         section.notes.append(f"Section time {time.perf_counter() - t0:.0f} s.")
         results[name] = section
@@ -159,6 +159,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipelines.benchmark", description=__doc__)
+    parser = argparse.ArgumentParser(prog="rag-splade bench", description=__doc__)
     add_arguments(parser)
     return run(parser.parse_args(argv))

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from rag_splade.sample import read_squad_paragraphs
 
 # Shape of the speed model: BERT-base like hotchpotch/japanese-splade-v2 (random weights).
 BASE_SHAPE = {"hidden": 768, "layers": 12, "heads": 12, "vocab_size": 32768}
@@ -153,17 +153,9 @@ def comma_list(kind: Callable[[str], Any]) -> Callable[[str], list[Any]]:
 def jsquad(path: str | None = None) -> tuple[list[str], list[tuple[str, int]]]:
     """Paragraphs (title prefix removed) and `(question, paragraph index)` pairs of a JSQuAD
     file; the bundled 64-paragraph sample when `path` is None."""
-    if path is None:
-        raw = resources.files("rag_splade").joinpath("data/jsquad_sample.json").read_text("utf-8")
-    else:
-        raw = Path(path).read_text("utf-8")
-    paragraphs: list[str] = []
-    questions: list[tuple[str, int]] = []
-    for article in json.loads(raw)["data"]:
-        for paragraph in article["paragraphs"]:
-            questions += [(qa["question"], len(paragraphs)) for qa in paragraph["qas"]]
-            paragraphs.append(paragraph["context"].split(" [SEP] ", 1)[-1])
-    return paragraphs, questions
+    read = read_squad_paragraphs(path)
+    questions = [(q, i) for i, p in enumerate(read) for q in p.questions]
+    return [p.text for p in read], questions
 
 
 def document_texts(paragraphs: list[str], n: int, length: str) -> list[str]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.benchmark.common import Row, Section
+from .common import Row, Section
 
 COLUMNS = [
     ("docs_per_s", "docs/s"),
@@ -52,7 +52,7 @@ def run_path(
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False, encoding="utf-8") as f:
         json.dump(spec, f, ensure_ascii=False)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.benchmark.encode_worker", f.name],
+        [sys.executable, "-m", f"{__package__}.encode_worker", f.name],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -6,7 +6,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from pipelines.benchmark.common import Row, Section, percentiles
+from .common import Row, Section, percentiles
 
 COLUMNS = [
     ("p50_ms", "p50 ms"),

@@ -1,6 +1,6 @@
 """Serving: the HTTP service under concurrent load, with micro-batching on and off.
 
-The service runs as it does in production, `uvicorn api.app:app` in a process of its own,
+The service runs as it does in production, `uvicorn rag_splade.api.app:app` in a process of its own,
 and is driven over loopback HTTP by an asyncio client; nothing here imports `api`.
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from pipelines.benchmark.common import Row, Section, percentiles
+from .common import Row, Section, percentiles
 
 COLUMNS = [
     ("requests_per_s", "requests/s"),
@@ -160,7 +160,7 @@ class _Server:
         self.log = log
         log.parent.mkdir(parents=True, exist_ok=True)
         self._log_file = log.open("wb")
-        command = [sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1"]
+        command = [sys.executable, "-m", "uvicorn", "rag_splade.api.app:app", "--host", "127.0.0.1"]
         self.process = subprocess.Popen(
             [*command, "--port", str(port), "--no-access-log"],
             env=env,

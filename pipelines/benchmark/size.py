@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.benchmark.common import Row, Section, comma_list, jsquad
 from rag_splade.types import SparseVector
+
+from .common import Row, Section, comma_list, jsquad
 
 COLUMNS = [
     ("terms", "terms/chunk"),

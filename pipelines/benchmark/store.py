@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.benchmark.common import Row, Section, percentiles
 from rag_splade.store.base import ChunkPoint, HybridQuery, VectorSpec
 from rag_splade.types import SparseVector
+
+from .common import Row, Section, percentiles
 
 VOCAB = 32_768
 DENSE = 512

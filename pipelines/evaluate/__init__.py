@@ -9,18 +9,18 @@ Example:
 
 from __future__ import annotations
 
-from pipelines.evaluate.cli import add_arguments, run
-from pipelines.evaluate.datasets import (
+from .cli import add_arguments, run
+from .datasets import (
     Passage,
     RetrievalDataset,
     load_dataset,
     load_squad,
     write_beir,
 )
-from pipelines.evaluate.harness import evaluate
-from pipelines.evaluate.metrics import DEFAULT_METRICS, compare_runs, compute_metrics
-from pipelines.evaluate.report import EvaluationReport, RunResult
-from pipelines.evaluate.runs import DEFAULT_RUNS, RunSpec, best_chunk_per_document
+from .harness import evaluate
+from .metrics import DEFAULT_METRICS, compare_runs, compute_metrics
+from .report import EvaluationReport, RunResult
+from .runs import DEFAULT_RUNS, RunSpec, best_chunk_per_document
 
 __all__ = [
     "DEFAULT_METRICS",

@@ -11,9 +11,9 @@ import logging
 import sys
 from pathlib import Path
 
-from pipelines.evaluate.datasets import FORMATS
-from pipelines.evaluate.metrics import DEFAULT_METRICS, STAT_TESTS
-from pipelines.evaluate.runs import DEFAULT_RUNS, SWEEP_RATIOS
+from .datasets import FORMATS
+from .metrics import DEFAULT_METRICS, STAT_TESTS
+from .runs import DEFAULT_RUNS, SWEEP_RATIOS
 
 DESCRIPTION = (
     "Evaluate sparse, dense, hybrid (RRF, DBSF) and BM25 retrieval on a BEIR, TREC or "
@@ -119,11 +119,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the evaluation the parsed `args` describe; print the table; 0 on success."""
-    from pipelines.evaluate.datasets import load_dataset
-    from pipelines.evaluate.harness import evaluate
+    from .datasets import load_dataset
+    from .harness import evaluate
 
     if not args.quiet:
-        logging.getLogger("pipelines.evaluate").setLevel(logging.INFO)
+        logging.getLogger(__package__).setLevel(logging.INFO)
         if not logging.getLogger().handlers:
             logging.basicConfig(level=logging.WARNING, format="%(message)s")
     dataset = load_dataset(args.dataset, split=args.split, format=args.format, qrels=args.qrels)

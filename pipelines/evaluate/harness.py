@@ -12,10 +12,12 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipelines.evaluate.datasets import RetrievalDataset
-from pipelines.evaluate.metrics import DEFAULT_METRICS, STAT_TESTS, check_metrics, compare_runs
-from pipelines.evaluate.report import EvaluationReport, RunResult
-from pipelines.evaluate.runs import (
+from rag_splade.checks import check_choice, check_positive_int
+
+from .datasets import RetrievalDataset
+from .metrics import DEFAULT_METRICS, STAT_TESTS, check_metrics, compare_runs
+from .report import EvaluationReport, RunResult
+from .runs import (
     RunOutput,
     RunSpec,
     chunk_depth,
@@ -23,7 +25,6 @@ from pipelines.evaluate.runs import (
     execute_index_runs,
     parse_runs,
 )
-from rag_splade.checks import check_choice, check_positive_int
 
 if TYPE_CHECKING:
     from rag_splade import HybridIndex, Settings
@@ -106,7 +107,7 @@ def evaluate(
     }
     docs = dataset.documents(include_title)
     if "bm25" in names:
-        from pipelines.evaluate.bm25 import BM25Retriever
+        from .bm25 import BM25Retriever
 
         started = time.perf_counter()
         bm25 = BM25Retriever({d.id: d.text for d in docs}, tokens=bm25_tokens)

@@ -39,8 +39,9 @@ import numpy as np
 from rag_splade.index import MAX_TOP_K
 
 if TYPE_CHECKING:
-    from pipelines.evaluate.bm25 import BM25Retriever
     from rag_splade import HybridIndex, SearchHit
+
+    from .bm25 import BM25Retriever
 
 DEFAULT_RUNS = ("bm25", "sparse", "dense", "hybrid-rrf", "hybrid-dbsf")
 SWEEP_RATIOS = (0.25, 0.5, 2.0, 4.0)

@@ -9,16 +9,16 @@ Example:
     >>> print(report.summary())  # doctest: +SKIP
 """
 
-from pipelines.ingest.cli import add_arguments, run
-from pipelines.ingest.core import (
+from .cli import add_arguments, run
+from .core import (
     CONTENT_HASH,
     IngestReport,
     content_hash,
     ingest,
     is_current,
 )
-from pipelines.ingest.pdf import PAGE_STARTS, pages_of
-from pipelines.ingest.readers import SUFFIXES, Problem, ReadError, ReadOptions, read_documents
+from .pdf import PAGE_STARTS, pages_of
+from .readers import SUFFIXES, Problem, ReadError, ReadOptions, read_documents
 
 __all__ = [
     "CONTENT_HASH",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pipelines.index_options import add_index_arguments, index_overrides
-from pipelines.ingest.readers import SUFFIXES, Problem, ReadOptions
+from ..index_options import add_index_arguments, index_overrides
+from .readers import SUFFIXES, Problem, ReadOptions
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -76,8 +76,9 @@ def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
     from tqdm import tqdm
 
-    from pipelines.ingest.core import IngestReport, ingest
     from rag_splade import HybridIndex, Settings
+
+    from .core import IngestReport, ingest
 
     try:
         settings = Settings(**index_overrides(args, "batch_size", "tokenizer_workers"))

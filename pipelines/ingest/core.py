@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipelines.ingest.pdf import page_metadata
-from pipelines.ingest.readers import OnProblem, Problem, ReadOptions, read_documents
 from rag_splade import Document, HybridIndex
 from rag_splade.checks import check_positive_int
 from rag_splade.index import DocumentInfo
 from rag_splade.text.chunking import Chunk
+
+from .pdf import page_metadata
+from .readers import OnProblem, Problem, ReadOptions, read_documents
 
 logger = logging.getLogger(__name__)
 

@@ -11,9 +11,10 @@ from bisect import bisect_right
 from pathlib import Path
 from typing import Any, Protocol
 
-from pipelines.ingest.readers import ReadError
 from rag_splade import Document
 from rag_splade.text.chunking import Chunk
+
+from .readers import ReadError
 
 PAGE_STARTS = "page_starts"  # offset in the document text where page 1, 2, ... starts
 PAGE_COUNT = "pages"

@@ -131,7 +131,7 @@ def _read_file(
     suffix = path.suffix.lower()
     try:
         if suffix == ".pdf":
-            from pipelines.ingest.pdf import read_pdf
+            from .pdf import read_pdf
 
             records: Iterable[tuple[str, Any]] = [("", read_pdf(path, source))]
         else:
