@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 TINY_MODELS ?= ./models/tiny
 
-.PHONY: install test demo demo-offline lint clean
+.PHONY: install test check demo demo-offline lint typecheck docs clean
 
 install: $(BIN)/rag-splade
 
@@ -16,11 +16,21 @@ $(BIN)/rag-splade: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -q -e ".[dev,api,llama-index,pdf,eval,bench,notebooks,onnx]"
+	$(BIN)/python -m pip install -q -e ".[dev,docs,api,llama-index,pdf,eval,bench,notebooks,onnx]"
 	touch $@
 
-test: install
+# The test command (CI runs exactly this): lint, format, types, docs, then the tests.
+test: check
 	$(BIN)/python -m pytest -q
+
+check: lint typecheck docs
+
+typecheck: install
+	$(BIN)/mypy
+
+# --strict: a broken link or reference fails the build; the site goes to a scratch folder.
+docs: install
+	$(BIN)/mkdocs build --strict --quiet --site-dir "$$(mktemp -d)"
 
 # The main job: index the bundled JSQuAD sample in the embedded Qdrant Edge index and
 # search it, with the models of RAG_SPLADE_SPARSE_MODEL / RAG_SPLADE_DENSE_MODEL

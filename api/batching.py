@@ -18,12 +18,7 @@ from typing import Any
 import numpy as np
 
 from rag_splade import DenseEncoder, SparseVector, SpladeEncoder
-
-
-@dataclass(frozen=True)
-class EncodedQuery:
-    sparse: SparseVector | None
-    dense: np.ndarray | None
+from rag_splade.search import QueryVectors, SearchRequest
 
 
 @dataclass
@@ -31,7 +26,7 @@ class _Pending:
     text: str
     sparse: bool
     dense: bool
-    future: asyncio.Future[EncodedQuery]
+    future: asyncio.Future[QueryVectors]
 
 
 Observer = Callable[[str, float], None]
@@ -43,7 +38,7 @@ class QueryEncoder:
     Example:
         >>> encoder = QueryEncoder(sparse, dense, max_batch_size=32)  # doctest: +SKIP
         >>> await encoder.start()  # doctest: +SKIP
-        >>> [q] = await encoder.encode(["富士山は？"], sparse=True, dense=True)  # doctest: +SKIP
+        >>> [vectors] = await encoder.encode([SearchRequest(query="富士山は？")])  # doctest: +SKIP
 
     Args:
         microbatch: gather concurrent requests; False encodes each request on its own.
@@ -94,21 +89,17 @@ class QueryEncoder:
         self._queue.clear()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    async def encode(
-        self, texts: Sequence[str], *, sparse: bool, dense: bool
-    ) -> list[EncodedQuery]:
-        """Encode `texts`, in order; `sparse`/`dense` choose which vectors to compute."""
+    async def encode(self, requests: Sequence[SearchRequest]) -> list[QueryVectors]:
+        """The query vectors each request needs (`needs_sparse`/`needs_dense`), in order."""
+        loop = asyncio.get_running_loop()
+        items = [
+            _Pending(r.query, r.needs_sparse, r.needs_dense, loop.create_future()) for r in requests
+        ]
         if not self.microbatch:
-            items = [
-                _Pending(t, sparse, dense, asyncio.get_running_loop().create_future())
-                for t in texts
-            ]
             await self._encode_batch(items)
             return [i.future.result() for i in items]
         if self._worker is None or self._worker.done():
             raise RuntimeError("QueryEncoder.start() was not awaited, or the worker stopped")
-        loop = asyncio.get_running_loop()
-        items = [_Pending(t, sparse, dense, loop.create_future()) for t in texts]
         self._queue.extend(items)
         self._arrived.set()
         return list(await asyncio.gather(*(i.future for i in items)))
@@ -169,7 +160,7 @@ class QueryEncoder:
         for item in batch:
             if not item.future.done():
                 item.future.set_result(
-                    EncodedQuery(sparse_of.get(id(item)), dense_of.get(id(item)))
+                    QueryVectors(sparse_of.get(id(item)), dense_of.get(id(item)))
                 )
 
     def _timed(self, which: str, texts: list[str]) -> list[Any]:

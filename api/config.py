@@ -7,37 +7,57 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from rag_splade.index import MAX_TOP_K
+from rag_splade.search import MAX_TOP_K
 from rag_splade.settings import Settings
 
 
 class ServiceSettings(Settings):
-    """Example:
-    >>> ServiceSettings(max_top_k=50).max_top_k
-    50
+    """The HTTP service's settings: `Settings` plus request limits, micro-batching, faults.
+
+    Example:
+        >>> ServiceSettings(max_top_k=50).max_top_k
+        50
     """
 
     # request limits: a request over one gets 413 (size) or 422 (value) naming the limit
-    max_request_bytes: int = Field(8 * 1024 * 1024, ge=1024)
-    max_query_chars: int = Field(1000, ge=1)
-    max_top_k: int = Field(100, ge=1, le=MAX_TOP_K)
-    max_queries_per_request: int = Field(64, ge=1)
-    max_documents_per_request: int = Field(256, ge=1)
-    max_document_chars: int = Field(200_000, ge=1)
+    max_request_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024, description="Largest request body (413 above it)."
+    )
+    max_query_chars: int = Field(1000, ge=1, description="Longest query, in characters.")
+    max_top_k: int = Field(
+        100, ge=1, le=MAX_TOP_K, description=f"Largest `top_k` a request may ask (<= {MAX_TOP_K})."
+    )
+    max_candidates: int = Field(
+        1000, ge=1, description="Largest `candidates` (each retriever's list) a request may ask."
+    )
+    max_queries_per_request: int = Field(64, ge=1, description="Queries in one batch search.")
+    max_documents_per_request: int = Field(256, ge=1, description="Documents in one add.")
+    max_document_chars: int = Field(
+        200_000, ge=1, description="Longest document in an add, in characters."
+    )
 
     # micro-batching of query encoding: gather up to `batch_max_size` queries, waiting at
     # most `batch_max_wait_ms` after the first, then one forward pass per encoder
-    microbatch: bool = True
-    batch_max_size: int = Field(32, ge=1)
-    batch_max_wait_ms: float = Field(2.0, ge=0)
+    microbatch: bool = Field(
+        True, description="Encode concurrent requests' queries together (one pass per model)."
+    )
+    batch_max_size: int = Field(32, ge=1, description="Most queries in one micro-batch.")
+    batch_max_wait_ms: float = Field(
+        2.0, ge=0, description="Longest wait for more queries after the first, in ms."
+    )
 
     # faults: how long clients should wait before retrying when the store is down
-    retry_after_seconds: int = Field(5, ge=1)
-    store_retry_interval_seconds: float = Field(5.0, gt=0)
+    retry_after_seconds: int = Field(
+        5, ge=1, description="`Retry-After` sent with a 503 (store down, models loading)."
+    )
+    store_retry_interval_seconds: float = Field(
+        5.0, gt=0, description="Seconds between tries to reach the store at start-up."
+    )
 
-    # comma-separated origins allowed by CORS; empty = CORS off
-    cors_origins: str = ""
-    log_json: bool = True
+    cors_origins: str = Field(
+        "", description="Comma-separated origins allowed by CORS; empty: CORS off."
+    )
+    log_json: bool = Field(True, description="Log one JSON line per request.")
 
     @field_validator("cors_origins")
     @classmethod

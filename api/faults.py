@@ -1,17 +1,8 @@
-"""Telling a store outage from a bug, and the error the service answers with."""
+"""Telling a store outage (worth a 503 and a retry) from a bug."""
 
 from __future__ import annotations
 
 import httpx
-
-
-class ServiceUnavailable(Exception):
-    """Answered as 503 with `Retry-After`: models loading or the store unreachable."""
-
-    def __init__(self, message: str, retry_after: int) -> None:
-        super().__init__(message)
-        self.message = message
-        self.retry_after = retry_after
 
 
 def is_store_outage(exc: BaseException) -> bool:

@@ -8,21 +8,15 @@ import logging
 import re
 import time
 import uuid
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .faults import is_store_outage
+from .errors import BadEncoding, TooLarge, error_body
 from .observability import Metrics, request_id_var
 
 REQUEST_ID_HEADER = "x-request-id"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
-
-
-class _Rejected(Exception):
-    def __init__(self, status: int, error: str, message: str) -> None:
-        self.status, self.error, self.message = status, error, message
 
 
 class RequestContextMiddleware:
@@ -33,13 +27,11 @@ class RequestContextMiddleware:
         metrics: Metrics,
         logger: logging.Logger,
         max_body_bytes: int,
-        retry_after: int,
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.logger = logger
         self.max_body_bytes = max_body_bytes
-        self.retry_after = retry_after
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -66,32 +58,20 @@ class RequestContextMiddleware:
             if scope["method"] in _BODY_METHODS:
                 receive = await self._buffered(headers, receive)
             await self.app(scope, receive, send_with_id)
-        except _Rejected as r:
-            await _send_error(send_with_id, r.status, r.error, r.message, request_id)
-        except Exception as e:
+        except (TooLarge, BadEncoding) as r:  # raised before the app saw the request
+            await _send_error(send_with_id, r.status, r.error, r.message)
+        except Exception:
             if status["sent"]:
                 raise
-            if is_store_outage(e):
-                self.metrics.store_unavailable.inc()
-                self.logger.warning("store unreachable: %s", e, extra={"error": repr(e)})
-                await _send_error(
-                    send_with_id,
-                    503,
-                    "store_unavailable",
-                    f"the Qdrant store cannot be reached; retry in {self.retry_after} s",
-                    request_id,
-                    {"retry-after": str(self.retry_after)},
-                )
-            else:
-                self.logger.exception("unhandled error")
-                await _send_error(
-                    send_with_id,
-                    500,
-                    "internal_error",
-                    "an internal error occurred; the server log has the details under "
-                    "this request_id",
-                    request_id,
-                )
+            # Store outages were answered 503 where the store is called (Runtime.store_call):
+            # what reaches this point is a bug.
+            self.logger.exception("unhandled error")
+            await _send_error(
+                send_with_id,
+                500,
+                "internal_error",
+                "an internal error occurred; the server log has the details under this request_id",
+            )
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
@@ -120,7 +100,7 @@ class RequestContextMiddleware:
         limit = self.max_body_bytes
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
-            raise _Rejected(413, "request_too_large", _too_large(int(declared), limit))
+            raise TooLarge(_too_large(int(declared), limit))
         chunks: list[bytes] = []
         size = 0
         more = True
@@ -131,16 +111,14 @@ class RequestContextMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                raise _Rejected(413, "request_too_large", _too_large(size, limit, at_least=True))
+                raise TooLarge(_too_large(size, limit, at_least=True))
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
         try:
             body.decode("utf-8")
         except UnicodeDecodeError as e:
-            raise _Rejected(
-                400,
-                "invalid_encoding",
+            raise BadEncoding(
                 f"the request body must be UTF-8 encoded JSON; byte {e.start} is not valid UTF-8",
             ) from None
         replayed = False
@@ -164,15 +142,9 @@ def _too_large(size: int, limit: int, at_least: bool = False) -> str:
 
 
 async def _send_error(
-    send: Send,
-    status: int,
-    error: str,
-    message: str,
-    request_id: str,
-    headers: dict[str, str] | None = None,
+    send: Send, status: int, error: str, message: str, headers: dict[str, str] | None = None
 ) -> None:
-    payload: dict[str, Any] = {"error": error, "message": message, "request_id": request_id}
-    body = json.dumps(payload, ensure_ascii=False).encode()
+    body = json.dumps(error_body(error, message), ensure_ascii=False).encode()
     raw_headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),

@@ -95,7 +95,7 @@ def configure_logging(json_lines: bool) -> logging.Logger:
     """The service logger, writing to stderr once (idempotent across apps)."""
     logger = logging.getLogger(LOGGER_NAME)
     if not any(getattr(h, "_rag_splade", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler: logging.Handler = logging.StreamHandler(sys.stderr)
         handler._rag_splade = True  # type: ignore[attr-defined]
         handler.addFilter(RequestIdFilter())
         logger.addHandler(handler)

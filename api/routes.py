@@ -1,25 +1,28 @@
-"""The `/v1` routes: search, batch search, documents. Thin over `HybridIndex`."""
+"""The `/v1` routes: search, batch search, documents. Thin over `HybridIndex`.
+
+Each route takes what it needs as FastAPI dependencies (`deps`); the library validates
+the search (`SearchRequest`) and runs it (`HybridIndex.run`), the route only applies the
+service's own limits and shapes the answer.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends
 from fastapi.exceptions import HTTPException
 
 from rag_splade import Document, HybridIndex
-from rag_splade.checks import check_doc_id, check_query
+from rag_splade.checks import check_doc_id
 from rag_splade.context import format_context
-from rag_splade.explain import explain_query
-from rag_splade.index import query_vectors_needed
+from rag_splade.search import QueryVectors, SearchOptions, SearchRequest, requests_for
 
-from .config import ServiceSettings
-from .runtime import Runtime
+from .deps import ReadyDep, RuntimeDep, SettingsDep, require_api_key
+from .errors import InvalidRequest, TooLarge, rejects
 from .schemas import (
     AddDocumentsRequest,
     AddDocumentsResponse,
-    BatchSearchRequest,
     BatchSearchResponse,
     ChunkOut,
     DeleteResponse,
@@ -27,191 +30,157 @@ from .schemas import (
     ErrorOut,
     HitOut,
     QueryTermOut,
-    SearchOptions,
-    SearchRequest,
     SearchResponse,
 )
+
+# The wire names (and so the OpenAPI schema names) are the API's own; the library's
+# SearchOptions / SearchRequest keep theirs.
+from .schemas import BatchSearchRequest as BatchSearchBody
+from .schemas import SearchOptions as SearchOptionsBody
+from .schemas import SearchRequest as SearchBody
 
 QUERY_TERMS = 20
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut} for code in (400, 401, 404, 413, 422, 503)
 }
+SEARCH_LIMITS = (
+    "Limits (service settings): query length RAG_SPLADE_MAX_QUERY_CHARS, top_k "
+    "RAG_SPLADE_MAX_TOP_K, candidates RAG_SPLADE_MAX_CANDIDATES, queries per batch "
+    "RAG_SPLADE_MAX_QUERIES_PER_REQUEST; each refusal names the limit and its value."
+)
+
+router = APIRouter(prefix="/v1", responses=ERRORS, dependencies=[Depends(require_api_key)])
 
 
-class InvalidRequest(Exception):
-    """A request the library rejected (its message says what is allowed): answered 422."""
+@router.post("/search", response_model=SearchResponse, tags=["search"], description=SEARCH_LIMITS)
+async def search(body: SearchBody, settings: SettingsDep, runtime: RuntimeDep) -> SearchResponse:
+    """Hybrid search for one question: explained hits and an LLM-ready `context` block."""
+    [answer] = await _answer(runtime, settings, [body.query], body)
+    return answer
 
 
-class TooLarge(Exception):
-    """A request over a configured size limit: answered 413."""
-
-
-def build_router(settings: ServiceSettings) -> APIRouter:
-    router = APIRouter(prefix="/v1", responses=ERRORS)
-    limits = (
-        f"Limits: query {settings.max_query_chars} characters, top_k 1-{settings.max_top_k}, "
-        f"{settings.max_queries_per_request} queries per batch."
-    )
-
-    @router.post("/search", response_model=SearchResponse, tags=["search"], description=limits)
-    async def search(body: SearchRequest, request: Request) -> SearchResponse:
-        """Hybrid search for one question: explained hits and an LLM-ready `context` block."""
-        [result] = await _search(_runtime(request), [body.query], body)
-        return result
-
-    @router.post(
-        "/search/batch", response_model=BatchSearchResponse, tags=["search"], description=limits
-    )
-    async def search_batch(body: BatchSearchRequest, request: Request) -> BatchSearchResponse:
-        """Many questions with the same options, answered in order."""
-        if len(body.queries) > settings.max_queries_per_request:
-            raise TooLarge(
-                f"{len(body.queries)} queries in one request; the limit is "
-                f"{settings.max_queries_per_request} (RAG_SPLADE_MAX_QUERIES_PER_REQUEST)"
-            )
-        return BatchSearchResponse(results=await _search(_runtime(request), body.queries, body))
-
-    @router.post(
-        "/documents",
-        response_model=AddDocumentsResponse,
-        tags=["documents"],
-        description=(
-            "Add or replace documents by id (chunked and encoded by the service). "
-            f"Limits: {settings.max_documents_per_request} documents per request, "
-            f"{settings.max_document_chars} characters per document. The answer comes after "
-            "the write: a 503 means the add did not complete and nothing is acknowledged; "
-            "re-send it (ids are stable, so a retry replaces whatever was written)."
-        ),
-    )
-    async def add_documents(body: AddDocumentsRequest, request: Request) -> AddDocumentsResponse:
-        runtime = _runtime(request)
-        docs = body.documents
-        if len(docs) > settings.max_documents_per_request:
-            raise TooLarge(
-                f"{len(docs)} documents in one request; the limit is "
-                f"{settings.max_documents_per_request} (RAG_SPLADE_MAX_DOCUMENTS_PER_REQUEST)"
-            )
-        for i, d in enumerate(docs):
-            if len(d.text) > settings.max_document_chars:
-                raise TooLarge(
-                    f"documents[{i}] (id {d.id!r}) has {len(d.text)} characters; the limit is "
-                    f"{settings.max_document_chars} (RAG_SPLADE_MAX_DOCUMENT_CHARS): split it"
-                )
-        index, _ = runtime.ready()
-        try:
-            documents = [Document(id=d.id, text=d.text, metadata=d.metadata) for d in docs]
-        except (TypeError, ValueError) as e:
-            raise InvalidRequest(str(e)) from e
-        result = await runtime.store_call(
-            "add",
-            lambda: _add(index, documents),
-            failure="; the add did not complete and is not acknowledged: re-send it",
+@router.post(
+    "/search/batch",
+    response_model=BatchSearchResponse,
+    tags=["search"],
+    description=SEARCH_LIMITS,
+)
+async def search_batch(
+    body: BatchSearchBody, settings: SettingsDep, runtime: RuntimeDep
+) -> BatchSearchResponse:
+    """Many questions with the same options, answered in order."""
+    if len(body.queries) > settings.max_queries_per_request:
+        raise TooLarge(
+            f"{len(body.queries)} queries in one request; the limit is "
+            f"{settings.max_queries_per_request} (RAG_SPLADE_MAX_QUERIES_PER_REQUEST)"
         )
-        return AddDocumentsResponse(documents=result.documents, chunks=result.chunks)
+    return BatchSearchResponse(results=await _answer(runtime, settings, body.queries, body))
 
-    @router.get("/documents/{doc_id:path}", response_model=DocumentOut, tags=["documents"])
-    async def get_document(doc_id: str, request: Request) -> DocumentOut:
-        """A document's stored chunks, in order."""
-        _rejects(check_doc_id, doc_id)
-        runtime = _runtime(request)
-        index, _ = runtime.ready()
-        chunks = await runtime.store_call("get", lambda: index.get(doc_id))
-        if not chunks:
-            raise HTTPException(404, f"no document with id {doc_id!r}")
-        return DocumentOut(
-            doc_id=doc_id,
-            chunks=[
-                ChunkOut(
-                    id=c.id,
-                    chunk_index=c.chunk_index,
-                    text=c.text,
-                    start=c.start,
-                    end=c.end,
-                    metadata=c.metadata,
-                )
-                for c in chunks
-            ],
+
+@router.post(
+    "/documents",
+    response_model=AddDocumentsResponse,
+    tags=["documents"],
+    description=(
+        "Add or replace documents by id (chunked and encoded by the service). Limits: "
+        "RAG_SPLADE_MAX_DOCUMENTS_PER_REQUEST documents per request, "
+        "RAG_SPLADE_MAX_DOCUMENT_CHARS characters per document. The answer comes after the "
+        "write: a 503 means the add did not complete and nothing is acknowledged; re-send it "
+        "(ids are stable, so a retry replaces whatever was written)."
+    ),
+)
+async def add_documents(
+    body: AddDocumentsRequest, settings: SettingsDep, runtime: RuntimeDep, ready: ReadyDep
+) -> AddDocumentsResponse:
+    docs = body.documents
+    if len(docs) > settings.max_documents_per_request:
+        raise TooLarge(
+            f"{len(docs)} documents in one request; the limit is "
+            f"{settings.max_documents_per_request} (RAG_SPLADE_MAX_DOCUMENTS_PER_REQUEST)"
         )
+    for i, d in enumerate(docs):
+        if len(d.text) > settings.max_document_chars:
+            raise TooLarge(
+                f"documents[{i}] (id {d.id!r}) has {len(d.text)} characters; the limit is "
+                f"{settings.max_document_chars} (RAG_SPLADE_MAX_DOCUMENT_CHARS): split it"
+            )
+    index, _ = ready
+    documents = rejects(lambda: [Document(id=d.id, text=d.text, metadata=d.metadata) for d in docs])
+    result = await runtime.store_call(
+        "add",
+        # add() validates everything before its first write: its TypeError/ValueError is a 422
+        lambda: rejects(lambda: index.add(documents)),
+        failure="; the add did not complete and is not acknowledged: re-send it",
+    )
+    return AddDocumentsResponse(documents=result.documents, chunks=result.chunks)
 
-    @router.delete("/documents/{doc_id:path}", response_model=DeleteResponse, tags=["documents"])
-    async def delete_document(doc_id: str, request: Request) -> DeleteResponse:
-        """Delete a document's chunks."""
-        _rejects(check_doc_id, doc_id)
-        runtime = _runtime(request)
-        index, _ = runtime.ready()
-        deleted = await runtime.store_call("delete", lambda: index.delete(doc_id))
-        if deleted == 0:
-            raise HTTPException(404, f"no document with id {doc_id!r}")
-        return DeleteResponse(doc_id=doc_id, deleted_chunks=deleted)
 
-    async def _search(
-        runtime: Runtime, queries: list[str], options: SearchOptions
-    ) -> list[SearchResponse]:
-        for i, q in enumerate(queries):
-            name = f"queries[{i}]" if isinstance(options, BatchSearchRequest) else "query"
-            _rejects(check_query, q, name)
-            if len(q) > settings.max_query_chars:
-                raise InvalidRequest(
-                    f"{name} has {len(q)} characters; the limit is {settings.max_query_chars} "
-                    "(RAG_SPLADE_MAX_QUERY_CHARS)"
-                )
-        if options.top_k > settings.max_top_k:
+@router.get("/documents/{doc_id:path}", response_model=DocumentOut, tags=["documents"])
+async def get_document(doc_id: str, runtime: RuntimeDep, ready: ReadyDep) -> DocumentOut:
+    """A document's stored chunks, in order."""
+    rejects(lambda: check_doc_id(doc_id))
+    index, _ = ready
+    chunks = await runtime.store_call("get", lambda: index.get(doc_id))
+    if not chunks:
+        raise HTTPException(404, f"no document with id {doc_id!r}")
+    return DocumentOut(doc_id=doc_id, chunks=[ChunkOut.model_validate(c) for c in chunks])
+
+
+@router.delete("/documents/{doc_id:path}", response_model=DeleteResponse, tags=["documents"])
+async def delete_document(doc_id: str, runtime: RuntimeDep, ready: ReadyDep) -> DeleteResponse:
+    """Delete a document's chunks."""
+    rejects(lambda: check_doc_id(doc_id))
+    index, _ = ready
+    deleted = await runtime.store_call("delete", lambda: index.delete(doc_id))
+    if deleted == 0:
+        raise HTTPException(404, f"no document with id {doc_id!r}")
+    return DeleteResponse(doc_id=doc_id, deleted_chunks=deleted)
+
+
+async def _answer(
+    runtime: RuntimeDep, settings: SettingsDep, queries: list[str], body: SearchOptionsBody
+) -> list[SearchResponse]:
+    """Validate whole (the service's limits, then the library's), encode in the shared
+    micro-batch, run each request in the store, shape the answers."""
+    for i, query in enumerate(queries):
+        if len(query) > settings.max_query_chars:
+            name = f"queries[{i}]" if isinstance(body, BatchSearchBody) else "query"
             raise InvalidRequest(
-                f"top_k must be from 1 to {settings.max_top_k} (RAG_SPLADE_MAX_TOP_K), "
-                f"got {options.top_k}"
+                f"{name} has {len(query)} characters; the limit is {settings.max_query_chars} "
+                "(RAG_SPLADE_MAX_QUERY_CHARS)"
             )
-        index, encoder = runtime.ready()
-        try:
-            request = index.search_options(
-                options.top_k,
-                options.mode,
-                options.fusion,
-                options.weights,
-                options.filters,
-                options.explain,
-                None,
+    if body.top_k > settings.max_top_k:
+        raise InvalidRequest(
+            f"top_k must be from 1 to {settings.max_top_k} (RAG_SPLADE_MAX_TOP_K), got {body.top_k}"
+        )
+    if body.candidates is not None and body.candidates > settings.max_candidates:
+        raise InvalidRequest(
+            f"candidates must be from 1 to {settings.max_candidates} "
+            f"(RAG_SPLADE_MAX_CANDIDATES), got {body.candidates}"
+        )
+    options = rejects(lambda: SearchOptions(**body.model_dump(exclude={"query", "queries"})))
+    index, encoder = runtime.ready()
+    # with the index's defaults in place, so that run() cannot refuse them later
+    requests = rejects(lambda: [index.resolve(r) for r in requests_for(queries, options)])
+    vectors = await encoder.encode(requests)
+    return await runtime.store_call("search", lambda: _run(index, requests, vectors))
+
+
+def _run(
+    index: HybridIndex, requests: Sequence[SearchRequest], vectors: Sequence[QueryVectors]
+) -> list[SearchResponse]:
+    answers = []
+    for request, vector in zip(requests, vectors, strict=True):
+        hits = index.run(request, vector)
+        terms = []
+        if vector.sparse is not None:
+            terms = index.explain_query(request.query, QUERY_TERMS, vector=vector.sparse)
+        answers.append(
+            SearchResponse(
+                query=request.query,
+                query_terms=[QueryTermOut.model_validate(t) for t in terms],
+                hits=[HitOut.model_validate(h) for h in hits],
+                context=format_context(hits),
             )
-        except (TypeError, ValueError) as e:
-            raise InvalidRequest(str(e)) from e
-        need_sparse, need_dense = query_vectors_needed(request["mode"], request["explain"])
-        encoded = await encoder.encode(queries, sparse=need_sparse, dense=need_dense)
-
-        def run() -> list[SearchResponse]:
-            answers = []
-            for query, vectors in zip(queries, encoded, strict=True):
-                hits = index.search_vectors(vectors.sparse, vectors.dense, **request)
-                terms = []
-                if vectors.sparse is not None:
-                    terms = explain_query(index.sparse, query, vectors.sparse, QUERY_TERMS)
-                answers.append(
-                    SearchResponse(
-                        query=query,
-                        query_terms=[QueryTermOut.model_validate(t) for t in terms],
-                        hits=[HitOut.model_validate(h) for h in hits],
-                        context=format_context(hits),
-                    )
-                )
-            return answers
-
-        return await runtime.store_call("search", run)
-
-    return router
-
-
-def _rejects(check: Callable[..., object], *args: object) -> None:
-    """Run one of the library's argument checks; its error becomes a 422."""
-    try:
-        check(*args)
-    except (TypeError, ValueError) as e:
-        raise InvalidRequest(str(e)) from e
-
-
-def _runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
-
-
-def _add(index: HybridIndex, documents: list[Document]) -> Any:
-    try:
-        return index.add(documents)
-    except (TypeError, ValueError) as e:  # raised before anything is written
-        raise InvalidRequest(str(e)) from e
+        )
+    return answers

@@ -18,7 +18,8 @@ from rag_splade.factories import encoders_from_settings
 
 from .batching import QueryEncoder
 from .config import ServiceSettings
-from .faults import ServiceUnavailable, is_store_outage
+from .errors import ServiceUnavailable
+from .faults import is_store_outage
 from .observability import Metrics
 
 T = TypeVar("T")
@@ -120,8 +121,10 @@ class Runtime:
             self.metrics.store_unavailable.inc()
             self.logger.warning("store unreachable during %s: %s", operation, e)
             raise ServiceUnavailable(
-                f"the Qdrant store cannot be reached ({type(e).__name__}){failure}",
+                f"the Qdrant store cannot be reached ({type(e).__name__}){failure}; retry in "
+                f"{self.settings.retry_after_seconds} s",
                 retry_after=self.settings.retry_after_seconds,
+                error="store_unavailable",
             ) from e
         finally:
             self.metrics.store.labels(operation).observe(time.perf_counter() - start)

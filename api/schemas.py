@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Mode = Literal["hybrid", "sparse", "dense"]
-Fusion = Literal["rrf", "dbsf"]
+from rag_splade.search import DEFAULT_EXPLAIN, Fusion, Mode
+
 JSONValue = str | int | float | bool | None | list[Any] | dict[str, Any]
 
 FILTERS_HELP = (
@@ -21,9 +21,20 @@ class Strict(BaseModel):
 
 
 class SearchOptions(Strict):
+    """The options of `rag_splade.SearchOptions`; the library validates them."""
+
     top_k: int = Field(5, ge=1, description="Hits to return (upper bound: RAG_SPLADE_MAX_TOP_K).")
     mode: Mode = "hybrid"
     fusion: Fusion | None = Field(None, description="Hybrid fusion; default from the settings.")
+    rrf_k: int | None = Field(
+        None, ge=1, description="RRF constant (top item scores 1/k); default from the settings."
+    )
+    candidates: int | None = Field(
+        None,
+        ge=1,
+        description="Each retriever's list length before fusion (upper bound: "
+        "RAG_SPLADE_MAX_CANDIDATES); default from the settings.",
+    )
     weights: tuple[float, float] | None = Field(
         None,
         description=(
@@ -34,7 +45,7 @@ class SearchOptions(Strict):
         examples=[[1.0, 2.0]],
     )
     filters: dict[str, Any] | None = Field(None, description=FILTERS_HELP)
-    explain: bool = Field(True, description="Attach each hit's term contributions.")
+    explain: bool = Field(DEFAULT_EXPLAIN, description="Attach each hit's term contributions.")
 
 
 class SearchRequest(SearchOptions):
@@ -157,7 +168,7 @@ class AddDocumentsResponse(BaseModel):
     chunks: int = Field(description="Chunks written.")
 
 
-class ChunkOut(BaseModel):
+class ChunkOut(FromLibrary):
     id: str
     chunk_index: int
     text: str

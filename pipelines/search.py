@@ -9,6 +9,7 @@ from dataclasses import asdict
 from typing import TextIO
 
 from rag_splade import HybridIndex, SearchHit, Settings, format_context
+from rag_splade.search import DEFAULT_EXPLAIN, FUSIONS, MODES
 
 from .index_options import add_index_arguments, index_overrides
 
@@ -16,8 +17,21 @@ from .index_options import add_index_arguments, index_overrides
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("query", nargs="+", help="one or more questions")
     parser.add_argument("--top-k", type=int, default=5)
-    parser.add_argument("--mode", choices=["hybrid", "sparse", "dense"], default="hybrid")
-    parser.add_argument("--fusion", choices=["rrf", "dbsf"], default=None)
+    parser.add_argument("--mode", choices=MODES, default="hybrid")
+    parser.add_argument("--fusion", choices=FUSIONS, default=None, help="default: the settings")
+    parser.add_argument(
+        "--weights",
+        type=_weights,
+        metavar="SPARSE,DENSE",
+        help="Qdrant RRF weights, hybrid + rrf only, e.g. 1,2 (a smaller weight gives that "
+        "list more say)",
+    )
+    parser.add_argument(
+        "--explain",
+        action=argparse.BooleanOptionalAction,
+        default=DEFAULT_EXPLAIN,
+        help="show the terms that made each hit match (default: on)",
+    )
     parser.add_argument(
         "--filter",
         action="append",
@@ -28,6 +42,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print hits as JSON lines")
     parser.add_argument("--context", action="store_true", help="print the LLM context block")
     add_index_arguments(parser)
+
+
+def _weights(text: str) -> tuple[float, float]:
+    try:
+        sparse, dense = (float(x) for x in text.split(","))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(
+            f"--weights takes two numbers SPARSE,DENSE such as 1,2; got {text!r}"
+        ) from e
+    return sparse, dense
 
 
 def parse_filters(items: list[str]) -> dict[str, object]:
@@ -63,8 +87,9 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
                 args.top_k,
                 mode=args.mode,
                 fusion=args.fusion,
+                weights=args.weights,
                 filters=filters,
-                explain=True,
+                explain=args.explain,
             )
         except (TypeError, ValueError) as e:
             print(f"error: {e}", file=sys.stderr)

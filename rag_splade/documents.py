@@ -13,6 +13,11 @@ from rag_splade.types import Document
 
 # (document, chunk) -> metadata for that chunk alone, e.g. the page it starts on
 ChunkMetadata = Callable[[Document, Chunk], Mapping[str, Any]]
+# Metadata that the project's own tools keep for their bookkeeping: the ingest job's change
+# detection and PDF page offsets. Adapters (LlamaIndex) hide these from embeddings and LLMs.
+CONTENT_HASH = "content_hash"  # SHA-256 of a document's text and metadata
+PAGE_STARTS = "page_starts"  # offsets in a PDF document's text where its pages start
+BOOKKEEPING_KEYS = (CONTENT_HASH, PAGE_STARTS)
 # the payload fields `document_infos` reads
 INFO_FIELDS = ("doc_id", "chunk_index", "chunk_count", "metadata", "chunk_keys")
 

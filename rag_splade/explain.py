@@ -26,7 +26,8 @@ from rag_splade.types import Explanation, QueryTerm, SparseVector, TermMatch
 class Vocabulary(Protocol):
     """The part of `SpladeEncoder` explanations need."""
 
-    normalizes_text: bool
+    @property
+    def normalizes_text(self) -> bool: ...
 
     def terms(self, ids: Sequence[int]) -> list[str]: ...
 

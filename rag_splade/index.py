@@ -6,13 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from rag_splade.checks import (
-    check_choice,
-    check_doc_id,
-    check_positive_int,
-    check_query,
-    check_weights,
-)
+from rag_splade.checks import check_choice, check_doc_id, check_positive_int, check_query
 from rag_splade.documents import (
     INFO_FIELDS,
     ChunkMetadata,
@@ -25,12 +19,22 @@ from rag_splade.encoders.dense import DenseEncoder
 from rag_splade.encoders.splade import SpladeEncoder
 from rag_splade.explain import explain_match, explain_query
 from rag_splade.factories import encoders_from_settings, store_from_settings
-from rag_splade.store.base import (
+from rag_splade.search import (
+    DEFAULT_EXPLAIN,
     FUSIONS,
-    MODES,
+    MAX_TOP_K,
+    Fusion,
+    Mode,
+    QueryVectors,
+    SearchOptions,
+    SearchRequest,
+    requests_for,
+)
+from rag_splade.store.base import (
     ChunkPoint,
     HybridQuery,
     HybridStore,
+    Optimizable,
     RankedChunk,
     StoredChunk,
     VectorSpec,
@@ -40,17 +44,31 @@ from rag_splade.text.chunking import Chunk, Chunker
 from rag_splade.types import Document, QueryTerm, SearchHit, SparseVector
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from rag_splade.settings import Settings
 
-MAX_TOP_K = 1000
+__all__ = ["MAX_TOP_K", "AddResult", "DocumentInfo", "HybridIndex"]
 
 
-def query_vectors_needed(mode: str, explain: bool) -> tuple[bool, bool]:
-    """`(sparse, dense)`: which query vectors a search in `mode` needs (explanations need
-    the sparse one whatever the mode)."""
-    return mode in ("hybrid", "sparse") or explain, mode in ("hybrid", "dense")
+def _options(
+    top_k: int,
+    mode: Mode,
+    fusion: Fusion | None,
+    weights: Sequence[float] | None,
+    filters: Mapping[str, Any] | None,
+    explain: bool,
+    candidates: int | None,
+    rrf_k: int | None,
+) -> SearchOptions:
+    return SearchOptions(
+        top_k=top_k,
+        mode=mode,
+        fusion=fusion,
+        weights=None if weights is None else tuple(weights),  # type: ignore[arg-type]  # checked
+        filters=filters,
+        explain=explain,
+        candidates=candidates,
+        rrf_k=rrf_k,
+    )
 
 
 @dataclass(frozen=True)
@@ -87,7 +105,7 @@ class HybridIndex:
         store: HybridStore,
         *,
         candidates: int = 100,
-        fusion: str = "rrf",
+        fusion: Fusion = "rrf",
         rrf_k: int = 61,
         chunk_overlap_sentences: int = 1,
         normalize_text: bool = False,
@@ -168,7 +186,8 @@ class HybridIndex:
         planned = plan_chunks(docs, self.chunk, chunks, chunk_metadata)
         for start in range(0, len(planned), batch_size):
             self._write_batch(planned[start : start + batch_size])
-        self.store.maybe_optimize()
+        if isinstance(self.store, Optimizable):
+            self.store.maybe_optimize()
         return AddResult(documents=len(docs), chunks=len(planned))
 
     def _write_batch(self, batch: list[PlannedChunk]) -> None:
@@ -214,7 +233,8 @@ class HybridIndex:
 
     def optimize(self) -> None:
         """Index freshly written segments now (Edge; a server does it in the background)."""
-        self.store.optimize()
+        if isinstance(self.store, Optimizable):
+            self.store.optimize()
 
     # -- searching -------------------------------------------------------------------------
     def search(
@@ -222,123 +242,97 @@ class HybridIndex:
         query: str,
         top_k: int = 5,
         *,
-        mode: str = "hybrid",
-        fusion: str | None = None,
+        mode: Mode = "hybrid",
+        fusion: Fusion | None = None,
         weights: Sequence[float] | None = None,
         filters: Mapping[str, Any] | None = None,
-        explain: bool = False,
+        explain: bool = DEFAULT_EXPLAIN,
         candidates: int | None = None,
+        rrf_k: int | None = None,
     ) -> list[SearchHit]:
         """Search in one Qdrant round trip and return hits, best first.
 
-        Args:
-            mode: `hybrid` (sparse and dense fused inside Qdrant), `sparse` or `dense`.
-            fusion: `rrf` (default) or `dbsf`, for hybrid mode.
-            weights: `(sparse, dense)` Qdrant RRF weights: a point at 1-based rank n of a
-                list with weight w scores 1 / (n / w + rrf_k - 1), so with the default
-                rrf_k a smaller weight gives that list more say, e.g. `(1.0, 2.0)` leans
-                on sparse; 0 drops a list.
-            filters: payload filters, see `rag_splade.store.filters`.
-            explain: attach an `Explanation` (term contributions) to every hit.
+        The arguments are those of `SearchOptions` (see there); fusion, rrf_k and
+        candidates default to this index's settings.
         """
-        return self.search_batch(
-            [query],
-            top_k,
-            mode=mode,
-            fusion=fusion,
-            weights=weights,
-            filters=filters,
-            explain=explain,
-            candidates=candidates,
-        )[0]
+        options = _options(top_k, mode, fusion, weights, filters, explain, candidates, rrf_k)
+        return self.search_requests([options.with_query(query)])[0]
 
     def search_batch(
         self,
         queries: Sequence[str],
         top_k: int = 5,
         *,
-        mode: str = "hybrid",
-        fusion: str | None = None,
+        mode: Mode = "hybrid",
+        fusion: Fusion | None = None,
         weights: Sequence[float] | None = None,
         filters: Mapping[str, Any] | None = None,
-        explain: bool = False,
+        explain: bool = DEFAULT_EXPLAIN,
         candidates: int | None = None,
+        rrf_k: int | None = None,
     ) -> list[list[SearchHit]]:
         """`search` for many queries: one encoder forward pass per model for all of them."""
-        if isinstance(queries, str) or not isinstance(queries, Sequence):
-            raise TypeError("queries must be a list of str")
-        for i, q in enumerate(queries):
-            check_query(q, f"queries[{i}]" if len(queries) > 1 else "query")
-        request = self.search_options(top_k, mode, fusion, weights, filters, explain, candidates)
-        need_sparse, need_dense = query_vectors_needed(mode, explain)
-        sparse_vecs = self.sparse.encode_queries(queries) if need_sparse else [None] * len(queries)
-        dense_vecs = self.dense.encode_queries(queries) if need_dense else [None] * len(queries)
+        options = _options(top_k, mode, fusion, weights, filters, explain, candidates, rrf_k)
+        return self.search_requests(requests_for(queries, options))
+
+    def search_requests(self, requests: Sequence[SearchRequest]) -> list[list[SearchHit]]:
+        """Run prepared requests: encode their queries in one batch per model, then `run`."""
+        vectors = self.encode_queries(requests)
+        return [self.run(r, v) for r, v in zip(requests, vectors, strict=True)]
+
+    def encode_queries(self, requests: Sequence[SearchRequest]) -> list[QueryVectors]:
+        """The query vectors each request needs, one forward pass per model for all."""
+        sparse_for = [r for r in requests if r.needs_sparse]
+        dense_for = [r for r in requests if r.needs_dense]
+        sparse = iter(
+            self.sparse.encode_queries([r.query for r in sparse_for]) if sparse_for else []
+        )
+        dense = iter(self.dense.encode_queries([r.query for r in dense_for]) if dense_for else [])
         return [
-            self.search_vectors(sv, dv, **request)
-            for sv, dv in zip(sparse_vecs, dense_vecs, strict=True)
+            QueryVectors(
+                next(sparse) if r.needs_sparse else None, next(dense) if r.needs_dense else None
+            )
+            for r in requests
         ]
 
-    def search_vectors(
-        self,
-        sparse: SparseVector | None,
-        dense: np.ndarray | None,
-        *,
-        top_k: int,
-        mode: str,
-        fusion: str,
-        weights: tuple[float, float] | None,
-        conditions: list,
-        explain: bool,
-        candidates: int,
-    ) -> list[SearchHit]:
-        """Search with query vectors already encoded (the service batches encoding itself)."""
-        if mode == "sparse" and sparse is not None and len(sparse) == 0:
+    def resolve(self, request: SearchRequest) -> SearchRequest:
+        """`request` with this index's fusion, rrf_k and candidates where it left them None
+        (raises if they do not fit it, e.g. weights with this index's `dbsf`)."""
+        return request.resolved(fusion=self.fusion, rrf_k=self.rrf_k, candidates=self.candidates)
+
+    def run(self, request: SearchRequest, vectors: QueryVectors) -> list[SearchHit]:
+        """Run one request with its query vectors already encoded (`encode_queries`; the
+        service batches encoding across requests itself): one Qdrant round trip."""
+        request = self.resolve(request)
+        for name, needed, vector in (
+            ("sparse", request.needs_sparse, vectors.sparse),
+            ("dense", request.needs_dense, vectors.dense),
+        ):
+            if needed and vector is None:
+                raise ValueError(
+                    f"this {request.mode} search (explain={request.explain}) needs the query's "
+                    f"{name} vector; encode it with encode_queries([request])"
+                )
+        sparse = vectors.sparse if request.needs_sparse else None
+        dense = vectors.dense if request.needs_dense else None
+        if request.mode == "sparse" and sparse is not None and len(sparse) == 0:
             return []  # an all-zero query vector matches nothing lexically
+        assert request.fusion is not None and request.rrf_k and request.candidates  # resolved
         ranked = self.store.query(
             HybridQuery(
-                mode=mode,  # type: ignore[arg-type]
-                limit=top_k,
-                candidates=candidates,
-                sparse=sparse,
+                mode=request.mode,
+                limit=request.top_k,
+                candidates=request.candidates,
+                sparse=sparse if request.mode != "dense" else None,
                 dense=dense,
-                fusion=fusion,  # type: ignore[arg-type]
-                rrf_k=self.rrf_k,
-                weights=weights,
-                conditions=conditions,
-                with_sparse_vectors=explain,
+                fusion=request.fusion,
+                rrf_k=request.rrf_k,
+                weights=request.weights,
+                conditions=list(request.conditions),
+                with_sparse_vectors=request.explain,
             )
         )
-        return [self._hit(r, sparse if explain else None) for r in ranked]
-
-    def search_options(
-        self,
-        top_k: int,
-        mode: str,
-        fusion: str | None,
-        weights: Sequence[float] | None,
-        filters: Mapping[str, Any] | None,
-        explain: bool,
-        candidates: int | None,
-    ) -> dict[str, Any]:
-        """Validate search options once; the keyword arguments of `search_vectors`."""
-        if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
-            raise ValueError(f"top_k must be an int from 1 to {MAX_TOP_K}, got {top_k!r}")
-        check_choice("mode", mode, MODES)
-        fusion = self.fusion if fusion is None else fusion
-        check_choice("fusion", fusion, FUSIONS)
-        if candidates is not None:
-            check_positive_int("candidates", candidates)
-        if not isinstance(explain, bool):
-            raise TypeError(f"explain must be a bool, got {explain!r}")
-        return {
-            "top_k": top_k,
-            "mode": mode,
-            "fusion": fusion,
-            "weights": check_weights(weights, mode, fusion),
-            "conditions": parse_filters(filters),
-            "explain": explain,
-            "candidates": max(candidates or self.candidates, top_k),
-        }
+        return [self._hit(r, sparse if request.explain else None) for r in ranked]
 
     def _hit(self, ranked: RankedChunk, query_vector: SparseVector | None) -> SearchHit:
         chunk = ranked.chunk
@@ -363,10 +357,16 @@ class HybridIndex:
             explanation=explanation,
         )
 
-    def explain_query(self, query: str, top_k: int = 20) -> list[QueryTerm]:
-        """The query's strongest SPLADE terms, expansion terms marked."""
+    def explain_query(
+        self, query: str, top_k: int = 20, *, vector: SparseVector | None = None
+    ) -> list[QueryTerm]:
+        """The query's strongest SPLADE terms, expansion terms marked.
+
+        `vector` is the query's SPLADE vector when it is already encoded (as `run` got it).
+        """
         check_query(query, "query")
-        vector = self.sparse.encode_queries([query])[0]
+        if vector is None:
+            vector = self.sparse.encode_queries([query])[0]
         return explain_query(self.sparse, query, vector, top_k)
 
     # -- lifecycle -------------------------------------------------------------------------

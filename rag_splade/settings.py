@@ -1,7 +1,7 @@
 """`Settings`: one configuration, read from `RAG_SPLADE_*` environment variables.
 
 The service, the CLI and the notebooks all build their index from it, so the same
-variables configure all three.
+variables configure all three. Importing it loads no model library (no torch).
 """
 
 from __future__ import annotations
@@ -12,55 +12,93 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from rag_splade.encoders.dense import DEFAULT_DENSE_MODEL
-from rag_splade.encoders.splade import DEFAULT_SPARSE_MODEL
+from rag_splade.search import Fusion
+
+DEFAULT_SPARSE_MODEL = "hotchpotch/japanese-splade-v2"
+DEFAULT_DENSE_MODEL = "cl-nagoya/ruri-v3-130m"
 
 
 class Settings(BaseSettings):
-    """Example:
-    >>> import os; os.environ["RAG_SPLADE_DEVICE"] = "cpu"
-    >>> Settings().device
-    'cpu'
+    """The library's settings; each field reads `RAG_SPLADE_<FIELD>`.
+
+    Example:
+        >>> import os; os.environ["RAG_SPLADE_DEVICE"] = "cpu"
+        >>> Settings().device
+        'cpu'
     """
 
     model_config = SettingsConfigDict(env_prefix="RAG_SPLADE_", env_file=None, extra="ignore")
 
     # models: hub ids or local directories
-    sparse_model: str = DEFAULT_SPARSE_MODEL
-    dense_model: str = DEFAULT_DENSE_MODEL
-    device: str = "auto"
-    dtype: str = "auto"
-    batch_size: int = Field(32, ge=1)
-    query_max_length: int = Field(64, ge=1)
-    document_max_length: int = Field(512, ge=8)
-    document_top_k: int | None = Field(None, ge=1)
-    document_min_weight: float | None = Field(None, gt=0)
-    tokenizer_workers: int = Field(0, ge=0)
-    sparse_backend: Literal["torch", "onnx"] = "torch"
-    query_prefix: str | None = None
-    document_prefix: str | None = None
+    sparse_model: str = Field(
+        DEFAULT_SPARSE_MODEL, description="SPLADE model: a hub id or a local directory."
+    )
+    dense_model: str = Field(
+        DEFAULT_DENSE_MODEL, description="Dense model: a hub id or a local directory."
+    )
+    device: str = Field("auto", description="`auto` (CUDA, then MPS, then CPU), `cpu`, `cuda:1`.")
+    dtype: str = Field(
+        "auto", description="`auto` (bf16/fp16 on CUDA, fp32 elsewhere), `float32`, `bfloat16`."
+    )
+    batch_size: int = Field(32, ge=1, description="Texts per encoder batch.")
+    query_max_length: int = Field(64, ge=1, description="Query tokens kept (SPLADE).")
+    document_max_length: int = Field(
+        512, ge=8, description="Document tokens kept (SPLADE); chunks are cut to fit."
+    )
+    document_top_k: int | None = Field(
+        None, ge=1, description="Keep only the strongest N terms of each passage (pruning)."
+    )
+    document_min_weight: float | None = Field(
+        None, gt=0, description="Drop passage terms weighing less than this (pruning)."
+    )
+    tokenizer_workers: int = Field(
+        0, ge=0, description="Processes that tokenize documents ahead of the model (0: none)."
+    )
+    sparse_backend: Literal["torch", "onnx"] = Field(
+        "torch", description="`onnx`: SPLADE as one ONNX Runtime graph on CPU (extra `onnx`)."
+    )
+    query_prefix: str | None = Field(
+        None, description="Dense query prefix; unset: chosen from the model name."
+    )
+    document_prefix: str | None = Field(
+        None, description="Dense document prefix; unset: chosen from the model name."
+    )
 
     # chunking
-    chunk_overlap_sentences: int = Field(1, ge=0)
-    normalize_text: bool = False
+    chunk_overlap_sentences: int = Field(
+        1, ge=0, description="Sentences shared by consecutive chunks."
+    )
+    normalize_text: bool = Field(False, description="NFKC-normalise chunk texts before storing.")
 
     # storage: the embedded Edge index, unless a Qdrant server URL is set
-    index_path: Path = Path("./data/index")
-    qdrant_url: str | None = None
-    qdrant_api_key: SecretStr | None = None
-    qdrant_timeout: float = Field(10.0, gt=0)
-    collection: str = "rag_splade"
-    sparse_datatype: Literal["float32", "float16"] = "float32"
-    shard_number: int | None = Field(None, ge=1)
-    replication_factor: int | None = Field(None, ge=1)
+    index_path: Path = Field(
+        Path("./data/index"), description="Folder of the embedded Qdrant Edge index."
+    )
+    qdrant_url: str | None = Field(
+        None, description="Qdrant server URL; when set it wins over `index_path`."
+    )
+    qdrant_api_key: SecretStr | None = Field(None, description="The Qdrant server's API key.")
+    qdrant_timeout: float = Field(10.0, gt=0, description="Seconds before a Qdrant call fails.")
+    collection: str = Field("rag_splade", description="Collection on the Qdrant server.")
+    sparse_datatype: Literal["float32", "float16"] = Field(
+        "float32", description="Storage of SPLADE weights, fixed when the index is created."
+    )
+    shard_number: int | None = Field(None, ge=1, description="Shards of a new server collection.")
+    replication_factor: int | None = Field(
+        None, ge=1, description="Replicas of a new server collection."
+    )
 
     # search defaults
-    fusion: Literal["rrf", "dbsf"] = "rrf"
-    rrf_k: int = Field(61, ge=1)
-    candidates: int = Field(100, ge=1)
+    fusion: Fusion = Field("rrf", description="Hybrid fusion inside Qdrant: `rrf` or `dbsf`.")
+    rrf_k: int = Field(
+        61, ge=1, description="RRF constant (Qdrant's convention: the top item scores 1/k)."
+    )
+    candidates: int = Field(100, ge=1, description="Each retriever's list length before fusion.")
 
     # the HTTP service's own key; unset = open
-    api_key: SecretStr | None = None
+    api_key: SecretStr | None = Field(
+        None, description="The HTTP service's API key; unset: the service is open."
+    )
 
     @field_validator(
         "qdrant_url", "qdrant_api_key", "api_key", "query_prefix", "document_prefix", mode="before"

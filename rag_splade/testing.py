@@ -133,7 +133,7 @@ def build_splade_model(
     torch.manual_seed(seed)
     model = BertForMaskedLM(_bert_config(len(tokenizer), hidden, layers, heads)).eval()
     if lexical:
-        special_ids = tokenizer.convert_tokens_to_ids(SPECIAL_TOKENS)
+        special_ids = list(tokenizer.convert_tokens_to_ids(SPECIAL_TOKENS))
         _make_lexical(model, model.bert.embeddings, special_ids)
         with torch.no_grad():
             head = model.cls.predictions
@@ -163,7 +163,8 @@ def build_dense_model(
 ) -> Path:
     """Save a tiny mean-pooled sentence-transformers model under `path` and return it."""
     import torch
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.models import Pooling, Transformer
     from transformers import AutoTokenizer, BertModel
 
     path = Path(path)
@@ -179,7 +180,7 @@ def build_dense_model(
         # Mean pooling over self-only outputs is a bag of words: cosine ranks by shared words.
         _make_lexical(bert, bert.embeddings, tokenizer.convert_tokens_to_ids(SPECIAL_TOKENS))
     bert.save_pretrained(str(backbone))
-    transformer = models.Transformer(str(backbone), max_seq_length=512)
-    pooling = models.Pooling(transformer.get_embedding_dimension(), "mean")
+    transformer = Transformer(str(backbone), max_seq_length=512)
+    pooling = Pooling(transformer.get_embedding_dimension(), "mean")
     SentenceTransformer(modules=[transformer, pooling], device="cpu").save(str(path))
     return path

@@ -9,15 +9,22 @@ import platform
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
 from rag_splade.sample import read_squad_paragraphs
 
 # Shape of the speed model: BERT-base like hotchpotch/japanese-splade-v2 (random weights).
-BASE_SHAPE = {"hidden": 768, "layers": 12, "heads": 12, "vocab_size": 32768}
-TINY_SHAPE = {"hidden": 64, "layers": 2, "heads": 2, "vocab_size": None}
+class Shape(TypedDict):
+    hidden: int
+    layers: int
+    heads: int
+    vocab_size: int | None  # None: the vocabulary of the bundled sample
+
+
+BASE_SHAPE: Shape = {"hidden": 768, "layers": 12, "heads": 12, "vocab_size": 32768}
+TINY_SHAPE: Shape = {"hidden": 64, "layers": 2, "heads": 2, "vocab_size": None}
 
 
 @dataclass

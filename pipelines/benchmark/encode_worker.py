@@ -112,7 +112,7 @@ def main(spec_path: str) -> int:
         tokenize_s = time.perf_counter() - t0
     keep = spec.get("save_vectors", 0)
     if keep and spec.get("vectors_out"):
-        arrays = {}
+        arrays: dict[str, Any] = {}
         for i, (indices, values) in enumerate(vectors[:keep]):
             arrays[f"i{i}"] = np.asarray(indices, dtype=np.int64)
             arrays[f"v{i}"] = np.asarray(values, dtype=np.float32)

@@ -200,7 +200,7 @@ def _local(
 
 def _llama(client: Any, points: list[ChunkPoint], queries: list[Any]) -> Row:
     """LlamaIndex's QdrantVectorStore, hybrid mode, on the same local-mode client."""
-    from llama_index.core.schema import TextNode
+    from llama_index.core.schema import BaseNode, TextNode
     from llama_index.core.vector_stores.types import VectorStoreQuery, VectorStoreQueryMode
     from llama_index.vector_stores.qdrant import QdrantVectorStore
 
@@ -221,7 +221,9 @@ def _llama(client: Any, points: list[ChunkPoint], queries: list[Any]) -> Row:
         sparse_doc_fn=lookup(docs),
         sparse_query_fn=lookup(qvecs),
     )
-    nodes = [TextNode(id_=p.id, text=p.text, embedding=p.dense.tolist()) for p in points]
+    nodes: list[BaseNode] = [
+        TextNode(id_=p.id, text=p.text, embedding=p.dense.tolist()) for p in points
+    ]
     start = time.perf_counter()
     store.add(nodes)
     rate = len(nodes) / (time.perf_counter() - start)

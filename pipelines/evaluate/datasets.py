@@ -229,7 +229,8 @@ def read_corpus(path: Path) -> dict[str, Passage]:
         doc_id = _field(row, ("_id", "id", "docid"), where)
         if doc_id in corpus:
             raise ValueError(f"{where}: document id {doc_id!r} appears twice")
-        metadata = row.get("metadata") if isinstance(row.get("metadata"), dict) else {}
+        given = row.get("metadata")
+        metadata: dict[str, Any] = given if isinstance(given, dict) else {}
         text = _field(row, ("text", "contents"), where)
         corpus[doc_id] = Passage(doc_id, text, str(row.get("title") or ""), metadata)
     return corpus

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 from rag_splade.checks import check_choice
 
@@ -17,6 +17,13 @@ STAT_TESTS = ("student", "fisher", "tukey")
 EXTRAS_HINT = 'pip install "rag-splade[eval]"'
 
 RunDict = Mapping[str, Mapping[str, float]]
+
+
+class RunComparison(TypedDict):
+    """A run's mean `scores` per metric and its `p_values` against the baseline."""
+
+    scores: dict[str, float]
+    p_values: dict[str, float | None]
 
 
 def _ranx() -> Any:
@@ -94,7 +101,7 @@ def compare_runs(
     stat_test: str = "student",
     n_permutations: int = 1000,
     seed: int = 42,
-) -> dict[str, dict[str, dict[str, float | None]]]:
+) -> dict[str, RunComparison]:
     """Scores of every run and the p-value of its difference from `baseline`.
 
     Args:
@@ -125,7 +132,7 @@ def compare_runs(
         rounding_digits=12,
     )
     table = report.to_dict()
-    out: dict[str, dict[str, dict[str, float | None]]] = {}
+    out: dict[str, RunComparison] = {}
     for n in names:
         entry = table[n]
         p_values = {} if n == baseline else entry["comparisons"][baseline]

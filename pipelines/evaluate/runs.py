@@ -20,23 +20,24 @@ ranks of that source, which flattens its ranking; a weight below 1 steepens it. 
 Retrieval is at document level: the index returns chunks, and each document takes the
 score of its best chunk. Queries are encoded once per model (batched, as
 `HybridIndex.search_batch` does) and shared by every run that needs that model; each run
-then queries the store with `HybridIndex.search_vectors`, so fusion happens in Qdrant.
+then executes its `SearchRequest` with `HybridIndex.run`, so fusion happens in Qdrant.
 Latency is measured separately on the first `latency_queries` queries, one query at a
 time through `HybridIndex.search` (encoding + Qdrant query), the runs taking turns.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from rag_splade.index import MAX_TOP_K
+from rag_splade.search import MAX_TOP_K, Fusion, Mode, QueryVectors, SearchOptions, vectors_needed
 
 if TYPE_CHECKING:
     from rag_splade import HybridIndex, SearchHit
@@ -58,8 +59,8 @@ class RunSpec:
     """
 
     name: str
-    mode: str  # bm25 | sparse | dense | hybrid
-    fusion: str | None = None
+    mode: Mode | Literal["bm25"]
+    fusion: Fusion | None = None
     weights: tuple[float, float] | None = None
 
     @classmethod
@@ -89,18 +90,19 @@ class RunSpec:
 
     @property
     def needs_sparse(self) -> bool:
-        return self._needs()[0]
+        return self.mode != "bm25" and vectors_needed(self.mode, explain=False)[0]
 
     @property
     def needs_dense(self) -> bool:
-        return self._needs()[1]
+        return self.mode != "bm25" and vectors_needed(self.mode, explain=False)[1]
 
-    def _needs(self) -> tuple[bool, bool]:
+    def options(self, top_k: int) -> SearchOptions:
+        """The search this run makes (no explanations: they do not change a ranking)."""
         if self.mode == "bm25":
-            return False, False
-        from rag_splade.index import query_vectors_needed  # not for bm25: no model libraries
-
-        return query_vectors_needed(self.mode, explain=False)
+            raise ValueError("the bm25 run does not search the index")
+        return SearchOptions(
+            top_k=top_k, mode=self.mode, fusion=self.fusion, weights=self.weights, explain=False
+        )
 
 
 def parse_runs(names: Sequence[str] | str, sweep: Sequence[float] = ()) -> list[RunSpec]:
@@ -180,21 +182,15 @@ def execute_index_runs(
         dense_vecs += list(index.dense.encode_queries(batch)) if need_dense else [None] * len(batch)
     rankings: list[dict[str, dict[str, float]]] = []
     for spec in specs:
-        options = index.search_options(
-            chunk_top_k, spec.mode, spec.fusion, spec.weights, None, False, None
-        )
+        options = spec.options(chunk_top_k)
         results = {}
-        for qid, sv, dv in zip(qids, sparse_vecs, dense_vecs, strict=True):
-            hits = index.search_vectors(
-                sv if spec.needs_sparse else None, dv if spec.needs_dense else None, **options
-            )
+        for qid, query, sv, dv in zip(qids, texts, sparse_vecs, dense_vecs, strict=True):
+            hits = index.run(options.with_query(query), QueryVectors(sv, dv))
             results[qid] = best_chunk_per_document(hits, depth)
         rankings.append(results)
 
     def one(query: str, spec: RunSpec) -> object:
-        return index.search(
-            query, chunk_top_k, mode=spec.mode, fusion=spec.fusion, weights=spec.weights
-        )
+        return index.search_requests([spec.options(chunk_top_k).with_query(query)])
 
     # Latency: runs take turns on each query, so that a slow spell of the machine does not
     # land on one run only; the first query warms every path up and is not timed.
@@ -202,7 +198,7 @@ def execute_index_runs(
     latencies: list[list[float]] = [[] for _ in specs]
     for n, query in enumerate(sample[:1] + sample):
         for i, spec in enumerate(specs):
-            took = _time_one(lambda q, spec=spec: one(q, spec), query)
+            took = _time_one(functools.partial(one, spec=spec), query)
             if n:
                 latencies[i].append(took)
     return [RunOutput(s, r, t) for s, r, t in zip(specs, rankings, latencies, strict=True)]

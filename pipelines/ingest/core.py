@@ -21,6 +21,7 @@ from typing import Any
 
 from rag_splade import Document, HybridIndex
 from rag_splade.checks import check_positive_int
+from rag_splade.documents import CONTENT_HASH
 from rag_splade.index import DocumentInfo
 from rag_splade.text.chunking import Chunk
 
@@ -28,8 +29,6 @@ from .pdf import page_metadata
 from .readers import OnProblem, Problem, ReadOptions, read_documents
 
 logger = logging.getLogger(__name__)
-
-CONTENT_HASH = "content_hash"
 
 
 @dataclass

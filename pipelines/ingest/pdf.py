@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from rag_splade import Document
+from rag_splade.documents import PAGE_STARTS
 from rag_splade.text.chunking import Chunk
 
 from .readers import ReadError
 
-PAGE_STARTS = "page_starts"  # offset in the document text where page 1, 2, ... starts
 PAGE_COUNT = "pages"
 PAGE_BREAK = "\n\n"
 FIRST_PAGE, LAST_PAGE = "page", "page_end"  # per-chunk metadata

@@ -10,8 +10,7 @@ import torch
 from rag_splade.checks import check_positive_int
 from rag_splade.encoders.device import resolve_device, resolve_dtype
 from rag_splade.encoders.splade import _check_texts
-
-DEFAULT_DENSE_MODEL = "cl-nagoya/ruri-v3-130m"
+from rag_splade.settings import DEFAULT_DENSE_MODEL
 
 # (name fragment, query prefix, document prefix); the first fragment found in the name wins.
 KNOWN_PREFIXES: list[tuple[str, str, str]] = [

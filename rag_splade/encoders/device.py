@@ -39,8 +39,9 @@ def resolve_dtype(dtype: str, device: str) -> torch.dtype:
     """
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
-    if dtype != "auto":
-        return DTYPES[dtype]
+    chosen = DTYPES[dtype]
+    if chosen is not None:  # None: "auto"
+        return chosen
     if device.startswith("cuda"):
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.float32

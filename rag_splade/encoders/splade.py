@@ -14,9 +14,9 @@ from rag_splade.encoders import onnx_backend
 from rag_splade.encoders.device import resolve_device, resolve_dtype
 from rag_splade.encoders.splade_forward import default_budgets, encode_sparse
 from rag_splade.encoders.tokenizer_pool import TokenizerPool
+from rag_splade.settings import DEFAULT_SPARSE_MODEL
 from rag_splade.types import SparseVector
 
-DEFAULT_SPARSE_MODEL = "hotchpotch/japanese-splade-v2"
 BACKENDS = ("torch", "onnx")
 
 
@@ -127,18 +127,22 @@ class SpladeEncoder:
             self.model.to(self.dtype)
         self.model.eval()
         self.tokenizer: Any = self.model.tokenizer
+        hf_model = self.model.transformers_model
+        if hf_model is None:  # sentence-transformers found no transformers model inside
+            raise ValueError(f"{model_name_or_path!r} holds no transformers MLM to run SPLADE on")
+        self._hf_model = hf_model
         # what runs the forward pass: the PyTorch model, or its ONNX export
-        self._forward: Any = self.model.transformers_model
+        self._forward: Any = hf_model
         if backend == "onnx":
             onnx_cache = Path(cache_folder) / "rag_splade-onnx" if cache_folder else None
-            self._forward = onnx_backend.load(self.model.transformers_model, onnx_cache)
+            self._forward = onnx_backend.load(hf_model, onnx_cache)
         self.tokenizer_workers = tokenizer_workers
         # documents are tokenized in worker processes when asked (queries never: latency)
         self._pool = TokenizerPool(self.tokenizer, tokenizer_workers) if tokenizer_workers else None
 
     @property
     def vocab_size(self) -> int:
-        return int(self.model.transformers_model.config.vocab_size)
+        return int(self._hf_model.config.vocab_size)
 
     def encode_queries(self, texts: Sequence[str]) -> list[SparseVector]:
         """Encode queries (truncated at `query_max_length` tokens)."""
@@ -190,7 +194,8 @@ class SpladeEncoder:
             size=(self.vocab_size,),
             check_invariants=True,
         )
-        return [(term, float(w)) for term, w in self.model.decode(tensor, top_k=top_k)]
+        decoded: list[tuple[str, float]] = self.model.decode(tensor, top_k=top_k)  # type: ignore[assignment]  # one vector decodes to one list
+        return [(term, float(w)) for term, w in decoded]
 
     def terms(self, ids: Sequence[int]) -> list[str]:
         """Vocabulary strings of token ids."""

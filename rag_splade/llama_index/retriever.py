@@ -18,8 +18,10 @@ from llama_index.core.schema import (
 )
 from llama_index.core.vector_stores.types import MetadataFilters
 
+from rag_splade.documents import BOOKKEEPING_KEYS
 from rag_splade.index import HybridIndex
 from rag_splade.llama_index.filters import to_store_filters
+from rag_splade.search import DEFAULT_EXPLAIN, Fusion, Mode, SearchOptions
 from rag_splade.types import SearchHit
 
 # Keys this retriever adds to node metadata. None of them is embedded; the LLM sees only
@@ -35,8 +37,6 @@ RETRIEVAL_KEYS = (
     "explanation",
 )
 LLM_VISIBLE = ("key_terms",)
-# Bookkeeping that `rag-splade ingest` stores with each document: no use to an LLM.
-INGEST_KEYS = ("content_hash", "page_starts")
 
 
 def hit_to_node(hit: SearchHit, key_terms: int = 6) -> NodeWithScore:
@@ -60,10 +60,10 @@ def hit_to_node(hit: SearchHit, key_terms: int = 6) -> NodeWithScore:
         metadata=metadata,
         start_char_idx=hit.start,
         end_char_idx=hit.end,
-        excluded_embed_metadata_keys=[*RETRIEVAL_KEYS, *INGEST_KEYS],
+        excluded_embed_metadata_keys=[*RETRIEVAL_KEYS, *BOOKKEEPING_KEYS],
         excluded_llm_metadata_keys=[
             *(k for k in RETRIEVAL_KEYS if k not in LLM_VISIBLE),
-            *INGEST_KEYS,
+            *BOOKKEEPING_KEYS,
         ],
         relationships={NodeRelationship.SOURCE: RelatedNodeInfo(node_id=hit.doc_id)},
     )
@@ -86,30 +86,29 @@ class SpladeHybridRetriever(BaseRetriever):
         index: HybridIndex,
         *,
         similarity_top_k: int = 5,
-        mode: str = "hybrid",
-        fusion: str | None = None,
+        mode: Mode = "hybrid",
+        fusion: Fusion | None = None,
         weights: Sequence[float] | None = None,
         filters: MetadataFilters | None = None,
-        explain: bool = True,
+        explain: bool = DEFAULT_EXPLAIN,
         key_terms: int = 6,
         callback_manager: CallbackManager | None = None,
     ) -> None:
         self.index = index
-        self.filters = to_store_filters(filters)  # fails now on an untranslatable filter
         self.key_terms = key_terms
-        self._request = {
-            "top_k": similarity_top_k,
-            "mode": mode,
-            "fusion": fusion,
-            "weights": weights,
-            "explain": explain,
-        }
-        # Validate options now rather than at the first query.
-        index.search_options(similarity_top_k, mode, fusion, weights, self.filters, explain, None)
+        # Validated now (filters included) rather than at the first query.
+        self.options = SearchOptions(
+            top_k=similarity_top_k,
+            mode=mode,
+            fusion=fusion,
+            weights=None if weights is None else (weights[0], weights[1]),
+            filters=to_store_filters(filters),
+            explain=explain,
+        )
         super().__init__(callback_manager=callback_manager)
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        hits = self.index.search(query_bundle.query_str, filters=self.filters, **self._request)
+        [hits] = self.index.search_requests([self.options.with_query(query_bundle.query_str)])
         return [hit_to_node(hit, self.key_terms) for hit in hits]
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:

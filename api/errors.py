@@ -1,0 +1,124 @@
+"""The service's errors: one body shape (`error`, `message`, `request_id`, `details`), built
+in one place for handlers and middleware alike."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .observability import request_id_var
+
+T = TypeVar("T")
+HTTP_ERROR_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+}
+
+
+class ApiError(Exception):
+    """An error answered as `status` with a stable `error` code and a message saying what
+    was wrong and what is allowed."""
+
+    status = 500
+    error = "internal_error"
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers
+
+
+class InvalidRequest(ApiError):
+    """A request the library rejected (its message says what is allowed)."""
+
+    status, error = 422, "invalid_request"
+
+
+class TooLarge(ApiError):
+    """A request over a configured size limit."""
+
+    status, error = 413, "request_too_large"
+
+
+class BadEncoding(ApiError):
+    """A request body that is not UTF-8."""
+
+    status, error = 400, "invalid_encoding"
+
+
+class ServiceUnavailable(ApiError):
+    """Not ready yet, or the store unreachable: answered 503 with `Retry-After`."""
+
+    status = 503
+
+    def __init__(self, message: str, retry_after: int, *, error: str = "unavailable") -> None:
+        super().__init__(
+            message, headers={"retry-after": str(retry_after)} if retry_after else None
+        )
+        self.error = error
+        self.retry_after = retry_after
+
+
+def rejects(fn: Callable[[], T]) -> T:
+    """Run a library call that validates its input; its TypeError/ValueError (whose message
+    names the value and what is allowed) becomes a 422."""
+    try:
+        return fn()
+    except (TypeError, ValueError) as e:
+        raise InvalidRequest(str(e)) from e
+
+
+def error_body(error: str, message: str, details: list[dict[str, Any]] | None = None) -> dict:
+    """The JSON body of every error the service answers."""
+    body: dict[str, Any] = {"error": error, "message": message, "request_id": request_id_var.get()}
+    if details is not None:
+        body["details"] = details
+    return body
+
+
+def error_response(
+    status: int,
+    error: str,
+    message: str,
+    *,
+    headers: dict[str, str] | None = None,
+    details: list[dict[str, Any]] | None = None,
+) -> JSONResponse:
+    return JSONResponse(error_body(error, message, details), status_code=status, headers=headers)
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """Answer every error the routes raise with `error_body`."""
+
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status, exc.error, exc.message, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        if details and details[0]["type"] == "json_invalid":
+            reason = (exc.errors()[0].get("ctx") or {}).get("error", "")
+            where = details[0]["loc"][-1]
+            message = f"the request body is not valid JSON ({reason} at character {where})"
+            return error_response(422, "invalid_json", message)
+        summary = "; ".join(
+            f"{'.'.join(str(p) for p in d['loc'][1:]) or 'body'}: {d['msg']}" for d in details[:5]
+        )
+        return error_response(422, "invalid_request", summary, details=details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = HTTP_ERROR_CODES.get(exc.status_code, "http_error")
+        headers = dict(exc.headers) if exc.headers else None
+        return error_response(exc.status_code, code, str(exc.detail), headers=headers)

@@ -1,0 +1,203 @@
+"""The search contract: `SearchOptions` and `SearchRequest`, validated once, on construction.
+
+The library, the HTTP service, the evaluation and the LlamaIndex retriever all describe a
+search with these types, and `HybridIndex.run` is the one place that executes one. Each
+choice is spelled once here (`Mode`, `Fusion`); the API schemas, `Settings` and the CLI
+take their choices from `typing.get_args`.
+
+Example:
+    >>> request = SearchRequest(query="燃費を良くするには", top_k=3, mode="sparse")
+    >>> request.needs_sparse, request.needs_dense
+    (True, False)
+    >>> SearchRequest(query="燃費", top_k=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: top_k must be an int from 1 to 1000, got 0
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, get_args
+
+from rag_splade.checks import check_choice, check_positive_int, check_query
+from rag_splade.store.filters import Condition, parse_filters
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from rag_splade.types import SparseVector
+
+Mode = Literal["hybrid", "sparse", "dense"]
+Fusion = Literal["rrf", "dbsf"]
+MODES: tuple[Mode, ...] = get_args(Mode)
+FUSIONS: tuple[Fusion, ...] = get_args(Fusion)
+MAX_TOP_K = 1000
+# Explanations are what this project is for: the LLM context's key terms come from them,
+# so every entry point explains by default; pass explain=False for raw speed.
+DEFAULT_EXPLAIN = True
+
+
+def vectors_needed(mode: Mode, explain: bool) -> tuple[bool, bool]:
+    """`(sparse, dense)`: the query vectors a search in `mode` needs. Explanations need the
+    sparse one whatever the mode."""
+    return mode in ("hybrid", "sparse") or explain, mode in ("hybrid", "dense")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SearchOptions:
+    """How to search, without the query: validated whole on construction.
+
+    `fusion`, `rrf_k` and `candidates` left as None take the index's settings when the
+    search runs (`HybridIndex(fusion=..., rrf_k=..., candidates=...)`, or `Settings`).
+
+    Args:
+        top_k: hits to return, 1 to `MAX_TOP_K`.
+        mode: `hybrid` (sparse and dense fused inside Qdrant), `sparse` or `dense`.
+        fusion: `rrf` or `dbsf`, for hybrid mode.
+        weights: `(sparse, dense)` Qdrant RRF weights, hybrid + rrf only. A point at 1-based
+            rank n of a list with weight w scores 1 / (n / w + rrf_k - 1), so a smaller
+            weight gives that list more say; 0 drops a list.
+        rrf_k: RRF constant in Qdrant's convention (the top item scores 1/k): Qdrant's
+            k=61 is the k=60 of Cormack et al. (2009), whose ranks start at 1.
+        candidates: length of each retriever's list before fusion (at least `top_k`).
+        filters: payload filters, see `rag_splade.store.filters`; kept as a private copy.
+        explain: attach an `Explanation` (term contributions) to every hit.
+
+    Example:
+        >>> options = SearchOptions(top_k=3, filters={"source": "faq"})
+        >>> options.with_query("燃費").top_k
+        3
+    """
+
+    top_k: int = 5
+    mode: Mode = "hybrid"
+    fusion: Fusion | None = None
+    weights: tuple[float, float] | None = None
+    rrf_k: int | None = None
+    candidates: int | None = None
+    filters: Mapping[str, Any] | None = None
+    explain: bool = DEFAULT_EXPLAIN
+    conditions: tuple[Condition, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if (
+            isinstance(self.top_k, bool)
+            or not isinstance(self.top_k, int)
+            or not 1 <= self.top_k <= MAX_TOP_K
+        ):
+            raise ValueError(f"top_k must be an int from 1 to {MAX_TOP_K}, got {self.top_k!r}")
+        check_choice("mode", self.mode, MODES)
+        if self.fusion is not None:
+            check_choice("fusion", self.fusion, FUSIONS)
+        check_positive_int("rrf_k", self.rrf_k, optional=True)
+        check_positive_int("candidates", self.candidates, optional=True)
+        if not isinstance(self.explain, bool):
+            raise TypeError(f"explain must be a bool, got {self.explain!r}")
+        _set(self, "weights", _check_weights(self.weights, self.mode, self.fusion))
+        # A private copy: the caller changing its dict later cannot change a checked request.
+        filters = None if self.filters is None else copy.deepcopy(self.filters)
+        _set(self, "conditions", tuple(parse_filters(filters)))
+        _set(self, "filters", filters)
+
+    @property
+    def needs_sparse(self) -> bool:
+        """Whether the search needs the query's SPLADE vector."""
+        return vectors_needed(self.mode, self.explain)[0]
+
+    @property
+    def needs_dense(self) -> bool:
+        """Whether the search needs the query's dense vector."""
+        return vectors_needed(self.mode, self.explain)[1]
+
+    def with_query(self, query: str) -> SearchRequest:
+        """These options for one query."""
+        return SearchRequest(query=query, **self._fields())
+
+    def _fields(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SearchRequest(SearchOptions):
+    """One search: a query and its `SearchOptions`, validated on construction.
+
+    Example:
+        >>> SearchRequest(query="富士山の高さは？", top_k=3).mode
+        'hybrid'
+    """
+
+    query: str
+
+    def __post_init__(self) -> None:
+        check_query(self.query, "query")
+        super().__post_init__()
+
+    @property
+    def options(self) -> SearchOptions:
+        """The options without the query."""
+        fields = self._fields()
+        del fields["query"]
+        return SearchOptions(**fields)
+
+    def resolved(self, *, fusion: Fusion, rrf_k: int, candidates: int) -> SearchRequest:
+        """The request with the index's settings in place of the options left as None
+        (checked again: weights given with the index's fusion `dbsf` are refused here)."""
+        return dataclasses.replace(
+            self,
+            fusion=self.fusion or fusion,
+            rrf_k=self.rrf_k or rrf_k,
+            candidates=max(self.candidates or candidates, self.top_k),
+        )
+
+
+@dataclass(frozen=True)
+class QueryVectors:
+    """A query's encoded vectors; None where the request does not need that model."""
+
+    sparse: SparseVector | None = None
+    dense: np.ndarray | None = None
+
+
+def requests_for(queries: Sequence[str], options: SearchOptions) -> list[SearchRequest]:
+    """One request per query, errors naming the query's position (`queries[2] ...`)."""
+    if isinstance(queries, str) or not isinstance(queries, Sequence):
+        raise TypeError(f"queries must be a list of str, got {type(queries).__name__}")
+    for i, query in enumerate(queries):
+        check_query(query, f"queries[{i}]" if len(queries) > 1 else "query")
+    return [options.with_query(query) for query in queries]
+
+
+def _check_weights(
+    weights: Sequence[float] | None, mode: str, fusion: str | None
+) -> tuple[float, float] | None:
+    if weights is None:
+        return None
+    if mode != "hybrid" or fusion == "dbsf":
+        raise ValueError(
+            f"weights apply to hybrid mode with rrf fusion only (got mode={mode!r}, "
+            f"fusion={fusion!r}); DBSF normalises scores itself"
+        )
+    if (
+        isinstance(weights, (str, bytes))
+        or not isinstance(weights, Sequence)
+        or len(weights) != 2
+        or any(
+            isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w < math.inf
+            for w in weights
+        )
+        or sum(weights) == 0
+    ):
+        raise ValueError(
+            "weights must be two finite non-negative numbers (sparse, dense), not both 0, "
+            f"got {weights!r}"
+        )
+    return float(weights[0]), float(weights[1])
+
+
+def _set(obj: object, name: str, value: object) -> None:
+    object.__setattr__(obj, name, value)  # a frozen dataclass sets its own derived fields

@@ -1,0 +1,170 @@
+"""`SearchOptions` / `SearchRequest`: validated once, on construction; `HybridIndex.run`."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+import subprocess
+import sys
+import typing
+
+import pytest
+
+from rag_splade import HybridIndex, QdrantServerStore, SearchOptions, SearchRequest
+from rag_splade.search import (
+    DEFAULT_EXPLAIN,
+    FUSIONS,
+    MAX_TOP_K,
+    MODES,
+    Fusion,
+    Mode,
+    QueryVectors,
+    requests_for,
+)
+from rag_splade.store.filters import Condition
+
+
+def test_choices_are_spelled_once() -> None:
+    assert MODES == typing.get_args(Mode) == ("hybrid", "sparse", "dense")
+    assert FUSIONS == typing.get_args(Fusion) == ("rrf", "dbsf")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"top_k": 0}, "top_k must be an int from 1 to"),
+        ({"top_k": MAX_TOP_K + 1}, "top_k must be an int from 1 to"),
+        ({"top_k": True}, "top_k must be an int"),
+        ({"top_k": 2.0}, "top_k must be an int"),
+        ({"mode": "bm25"}, "mode must be one of"),
+        ({"fusion": "sum"}, "fusion must be one of"),
+        ({"rrf_k": 0}, "rrf_k must be None or a positive int"),
+        ({"candidates": -3}, "candidates must be None or a positive int"),
+        ({"explain": "yes"}, "explain must be a bool"),
+        ({"weights": (1.0, 2.0), "mode": "dense"}, "weights apply to hybrid mode with rrf"),
+        ({"weights": (1.0, 2.0), "fusion": "dbsf"}, "weights apply to hybrid mode with rrf"),
+        ({"weights": (1.0,)}, "weights must be two finite non-negative numbers"),
+        ({"weights": (0, 0)}, "not both 0"),
+        ({"weights": (-1, 1)}, "non-negative"),
+        ({"weights": (math.nan, 1)}, "finite"),
+        ({"weights": (math.inf, 1)}, "finite"),
+        ({"weights": "12"}, "two finite"),
+        ({"filters": {"year": 2.5}}, "equality on a float"),
+        ({"filters": ["source"]}, "filters must be a dict"),
+    ],
+)
+def test_bad_options_are_refused_on_construction(options: dict, message: str) -> None:
+    with pytest.raises((TypeError, ValueError), match=message):
+        SearchOptions(**options)
+    with pytest.raises((TypeError, ValueError), match=message):
+        SearchRequest(query="燃費", **options)
+
+
+@pytest.mark.parametrize("query", ["", "   ", None, 3])
+def test_a_request_needs_a_query(query: object) -> None:
+    with pytest.raises((TypeError, ValueError), match="query must be"):
+        SearchRequest(query=query)  # type: ignore[arg-type]
+
+
+def test_batch_errors_name_the_query() -> None:
+    with pytest.raises(ValueError, match=r"queries\[1\] must be a non-empty string"):
+        requests_for(["燃費", " "], SearchOptions())
+    with pytest.raises(TypeError, match="queries must be a list of str"):
+        requests_for("燃費", SearchOptions())
+
+
+@pytest.mark.parametrize(
+    ("mode", "explain", "sparse", "dense"),
+    [
+        ("hybrid", False, True, True),
+        ("sparse", False, True, False),
+        ("dense", False, False, True),
+        ("dense", True, True, True),  # explanations need the sparse vector
+    ],
+)
+def test_needed_vectors(mode: Mode, explain: bool, sparse: bool, dense: bool) -> None:
+    request = SearchRequest(query="燃費", mode=mode, explain=explain)
+    assert (request.needs_sparse, request.needs_dense) == (sparse, dense)
+
+
+def test_filters_are_parsed_once_and_copied() -> None:
+    filters = {"source": "faq", "year": {"gte": 2020}}
+    request = SearchRequest(query="燃費", filters=filters)
+    filters["source"] = "changed"
+    filters["year"]["gte"] = 1900
+    assert request.filters == {"source": "faq", "year": {"gte": 2020}}
+    assert request.conditions == (
+        Condition("metadata.source", "eq", "faq"),
+        Condition("metadata.year", "range", {"gte": 2020.0}),
+    )
+
+
+def test_options_and_request_round_trip() -> None:
+    options = SearchOptions(top_k=3, mode="sparse", filters={"source": "faq"}, explain=False)
+    request = options.with_query("燃費")
+    assert request.query == "燃費" and request.top_k == 3 and request.mode == "sparse"
+    assert request.options == options
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        request.top_k = 9  # type: ignore[misc]
+
+
+def test_resolved_fills_the_index_settings_and_checks_again() -> None:
+    request = SearchRequest(query="燃費", top_k=7, weights=(1.0, 2.0))
+    resolved = request.resolved(fusion="rrf", rrf_k=61, candidates=5)
+    assert (resolved.fusion, resolved.rrf_k, resolved.candidates) == ("rrf", 61, 7)
+    kept = SearchRequest(query="燃費", fusion="rrf", rrf_k=10, candidates=50)
+    assert kept.resolved(fusion="dbsf", rrf_k=61, candidates=100) == kept
+    with pytest.raises(ValueError, match="weights apply to hybrid mode with rrf"):
+        request.resolved(fusion="dbsf", rrf_k=61, candidates=100)
+
+
+def test_explain_default_is_one_value() -> None:
+    from rag_splade.api.schemas import SearchRequest as SearchBody
+
+    assert SearchOptions().explain is DEFAULT_EXPLAIN
+    assert SearchBody(query="燃費").explain is DEFAULT_EXPLAIN
+    assert inspect.signature(HybridIndex.search).parameters["explain"].default is DEFAULT_EXPLAIN
+
+
+def test_settings_and_search_import_no_torch() -> None:
+    code = (
+        "import sys\n"
+        "from rag_splade import Settings, SearchRequest\n"
+        "Settings(); SearchRequest(query='燃費')\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=600)
+
+
+@pytest.fixture()
+def index(splade, dense) -> HybridIndex:  # type: ignore[no-untyped-def]
+    from rag_splade import Document
+    from rag_splade.sample import sample_texts
+
+    idx = HybridIndex(splade, dense, QdrantServerStore(location=":memory:"))
+    idx.add([Document(id=f"d{i}", text=t) for i, t in enumerate(sample_texts()[:8])])
+    return idx
+
+
+def test_run_matches_search_and_refuses_missing_vectors(index: HybridIndex) -> None:
+    request = SearchRequest(query="石油の主成分は何か。", top_k=3)
+    [vectors] = index.encode_queries([request])
+    assert vectors.sparse is not None and vectors.dense is not None
+    by_run = index.run(request, vectors)
+    by_search = index.search("石油の主成分は何か。", top_k=3)
+    assert [h.id for h in by_run] == [h.id for h in by_search]
+    assert all(h.explanation is not None for h in by_run)  # explain is on by default
+    with pytest.raises(ValueError, match="needs the query's dense vector"):
+        index.run(request, QueryVectors(sparse=vectors.sparse))
+    sparse_only = SearchRequest(query="石油", mode="sparse", explain=False)
+    [only] = index.encode_queries([sparse_only])
+    assert only.dense is None and only.sparse is not None
+    assert index.run(sparse_only, only)
+
+
+def test_index_settings_fill_what_the_request_left_open(splade, dense) -> None:  # type: ignore[no-untyped-def]
+    idx = HybridIndex(splade, dense, QdrantServerStore(location=":memory:"), fusion="dbsf")
+    assert idx.resolve(SearchRequest(query="燃費")).fusion == "dbsf"
+    with pytest.raises(ValueError, match="weights apply to hybrid mode with rrf"):
+        idx.search("燃費", weights=(1.0, 2.0))
