@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from rag_splade import EdgeStore, HybridIndex, QdrantServerStore, SpladeEncoder
+from rag_splade.pipelines.cli import main
 from rag_splade.pipelines.ingest import (
     CONTENT_HASH,
     PAGE_STARTS,
@@ -21,7 +22,6 @@ from rag_splade.pipelines.ingest import (
     read_documents,
     run,
 )
-from rag_splade.pipelines.ingest.cli import main
 from rag_splade.sample import sample_texts
 
 TEXTS = sample_texts()
@@ -384,7 +384,7 @@ def test_cli_end_to_end(tmp_path, cli_env, capsys) -> None:
     index_path = tmp_path / "index"
     argv = [str(root), "--index-path", str(index_path), "--device", "cpu", "--batch-size", "2"]
     flags = ["--id-field", "key", "--text-field", "body", "--metadata-fields", "lang"]
-    assert main([*argv, *flags]) == 0
+    assert main(["ingest", *argv, *flags]) == 0
     out = capsys.readouterr()
     assert "4 added, 0 replaced, 0 unchanged (skipped), 0 deleted, 0 failed" in out.out
     assert "chunks/s" in out.out and "ingest" in out.err  # the progress bar
@@ -397,11 +397,11 @@ def test_cli_end_to_end(tmp_path, cli_env, capsys) -> None:
     assert "0 added, 0 replaced, 4 unchanged (skipped)" in capsys.readouterr().out
 
     (root / "doc1.txt").write_text(TEXTS[21], encoding="utf-8")  # tokenized in a worker
-    assert main([*argv, *flags, "--no-progress", "--tokenizer-workers", "1"]) == 0
+    assert main(["ingest", *argv, *flags, "--no-progress", "--tokenizer-workers", "1"]) == 0
     assert "0 added, 1 replaced, 3 unchanged (skipped)" in capsys.readouterr().out
 
     (root / "bad.txt").write_bytes(b"\xff\xff")
-    assert main([*argv, *flags, "--no-progress"]) == 1
+    assert main(["ingest", *argv, *flags, "--no-progress"]) == 1
     out = capsys.readouterr()
     assert f"FAILED: {root / 'bad.txt'}: not valid utf-8" in out.err
     assert "1 failed" in out.out
@@ -432,18 +432,21 @@ def test_cli_interrupt_exits_130_and_resumes(tmp_path, cli_env, capsys, monkeypa
         return real_add(self, docs, **kwargs)
 
     monkeypatch.setattr(HybridIndex, "add", interrupting_add)
-    assert main(argv) == 130
+    assert main(["ingest", *argv]) == 130
     assert "interrupted: what was written is kept" in capsys.readouterr().out
     monkeypatch.setattr(HybridIndex, "add", real_add)
-    assert main(argv) == 0
+    assert main(["ingest", *argv]) == 0
     assert "3 added, 0 replaced, 1 unchanged" in capsys.readouterr().out
 
 
 def test_cli_rejects_bad_settings(tmp_path, cli_env, capsys) -> None:
-    assert main([str(tmp_path), "--device", "gpu0", "--index-path", str(tmp_path / "i")]) == 2
+    assert (
+        main(["ingest", str(tmp_path), "--device", "gpu0", "--index-path", str(tmp_path / "i")])
+        == 2
+    )
     assert "gpu0" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        main([str(tmp_path), "--batch-size", "0"])
+        main(["ingest", str(tmp_path), "--batch-size", "0"])
     with pytest.raises(SystemExit):
-        main([str(tmp_path), "--tokenizer-workers", "-1"])
+        main(["ingest", str(tmp_path), "--tokenizer-workers", "-1"])
     assert "must be an integer >= 0, got '-1'" in capsys.readouterr().err

@@ -156,9 +156,3 @@ def run(args: argparse.Namespace) -> int:
         }
         Path(args.json_out).write_text(json.dumps(payload, indent=2, ensure_ascii=False))
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="rag-splade bench", description=__doc__)
-    add_arguments(parser)
-    return run(parser.parse_args(argv))

@@ -169,10 +169,3 @@ def run(args: argparse.Namespace) -> int:
     print(markdown)
     print(f"\nwrote {output / 'results.md'}, results.json, results.png", file=sys.stderr)
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m pipelines.evaluate`."""
-    parser = argparse.ArgumentParser(prog="rag-splade eval", description=DESCRIPTION)
-    add_arguments(parser)
-    return run(parser.parse_args(argv))

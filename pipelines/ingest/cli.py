@@ -20,6 +20,8 @@ and index come from RAG_SPLADE_* settings; the flags below override them. Exit s
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the `ingest` arguments to `parser` (a sub-command parser)."""
+    parser.description = DESCRIPTION
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("paths", nargs="+", metavar="PATH", help="files or folders to ingest")
     records = parser.add_argument_group("records (.jsonl, .csv, a JSON list)")
     records.add_argument("--id-field", default="id", help="field with the document id")
@@ -59,16 +61,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-optimize", action="store_true", help="do not optimise the Edge index at the end"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="rag-splade ingest",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_arguments(parser)
-    return parser
 
 
 def run(args: argparse.Namespace) -> int:
@@ -126,10 +118,6 @@ def run(args: argparse.Namespace) -> int:
     return code
 
 
-def main(argv: list[str] | None = None) -> int:
-    return run(build_parser().parse_args(argv))
-
-
 def _field_list(value: str) -> tuple[str, ...]:
     fields = tuple(f.strip() for f in value.split(",") if f.strip())
     if not fields:
@@ -153,7 +141,3 @@ def _int_from(value: str, lowest: int, what: str) -> int:
     if n < lowest:
         raise argparse.ArgumentTypeError(f"must be {what}, got {value!r}")
     return n
-
-
-if __name__ == "__main__":
-    sys.exit(main())
