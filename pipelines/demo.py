@@ -1,8 +1,10 @@
 """The demo: index the bundled JSQuAD sample in an embedded Qdrant Edge index and show
-explained hits for a few questions."""
+explained hits for a few questions (`rag-splade demo`, or `run_demo` from Python)."""
 
 from __future__ import annotations
 
+import argparse
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,6 +13,8 @@ from typing import TextIO
 from rag_splade import HybridIndex, SearchHit, Settings, format_context
 from rag_splade.sample import sample_documents
 from rag_splade.types import TermMatch
+
+from .index_options import add_index_arguments, index_overrides
 
 DEMO_QUERIES = (
     "日本で梅雨がないのは北海道とどこか。",
@@ -55,8 +59,6 @@ def run_demo(
     out: TextIO | None = None,
 ) -> int:
     """Build (or reuse) the demo index and print explained hits; return the chunk count."""
-    import sys
-
     out = out or sys.stdout
     settings = settings or Settings()
     where = settings.qdrant_url or Path(settings.index_path).resolve()
@@ -86,3 +88,23 @@ def run_demo(
         print("\nLLM context for the last question:\n", file=out)
         print(format_context(hits), file=out)
         return index.count()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the `demo` arguments to `parser` (a sub-command parser)."""
+    parser.add_argument("--query", action="append", help="a question to ask (repeatable)")
+    parser.add_argument("--top-k", type=int, default=3, help="hits shown per question (3)")
+    add_index_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the demo with parsed arguments; 2 when the settings are invalid."""
+    from pydantic import ValidationError
+
+    try:
+        settings = Settings(**index_overrides(args))
+    except ValidationError as e:
+        print(f"rag-splade demo: {e}", file=sys.stderr)
+        return 2
+    run_demo(settings, queries=args.query or DEMO_QUERIES, top_k=args.top_k)
+    return 0

@@ -1,0 +1,115 @@
+"""`rag-splade serve`: the HTTP service (`rag_splade.api.app:app`) under uvicorn.
+
+The app builds its settings from the `RAG_SPLADE_*` environment when uvicorn imports it, so
+the index flags are handed over as those variables; every worker process inherits them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .index_options import add_index_arguments, index_overrides
+
+APP = "rag_splade.api.app:app"
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+PORTS = (1, 65_535)
+EXIT_OK, EXIT_USAGE = 0, 2
+
+DESCRIPTION = """\
+Serve the index over HTTP: search and document routes, /healthz, /readyz, /metrics, and
+OpenAPI docs at /docs. Models, device, index, limits and the service's API key come from
+RAG_SPLADE_* settings (RAG_SPLADE_SPARSE_MODEL, RAG_SPLADE_INDEX_PATH, RAG_SPLADE_QDRANT_URL,
+RAG_SPLADE_API_KEY, ...); the index flags below override them. Needs the api extra:
+pip install 'rag-splade[api]'."""
+
+
+def _port(value: str) -> int:
+    return _int_in(value, *PORTS)
+
+
+def _workers(value: str) -> int:
+    return _int_in(value, 1, None)
+
+
+def _int_in(value: str, lowest: int, highest: int | None) -> int:
+    """`value` as an int in [lowest, highest]; an argparse error naming the range if not."""
+    allowed = f"an integer from {lowest} to {highest}" if highest else f"an integer >= {lowest}"
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be {allowed}, got {value!r}") from None
+    if n < lowest or (highest is not None and n > highest):
+        raise argparse.ArgumentTypeError(f"must be {allowed}, got {value!r}")
+    return n
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the `serve` arguments to `parser` (a sub-command parser)."""
+    parser.description = DESCRIPTION
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    http = parser.add_argument_group("HTTP")
+    http.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0: every "
+        "interface, then set RAG_SPLADE_API_KEY)",
+    )
+    http.add_argument(
+        "--port", type=_port, default=8000, help=f"TCP port, {PORTS[0]}-{PORTS[1]} (default 8000)"
+    )
+    http.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        help="worker processes (default 1). Each worker loads its own models and micro-batching "
+        "only sees its own requests, so more workers cost memory and give smaller batches. "
+        "More than one needs a Qdrant server: an embedded Edge index opens in one process only",
+    )
+    http.add_argument(
+        "--log-level", choices=LOG_LEVELS, default="info", help="uvicorn's log level (info)"
+    )
+    add_index_arguments(parser)
+
+
+def environment(args: argparse.Namespace) -> dict[str, str]:
+    """The `RAG_SPLADE_*` variables that the given index flags stand for."""
+    overrides = index_overrides(args)
+    return {f"RAG_SPLADE_{name.upper()}": str(value) for name, value in overrides.items()}
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until interrupted; 2 when the api extra is missing or the settings are invalid."""
+    try:
+        import fastapi  # noqa: F401  (the app needs these; uvicorn would fail later, less clearly)
+        import prometheus_client  # noqa: F401
+        import uvicorn
+    except ImportError as e:
+        print(
+            f"rag-splade serve: the HTTP service needs the api extra ({e.name} is not "
+            "installed): pip install 'rag-splade[api]'",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    from pydantic import ValidationError
+
+    from rag_splade import Settings
+
+    os.environ.update(environment(args))
+    try:
+        # Checked here, so a bad value is one line on stderr, not a traceback from each worker.
+        settings = Settings()
+    except ValidationError as e:
+        print(f"rag-splade serve: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.workers > 1 and not settings.qdrant_url:
+        print(
+            f"rag-splade serve: --workers {args.workers} needs a Qdrant server (--qdrant-url or "
+            f"RAG_SPLADE_QDRANT_URL): the embedded Edge index at {settings.index_path} can be "
+            "opened by one process only; use --workers 1",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    uvicorn.run(APP, host=args.host, port=args.port, workers=args.workers, log_level=args.log_level)
+    return EXIT_OK
