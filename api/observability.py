@@ -96,7 +96,7 @@ def configure_logging(json_lines: bool) -> logging.Logger:
     logger = logging.getLogger(LOGGER_NAME)
     if not any(getattr(h, "_rag_splade", False) for h in logger.handlers):
         handler: logging.Handler = logging.StreamHandler(sys.stderr)
-        handler._rag_splade = True  # type: ignore[attr-defined]
+        handler._rag_splade = True  # type: ignore[attr-defined]  # our mark, to find it again
         handler.addFilter(RequestIdFilter())
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)

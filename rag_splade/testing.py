@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import unicodedata
 from pathlib import Path
+from typing import Any
 
 from rag_splade.sample import sample_texts
 
@@ -83,6 +84,11 @@ def _bert_config(vocab_size: int, hidden: int, layers: int, heads: int):
     )
 
 
+def _special_ids(tokenizer: Any) -> list[int]:
+    ids = tokenizer.convert_tokens_to_ids(SPECIAL_TOKENS)
+    return [ids] if isinstance(ids, int) else list(ids)
+
+
 def _make_lexical(model, embeddings, special_ids: list[int]) -> None:
     """Zero what mixes tokens so that each token's output is its own (normalised) embedding."""
     import torch
@@ -133,7 +139,7 @@ def build_splade_model(
     torch.manual_seed(seed)
     model = BertForMaskedLM(_bert_config(len(tokenizer), hidden, layers, heads)).eval()
     if lexical:
-        special_ids = list(tokenizer.convert_tokens_to_ids(SPECIAL_TOKENS))
+        special_ids = _special_ids(tokenizer)
         _make_lexical(model, model.bert.embeddings, special_ids)
         with torch.no_grad():
             head = model.cls.predictions
@@ -164,7 +170,7 @@ def build_dense_model(
     """Save a tiny mean-pooled sentence-transformers model under `path` and return it."""
     import torch
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers.models import Pooling, Transformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
     from transformers import AutoTokenizer, BertModel
 
     path = Path(path)
@@ -178,7 +184,7 @@ def build_dense_model(
     bert = BertModel(_bert_config(len(tokenizer), hidden, layers, heads)).eval()
     if lexical:
         # Mean pooling over self-only outputs is a bag of words: cosine ranks by shared words.
-        _make_lexical(bert, bert.embeddings, tokenizer.convert_tokens_to_ids(SPECIAL_TOKENS))
+        _make_lexical(bert, bert.embeddings, _special_ids(tokenizer))
     bert.save_pretrained(str(backbone))
     transformer = Transformer(str(backbone), max_seq_length=512)
     pooling = Pooling(transformer.get_embedding_dimension(), "mean")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, TypedDict
+from typing import Any, SupportsFloat, TypedDict
 
 from rag_splade.checks import check_choice
 
@@ -87,8 +87,8 @@ def compute_metrics(
     return {m: float(scores[m]) for m in metrics}
 
 
-def _p_value(value: object) -> float | None:
-    p = float(value)  # type: ignore[arg-type]
+def _p_value(value: SupportsFloat) -> float | None:
+    p = float(value)
     return None if math.isnan(p) else p
 
 

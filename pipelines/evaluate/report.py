@@ -126,8 +126,8 @@ class EvaluationReport:
         return path
 
 
-def _ms(value: object) -> str:
-    return "-" if value is None else f"{float(value):.1f}"  # type: ignore[arg-type]
+def _ms(value: float | int | None) -> str:
+    return "-" if value is None else f"{float(value):.1f}"
 
 
 def _test_name(stat_test: str) -> str:
