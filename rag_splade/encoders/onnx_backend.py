@@ -7,8 +7,8 @@ the encoder's own tokenization and token-budget batches, so only the forward pas
 transformers 5, and pools outside the graph over the full logits.)
 
 The export is cached under `<cache_dir>/<sha256 of the config and weights>/splade.onnx`,
-so each model is exported once (BERT-base: a few seconds, ~2.5 GB peak) and any change to
-its weights makes a new export.
+so each model is exported once (its cost is in the benchmark docs) and any change to its
+weights makes a new export.
 """
 
 from __future__ import annotations

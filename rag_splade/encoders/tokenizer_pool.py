@@ -26,8 +26,8 @@ import numpy as np
 
 from rag_splade.checks import check_positive_int
 
-# Texts per worker in a wave: 256 passages of 512 tokens are ~1 s of tokenizing for one worker,
-# about what a GPU needs to encode a wave from all workers.
+# Texts per worker in a wave: big enough that a worker's wave of long passages keeps a GPU
+# busy while the next wave is tokenized (see the benchmark docs for the figures).
 TEXTS_PER_WORKER = 256
 
 TokenIds = list[np.ndarray]  # one int32 row of token ids per text
