@@ -1,7 +1,7 @@
 """One sparse document-encoding path, run in its own process so that its peak memory is its own.
 
-`python -m pipelines.benchmark.encode_worker SPEC.json`: reads `{"path", "model", "texts",
-"device", "dtype", ...}`, encodes the texts once to warm up on a few, then all of them
+`python -m rag_splade.pipelines.benchmark.encode_worker SPEC.json`: reads `{"path", "model",
+"texts", "device", "dtype", ...}`, encodes the texts once to warm up on a few, then all of them
 timed, saves the first vectors for fidelity checks and prints one JSON line of results.
 """
 

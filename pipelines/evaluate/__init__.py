@@ -1,7 +1,7 @@
 """The evaluation harness: retrieval datasets, runs, ranx metrics, reports.
 
 Example:
-    >>> from pipelines.evaluate import evaluate, load_dataset  # doctest: +SKIP
+    >>> from rag_splade.pipelines.evaluate import evaluate, load_dataset  # doctest: +SKIP
     >>> ds = load_dataset("../data/jsquad", split="valid")  # doctest: +SKIP
     >>> report = evaluate(Settings(), ds, runs="bm25,sparse,dense,hybrid-rrf")  # doctest: +SKIP
     >>> print(report.to_markdown()); report.plot("results.png")  # doctest: +SKIP

@@ -66,7 +66,7 @@ def evaluate(
             temporary folder, or in `index_path`), a ready `HybridIndex` (the corpus is
             added to it when `ingest`), or None (`Settings()` from `RAG_SPLADE_*`). With
             only the `bm25` run no model is loaded and `target` is not used.
-        runs: run names (see `pipelines.evaluate.runs`), a list or comma-separated.
+        runs: run names (see `rag_splade.pipelines.evaluate.runs`), a list or comma-separated.
         rrf_sweep: extra sparse:dense RRF weight ratios, e.g. `(0.25, 0.5, 2, 4)`.
         metrics: ranx metric names.
         baseline: the run the others are tested against (default `hybrid-rrf`, else

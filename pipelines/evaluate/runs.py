@@ -4,7 +4,7 @@ Run names:
 
 | name | what |
 |---|---|
-| `bm25` | BM25 on MeCab content words (`pipelines.evaluate.bm25`), no neural model |
+| `bm25` | BM25 on MeCab content words (`rag_splade.pipelines.evaluate.bm25`), no neural model |
 | `sparse` | SPLADE only (`mode="sparse"`) |
 | `dense` | dense only (`mode="dense"`) |
 | `hybrid-rrf` | both, fused by RRF inside Qdrant, equal weights |

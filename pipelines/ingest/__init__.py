@@ -4,7 +4,7 @@ Formats: `.txt`, `.md`, `.jsonl`, `.csv`, SQuAD-style `.json` (or a JSON list of
 records) and `.pdf`. Command line: `rag-splade ingest PATH...` (see `add_arguments`).
 
 Example:
-    >>> from pipelines.ingest import ingest
+    >>> from rag_splade.pipelines.ingest import ingest
     >>> report = ingest(["./docs"], HybridIndex.from_settings())  # doctest: +SKIP
     >>> print(report.summary())  # doctest: +SKIP
 """
