@@ -251,9 +251,21 @@ class HybridStore(Protocol):
 
     def count(self, conditions: list[Condition] | None = None) -> int: ...
 
-    def optimize(self) -> None: ...
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Optimizable(Protocol):
+    """An optional store capability: index freshly written data on request.
+
+    An embedded engine builds its vector indexes only when asked (`EdgeStore`); a server
+    does it in the background and has nothing to offer here. Check with
+    `isinstance(store, Optimizable)`.
+    """
+
+    def optimize(self) -> None:
+        """Build the indexes of freshly written segments now (blocking)."""
 
     def maybe_optimize(self) -> bool:
-        """Optimise if enough was written since the last time (after bulk writes)."""
-
-    def close(self) -> None: ...
+        """Optimise if enough was written since the last time (after bulk writes); say if
+        it did."""

@@ -3,56 +3,35 @@
 from __future__ import annotations
 
 import json
-import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from rag_splade.store.base import (
-    ChunkPoint,
-    HybridQuery,
-    RankedChunk,
-    StoredChunk,
-    VectorSpec,
-    assemble,
-    check_sparse_datatype,
-    datatype_mismatch,
-    describe_mismatch,
-    plan,
-)
+import qdrant_edge as qe
+
+from rag_splade.store.base import HybridQuery, VectorSpec
 from rag_splade.store.filters import Condition
+from rag_splade.store.qdrant_base import Ask, QdrantStoreBase, Source, With
 from rag_splade.types import SparseVector
 
-logger = logging.getLogger(__name__)
-
-MANIFEST = "rag_splade.json"
+MANIFEST = "rag_splade.json"  # beside the shard: what the index was built for
 SHARD_DIR = "shard"
 FORMAT_VERSION = 1
-SCROLL_PAGE = 256
 
 
-def _edge() -> Any:
-    try:
-        import qdrant_edge
-    except ImportError as e:  # pragma: no cover - core dependency
-        raise ImportError(
-            "EdgeStore needs qdrant-edge-py: pip install 'qdrant-edge-py==0.9.0'"
-        ) from e
-    return qdrant_edge
-
-
-class EdgeStore:
+class EdgeStore(QdrantStoreBase[qe.Filter, qe.Point, qe.QueryRequest]):
     """A persistent index in a local folder, created on first use and reopened after.
 
-    Hybrid queries run in-process (about a millisecond at tens of thousands of chunks),
-    with no server to run. For many processes or more data, use `QdrantServerStore`.
+    Hybrid queries run in-process, with no server to run and no network round trip
+    (timings: `docs/benchmarks.md`). For many processes or more data, use
+    `QdrantServerStore`. It is `Optimizable`.
 
     Args:
         path: folder of the index (created if missing).
         optimize_after: after this many points written since the last optimisation,
-            `HybridIndex.add` ends with `optimize()` (bulk loads leave Edge's segments
-            unindexed, which makes queries ~3x slower until optimised).
+            `HybridIndex.add` ends with `optimize()`: a bulk load leaves Edge's segments
+            without their vector indexes, and queries scan them until optimised.
         sparse_datatype: `float32` or `float16` storage of the SPLADE weights, chosen when
             the index is created (float16: 6 instead of 8 bytes a term).
 
@@ -60,72 +39,23 @@ class EdgeStore:
         >>> store = EdgeStore("./data/index")  # doctest: +SKIP
     """
 
+    _elsewhere = "a new index path"
+
     def __init__(
         self, path: str | Path, *, optimize_after: int = 5_000, sparse_datatype: str = "float32"
     ) -> None:
+        super().__init__(sparse_datatype)
         self.path = Path(path)
-        self.sparse_datatype = check_sparse_datatype(sparse_datatype)
+        self._where = f"The index at {self.path}"
         self.optimize_after = optimize_after
-        self.spec: VectorSpec | None = None
-        self._shard: Any = None
+        self._shard: qe.EdgeShard | None = None
         self._written = 0
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # the shard lives in this process: writes take turns
 
-    # -- lifecycle -------------------------------------------------------------------------
-    def open(self, spec: VectorSpec) -> None:
-        qe = _edge()
-        manifest_path = self.path / MANIFEST
-        shard_path = self.path / SHARD_DIR
-        if manifest_path.exists():
-            found = json.loads(manifest_path.read_text())
-            problems = describe_mismatch(spec, found)
-            if problems:
-                raise ValueError(
-                    f"The index at {self.path} does not fit the encoders: "
-                    + "; ".join(problems)
-                    + ". Use the models it was built with, or a new index path."
-                )
-            stored = found.get("sparse_datatype", "float32")
-            if stored != self.sparse_datatype:
-                raise datatype_mismatch(f"The index at {self.path}", stored, self.sparse_datatype)
-            self._shard = qe.EdgeShard.load(str(shard_path))
-        else:
-            if shard_path.exists() and any(shard_path.iterdir()):
-                raise ValueError(
-                    f"{shard_path} holds data but no {MANIFEST}: not an index this library wrote"
-                )
-            self.path.mkdir(parents=True, exist_ok=True)
-            config = qe.EdgeConfig(
-                vectors={spec.dense_name: qe.EdgeVectorParams(spec.dense_size, qe.Distance.Cosine)},
-                sparse_vectors={
-                    spec.sparse_name: qe.EdgeSparseVectorParams(
-                        datatype=getattr(qe.VectorStorageDatatype, self.sparse_datatype.title())
-                    )
-                },
-            )
-            self._shard = qe.EdgeShard.create(str(shard_path), config)
-            self._shard.update(
-                qe.UpdateOperation.create_field_index("doc_id", qe.PayloadSchemaType.Keyword)
-            )
-            self._shard.update(
-                qe.UpdateOperation.create_field_index("chunk_index", qe.PayloadSchemaType.Integer)
-            )
-            manifest = {
-                "format": FORMAT_VERSION,
-                "dense": {spec.dense_name: spec.dense_size},
-                "sparse": [spec.sparse_name],
-                "sparse_vocab_size": spec.sparse_vocab_size,
-                "sparse_datatype": self.sparse_datatype,
-            }
-            manifest_path.write_text(json.dumps(manifest, indent=2))
-        self.spec = spec
-
-    def close(self) -> None:
-        with self._lock:
-            if self._shard is not None:
-                self._shard.flush()
-                self._shard.close()
-                self._shard = None
+    @staticmethod
+    def is_index_dir(path: str | Path) -> bool:
+        """True when the folder `path` holds an index this library wrote (its manifest)."""
+        return (Path(path) / MANIFEST).is_file()
 
     def optimize(self) -> None:
         """Build the HNSW and sparse indexes of freshly written segments (blocking)."""
@@ -140,174 +70,113 @@ class EdgeStore:
             return True
         return False
 
-    # -- writes ----------------------------------------------------------------------------
-    def upsert(self, points: Sequence[ChunkPoint]) -> None:
-        qe = _edge()
-        spec = self._spec()
-        edge_points = [
-            qe.Point(
-                p.id,
-                {
-                    spec.dense_name: p.dense.astype("float32").tolist(),
-                    spec.sparse_name: qe.SparseVector(
-                        p.sparse.indices.tolist(), p.sparse.values.tolist()
-                    ),
-                },
-                p.payload(),
-            )
-            for p in points
-        ]
-        if not edge_points:
-            return
+    def close(self) -> None:
         with self._lock:
-            self._require().update(qe.UpdateOperation.upsert_points(edge_points))
-            self._written += len(edge_points)
+            if self._shard is not None:
+                self._shard.flush()
+                self._shard.close()
+                self._shard = None
 
-    def delete_stale_chunks(self, doc_id: str, keep: int) -> None:
-        qe = _edge()
-        stale = qe.Filter(
-            must=[
-                qe.FieldCondition("doc_id", match=qe.MatchValue(doc_id)),
-                qe.FieldCondition("chunk_index", range=qe.RangeFloat(gte=float(keep))),
-            ]
+    # -- hooks -----------------------------------------------------------------------------
+    def _found(self, spec: VectorSpec) -> dict[str, Any] | None:
+        if self.is_index_dir(self.path):
+            found: dict[str, Any] = json.loads((self.path / MANIFEST).read_text())
+            return found
+        shard = self.path / SHARD_DIR
+        if shard.exists() and any(shard.iterdir()):
+            raise ValueError(
+                f"{shard} holds data but no {MANIFEST}: not an index this library wrote"
+            )
+        return None
+
+    def _load(self) -> None:
+        self._shard = qe.EdgeShard.load(str(self.path / SHARD_DIR))
+
+    def _create(self, spec: VectorSpec) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        datatype = getattr(qe.VectorStorageDatatype, self.sparse_datatype.title())
+        config = qe.EdgeConfig(
+            vectors={spec.dense_name: qe.EdgeVectorParams(spec.dense_size, qe.Distance.Cosine)},
+            sparse_vectors={spec.sparse_name: qe.EdgeSparseVectorParams(datatype=datatype)},
         )
-        with self._lock:
-            self._require().update(qe.UpdateOperation.delete_points_by_filter(stale))
+        self._shard = qe.EdgeShard.create(str(self.path / SHARD_DIR), config)
+        for name, schema in [
+            ("doc_id", qe.PayloadSchemaType.Keyword),
+            ("chunk_index", qe.PayloadSchemaType.Integer),
+        ]:
+            self._shard.update(qe.UpdateOperation.create_field_index(name, schema))
+        manifest = {
+            "format": FORMAT_VERSION,
+            "dense": {spec.dense_name: spec.dense_size},
+            "sparse": [spec.sparse_name],
+            "sparse_vocab_size": spec.sparse_vocab_size,
+            "sparse_datatype": self.sparse_datatype,
+        }
+        (self.path / MANIFEST).write_text(json.dumps(manifest, indent=2))
 
-    def delete_document(self, doc_id: str) -> int:
-        qe = _edge()
-        flt = qe.Filter(must=[qe.FieldCondition("doc_id", match=qe.MatchValue(doc_id))])
-        with self._lock:
-            shard = self._require()
-            n = shard.count(qe.CountRequest(exact=True, filter=flt))
-            if n:
-                shard.update(qe.UpdateOperation.delete_points_by_filter(flt))
-        return int(n)
+    def _condition(self, condition: Condition) -> qe.FieldCondition:
+        field, kind, value = condition.field, condition.kind, condition.value
+        if kind == "range":
+            return qe.FieldCondition(field, range=qe.RangeFloat(**value))
+        return qe.FieldCondition(
+            field, match=qe.MatchValue(value) if kind == "eq" else qe.MatchAny(value)
+        )
 
-    # -- reads -----------------------------------------------------------------------------
-    def get_document(self, doc_id: str) -> list[StoredChunk]:
-        qe = _edge()
-        flt = qe.Filter(must=[qe.FieldCondition("doc_id", match=qe.MatchValue(doc_id))])
-        chunks = [StoredChunk.from_payload(r.id, r.payload) for r in self._scroll(flt, True)]
-        return sorted(chunks, key=lambda c: c.chunk_index)
+    def _must(self, conditions: list[Any]) -> qe.Filter:
+        return qe.Filter(must=conditions)
 
-    def iter_payloads(
-        self, fields: Sequence[str], conditions: list[Condition] | None = None
-    ) -> Iterator[dict[str, Any]]:
-        for record in self._scroll(self._filter(conditions or []), list(fields)):
-            yield dict(record.payload or {})
+    def _sparse(self, vector: SparseVector) -> qe.SparseVector:
+        return qe.SparseVector(vector.indices.tolist(), vector.values.tolist())
 
-    def _scroll(self, flt: Any, with_payload: bool | list[str]) -> Iterator[Any]:
-        """Every matching record, page by page."""
-        qe = _edge()
-        offset = None
-        while True:
-            records, offset = self._require().scroll(
-                qe.ScrollRequest(
-                    offset=offset, limit=SCROLL_PAGE, filter=flt, with_payload=with_payload
-                )
-            )
-            yield from records
-            if offset is None:
-                break
+    def _point(self, id_: str, vectors: dict[str, Any], payload: dict[str, Any]) -> qe.Point:
+        return qe.Point(id_, vectors, payload)
 
-    def count(self, conditions: list[Condition] | None = None) -> int:
-        qe = _edge()
-        request = qe.CountRequest(exact=True, filter=self._filter(conditions or []))
-        return int(self._require().count(request))
+    def _nearest_request(self, source: Source, ask: Ask) -> qe.QueryRequest:
+        return qe.QueryRequest(query=self._nearest(source), **ask._asdict())
 
-    def query(self, query: HybridQuery) -> list[RankedChunk]:
-        qe = _edge()
-        spec = self._spec()
-        flt = self._filter(query.conditions)
-        sources = {}
-        if query.sparse is not None:
-            sv = qe.SparseVector(query.sparse.indices.tolist(), query.sparse.values.tolist())
-            sources["sparse"] = qe.Query.Nearest(sv, using=spec.sparse_name)
-        if query.dense is not None:
-            sources["dense"] = qe.Query.Nearest(
-                query.dense.astype("float32").tolist(), using=spec.dense_name
-            )
-        with_vector = [spec.sparse_name] if query.with_sparse_vectors else False
-        requests = []
-        items = plan(query)
-        for item in items:
-            if item.source == "fused":
-                prefetches = [
-                    qe.Prefetch(limit=query.candidates, query=sources[name], filter=flt)
-                    for name in ("sparse", "dense")
-                ]
-                fusion = (
-                    qe.Fusion.Rrf(
-                        k=query.rrf_k, weights=list(query.weights) if query.weights else None
-                    )
-                    if query.fusion == "rrf"
-                    else qe.Fusion.Dbsf()
-                )
-                requests.append(
-                    qe.QueryRequest(
-                        limit=item.limit,
-                        prefetches=prefetches,
-                        query=fusion,
-                        filter=flt,
-                        with_payload=True,
-                        with_vector=with_vector,
-                    )
-                )
-            else:
-                requests.append(
-                    qe.QueryRequest(
-                        limit=item.limit,
-                        query=sources[item.source],
-                        filter=flt,
-                        with_payload=item.with_payload,
-                        with_vector=with_vector if item.with_payload else False,
-                    )
-                )
-        results = self._require().query_batch(qe.QueryBatchRequest(requests))
-        lists = [
-            [
-                (str(p.id), float(p.score), self._chunk(p) if spec_item.with_payload else None)
-                for p in points
-            ]
-            for spec_item, points in zip(items, results, strict=True)
+    def _fusion_request(
+        self, query: HybridQuery, sources: Sequence[Source], ask: Ask
+    ) -> qe.QueryRequest:
+        prefetches = [
+            qe.Prefetch(query.candidates, self._nearest(s), filter=ask.filter) for s in sources
         ]
-        return assemble(query, lists)
-
-    # -- helpers ---------------------------------------------------------------------------
-    def _chunk(self, point: Any) -> StoredChunk:
-        sparse = None
-        if point.vector and self._spec().sparse_name in point.vector:
-            v = point.vector[self._spec().sparse_name]
-            sparse = SparseVector(v.indices, v.values)
-        return StoredChunk.from_payload(point.id, point.payload, sparse)
+        weights = list(query.weights) if query.weights else None
+        # Rrf and Dbsf subclass Fusion at run time; the 0.9.0 stubs only nest them in it.
+        fusion = cast(
+            qe.Fusion,
+            qe.Fusion.Rrf(query.rrf_k, weights) if query.fusion == "rrf" else qe.Fusion.Dbsf(),
+        )
+        return qe.QueryRequest(prefetches=prefetches, query=fusion, **ask._asdict())
 
     @staticmethod
-    def _filter(conditions: list[Condition]) -> Any:
-        if not conditions:
-            return None
-        qe = _edge()
-        must = []
-        for c in conditions:
-            if c.kind == "eq":
-                must.append(qe.FieldCondition(c.field, match=qe.MatchValue(c.value)))
-            elif c.kind == "any":
-                must.append(qe.FieldCondition(c.field, match=qe.MatchAny(c.value)))
-            else:
-                must.append(qe.FieldCondition(c.field, range=qe.RangeFloat(**c.value)))
-        return qe.Filter(must=must)
+    def _nearest(source: Source) -> qe.Query:
+        return qe.Query.Nearest(source.vector, using=source.using)
 
-    def _require(self) -> Any:
+    def _upsert(self, points: list[qe.Point]) -> None:
+        self._require().update(qe.UpdateOperation.upsert_points(points))
+        self._written += len(points)
+
+    def _delete(self, flt: qe.Filter) -> None:
+        self._require().update(qe.UpdateOperation.delete_points_by_filter(flt))
+
+    def _count(self, flt: qe.Filter | None) -> int:
+        return self._require().count(qe.CountRequest(exact=True, filter=flt))
+
+    def _scroll_page(
+        self, flt: qe.Filter | None, with_payload: With, offset: Any, limit: int
+    ) -> tuple[list[qe.Record], Any]:
+        request = qe.ScrollRequest(offset, limit, filter=flt, with_payload=with_payload)
+        return self._require().scroll(request)
+
+    def _run_batch(self, requests: list[qe.QueryRequest]) -> list[list[qe.ScoredPoint]]:
+        return self._require().query_batch(qe.QueryBatchRequest(requests))
+
+    def _require(self) -> qe.EdgeShard:
         if self._shard is None:
             raise RuntimeError(
                 "EdgeStore is not open: call open(spec) or use it through HybridIndex"
             )
         return self._shard
-
-    def _spec(self) -> VectorSpec:
-        self._require()
-        assert self.spec is not None  # set by open() together with the shard
-        return self.spec
 
     def __repr__(self) -> str:
         return f"EdgeStore({str(self.path)!r})"
