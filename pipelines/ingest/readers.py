@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rag_splade import Document
-from rag_splade.store.edge import MANIFEST
+from rag_splade.store.edge import EdgeStore
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ def _raise_or_log(problem: Problem) -> None:
 
 def _walk(root: Path) -> Iterator[Path]:
     for folder, dirs, files in os.walk(root):
-        if MANIFEST in files:  # an Edge index folder, not documents
+        if EdgeStore.is_index_dir(folder):  # an Edge index folder, not documents
             dirs.clear()
             continue
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
