@@ -15,7 +15,7 @@ from rag_splade import Document
 from rag_splade.documents import PAGE_STARTS
 from rag_splade.text.chunking import Chunk
 
-from .readers import ReadError
+from .problems import ReadError
 
 PAGE_COUNT = "pages"
 PAGE_BREAK = "\n\n"

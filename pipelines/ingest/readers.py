@@ -14,10 +14,13 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from rag_splade import Document
 from rag_splade.store.edge import EdgeStore
+
+from .pdf import read_pdf
+from .problems import Problem, ReadError
 
 logger = logging.getLogger(__name__)
 
@@ -43,25 +46,6 @@ class ReadOptions:
     text_field: str = "text"
     metadata_fields: tuple[str, ...] | None = None
     encoding: str = "utf-8"
-
-
-@dataclass(frozen=True)
-class Problem:
-    """An input that gave no document: `failed` (unreadable, undecodable, malformed) or
-    `empty` (no text). `where` is the file, with `(line n)`, `(row n)`... for a record."""
-
-    kind: Literal["failed", "empty"]
-    where: str
-    reason: str
-    doc_id: str | None = None
-
-    def describe(self) -> str:
-        label = "FAILED" if self.kind == "failed" else "empty, skipped"
-        return f"{label}: {self.where}: {self.reason}"
-
-
-class ReadError(Exception):
-    """A file or record that cannot be turned into a document (the message says why)."""
 
 
 OnProblem = Callable[[Problem], None]
@@ -131,8 +115,6 @@ def _read_file(
     suffix = path.suffix.lower()
     try:
         if suffix == ".pdf":
-            from .pdf import read_pdf
-
             records: Iterable[tuple[str, Any]] = [("", read_pdf(path, source))]
         else:
             raw = path.read_bytes()

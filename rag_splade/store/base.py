@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -13,10 +13,9 @@ from rag_splade.checks import check_choice
 from rag_splade.store.filters import Condition
 from rag_splade.types import SparseVector
 
-Mode = Literal["hybrid", "sparse", "dense"]
-Fusion = Literal["rrf", "dbsf"]
-MODES: tuple[str, ...] = ("hybrid", "sparse", "dense")
-FUSIONS: tuple[str, ...] = ("rrf", "dbsf")
+if TYPE_CHECKING:  # rag_splade.search imports the store's filters: no import at run time
+    from rag_splade.search import Fusion, Mode
+
 DENSE_VECTOR = "dense"
 SPARSE_VECTOR = "sparse"
 # Namespace of chunk point ids: uuid5(namespace, "<doc_id>\x1f<chunk_index>").
