@@ -15,6 +15,7 @@ import numpy as np
 
 from rag_splade.sample import read_squad_paragraphs
 
+
 # Shape of the speed model: BERT-base like hotchpotch/japanese-splade-v2 (random weights).
 class Shape(TypedDict):
     hidden: int
