@@ -30,7 +30,7 @@ typecheck: install
 
 # --strict: a broken link or reference fails the build; the site goes to a scratch folder.
 docs: install
-	$(BIN)/mkdocs build --strict --quiet --site-dir "$$(mktemp -d)"
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir "$$(mktemp -d)"
 
 # The main job: index the bundled JSQuAD sample in the embedded Qdrant Edge index and
 # search it, with the models of RAG_SPLADE_SPARSE_MODEL / RAG_SPLADE_DENSE_MODEL
