@@ -62,3 +62,15 @@ def test_search_errors_are_clear(filled, tmp_path, capsys) -> None:
     assert "range operators" in capsys.readouterr().err
     assert main(["search", "x", "--index-path", str(tmp_path / "empty")]) == 1
     assert "index is empty" in capsys.readouterr().err
+
+
+def test_search_weights_and_no_explain(filled, capsys) -> None:
+    args = ["search", "小笠原諸島", "--index-path", str(filled), "--json"]
+    assert main([*args, "--no-explain", "--weights", "1,2"]) == 0
+    first = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert first["doc_id"] == "a" and first["explanation"] is None
+    with pytest.raises(SystemExit) as exit_:
+        main([*args, "--weights", "1,x"])
+    assert exit_.value.code == 2 and "SPARSE,DENSE" in capsys.readouterr().err
+    assert main([*args, "--weights", "1,2", "--mode", "dense"]) == 2
+    assert "weights apply to hybrid mode with rrf fusion only" in capsys.readouterr().err
