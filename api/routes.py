@@ -8,6 +8,7 @@ service's own limits and shapes the answer.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from fastapi import APIRouter, Depends
@@ -158,20 +159,35 @@ async def _answer(
             f"candidates must be from 1 to {settings.max_candidates} "
             f"(RAG_SPLADE_MAX_CANDIDATES), got {body.candidates}"
         )
-    options = rejects(lambda: SearchOptions(**body.model_dump(exclude={"query", "queries"})))
+    fields = body.model_dump(exclude={"query", "queries", "context"})
+    fields["explain"] = body.explain or body.context  # the context's key terms need them
+    options = rejects(lambda: SearchOptions(**fields))
     index, encoder = runtime.ready()
     # with the index's defaults in place, so that run() cannot refuse them later
     requests = rejects(lambda: [index.resolve(r) for r in requests_for(queries, options)])
     vectors = await encoder.encode(requests)
-    return await runtime.store_call("search", lambda: _run(index, requests, vectors))
+    shape = _Shape(explain=body.explain, context=body.context)
+    return await runtime.store_call("search", lambda: _run(index, requests, vectors, shape))
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What the answer carries besides the hits."""
+
+    explain: bool
+    context: bool
 
 
 def _run(
-    index: HybridIndex, requests: Sequence[SearchRequest], vectors: Sequence[QueryVectors]
+    index: HybridIndex,
+    requests: Sequence[SearchRequest],
+    vectors: Sequence[QueryVectors],
+    shape: _Shape,
 ) -> list[SearchResponse]:
     answers = []
     for request, vector in zip(requests, vectors, strict=True):
         hits = index.run(request, vector)
+        shown = hits if shape.explain else [replace(h, explanation=None) for h in hits]
         terms = []
         if vector.sparse is not None:
             terms = index.explain_query(request.query, QUERY_TERMS, vector=vector.sparse)
@@ -179,8 +195,8 @@ def _run(
             SearchResponse(
                 query=request.query,
                 query_terms=[QueryTermOut.model_validate(t) for t in terms],
-                hits=[HitOut.model_validate(h) for h in hits],
-                context=format_context(hits),
+                hits=[HitOut.model_validate(h) for h in shown],
+                context=format_context(hits) if shape.context else None,
             )
         )
     return answers

@@ -46,6 +46,12 @@ class SearchOptions(Strict):
     )
     filters: dict[str, Any] | None = Field(None, description=FILTERS_HELP)
     explain: bool = Field(DEFAULT_EXPLAIN, description="Attach each hit's term contributions.")
+    context: bool = Field(
+        True,
+        description="Return the LLM-ready `context` block. Its key terms come from the "
+        "explanations, which are computed for it even with `explain: false` (the hits then "
+        "carry none), so the block is the same either way.",
+    )
 
 
 class SearchRequest(SearchOptions):
@@ -129,7 +135,10 @@ class SearchResponse(BaseModel):
         description="The query's strongest SPLADE terms (empty in dense mode without explain)."
     )
     hits: list[HitOut]
-    context: str = Field(description="Numbered passages with sources and key terms, for a prompt.")
+    context: str | None = Field(
+        description="Numbered passages with sources and key terms, for a prompt (null when "
+        "`context: false` was asked)."
+    )
 
 
 class BatchSearchResponse(BaseModel):

@@ -82,9 +82,20 @@ def test_context_cites_hits_in_order(client) -> None:
 
 def test_explain_off_and_dense_mode_leave_out_sparse_work(client) -> None:
     body = client.post(
-        "/v1/search", json={"query": "石油", "mode": "dense", "explain": False}
+        "/v1/search",
+        json={"query": "石油", "mode": "dense", "explain": False, "context": False},
     ).json()
     assert body["query_terms"] == [] and all(h["explanation"] is None for h in body["hits"])
+    assert body["context"] is None
+
+
+def test_context_is_the_same_with_or_without_explanations(client) -> None:
+    q = {"query": "石油の主成分は何か。", "top_k": 3, "mode": "sparse"}
+    explained = client.post("/v1/search", json=q).json()
+    bare = client.post("/v1/search", json={**q, "explain": False}).json()
+    assert all(h["explanation"] is None for h in bare["hits"])
+    assert explained["hits"][0]["explanation"] is not None
+    assert bare["context"] == explained["context"] and "一致語" in bare["context"]
 
 
 def test_weights_and_filters(client) -> None:
