@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import TextIO
 
 from rag_splade import HybridIndex, SearchHit, Settings, format_context
@@ -89,18 +89,19 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
                 fusion=args.fusion,
                 weights=args.weights,
                 filters=filters,
-                explain=args.explain,
+                explain=args.explain or args.context,  # the context's key terms need them
             )
         except (TypeError, ValueError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
         for query, hits in zip(args.query, results, strict=True):
+            shown = hits if args.explain else [replace(h, explanation=None) for h in hits]
             if args.json:
-                for rank, hit in enumerate(hits, start=1):
+                for rank, hit in enumerate(shown, start=1):
                     print(json.dumps(_as_json(query, rank, hit), ensure_ascii=False), file=out)
                 continue
             print(f"Q: {query}", file=out)
-            for rank, hit in enumerate(hits, start=1):
+            for rank, hit in enumerate(shown, start=1):
                 print_hit(rank, hit, out)
             if args.context:
                 print("\n" + format_context(hits) + "\n", file=out)

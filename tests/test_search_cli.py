@@ -74,3 +74,14 @@ def test_search_weights_and_no_explain(filled, capsys) -> None:
     assert exit_.value.code == 2 and "SPARSE,DENSE" in capsys.readouterr().err
     assert main([*args, "--weights", "1,2", "--mode", "dense"]) == 2
     assert "weights apply to hybrid mode with rrf fusion only" in capsys.readouterr().err
+
+
+def test_context_keeps_its_key_terms_without_explanations(filled, capsys) -> None:
+    args = ["search", "小笠原諸島", "--index-path", str(filled), "--context", "--mode", "sparse"]
+    assert main(args) == 0
+    explained = capsys.readouterr().out
+    assert main([*args, "--no-explain"]) == 0
+    bare = capsys.readouterr().out
+    assert "matched:" in explained and "matched:" not in bare
+    context = explained[explained.index("[1] 出典:") :]
+    assert "一致語" in context and bare.endswith(context)
