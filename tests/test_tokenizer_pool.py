@@ -15,37 +15,40 @@ from rag_splade.sample import sample_texts
 TEXTS = sample_texts()[:23]
 
 
-@pytest.fixture(scope="module")
-def pool(splade):
-    made = TokenizerPool(splade.tokenizer, workers=2, texts_per_worker=3)
-    yield made
-    made.close()
+class TestOnePool:
+    """Both tests share one pool of two workers. It is closed before the tests below start
+    pools of their own, so that no more than two workers (each a Python process with the
+    tokenizer and its 260 MB dictionary) are alive at once."""
 
+    @pytest.fixture(scope="class")
+    def pool(self, splade):
+        made = TokenizerPool(splade.tokenizer, workers=2, texts_per_worker=3)
+        yield made
+        made.close()
 
-def test_waves_cover_the_texts_in_order(pool, splade) -> None:
-    expected = tokenize_in_process(splade.tokenizer, TEXTS, 64)
-    waves = list(pool.waves(TEXTS, max_length=64))
-    assert [offset for offset, _ in waves] == [0, 6, 12, 18]  # 2 workers x 3 texts a wave
-    got = [row for _, ids in waves for row in ids]
-    assert len(got) == len(TEXTS) and max(len(r) for r in got) == 64  # truncated
-    for a, b in zip(got, expected, strict=True):
-        np.testing.assert_array_equal(a, b)
-    assert list(pool.waves([], max_length=64)) == []
+    def test_waves_cover_the_texts_in_order(self, pool, splade) -> None:
+        expected = tokenize_in_process(splade.tokenizer, TEXTS, 64)
+        waves = list(pool.waves(TEXTS, max_length=64))
+        assert [offset for offset, _ in waves] == [0, 6, 12, 18]  # 2 workers x 3 texts a wave
+        got = [row for _, ids in waves for row in ids]
+        assert len(got) == len(TEXTS) and max(len(r) for r in got) == 64  # truncated
+        for a, b in zip(got, expected, strict=True):
+            np.testing.assert_array_equal(a, b)
+        assert list(pool.waves([], max_length=64)) == []
 
-
-def test_vectors_equal_those_tokenized_in_process(pool, splade) -> None:
-    settings = {
-        "max_length": 512,
-        "device": "cpu",
-        "max_batch_tokens": 512,
-        "head_chunk_tokens": 256,
-    }
-    model, tokenizer = splade.model.transformers_model, splade.tokenizer
-    alone = encode_sparse(model, tokenizer, TEXTS, **settings)
-    pooled = encode_sparse(model, tokenizer, TEXTS, **settings, pool=pool)
-    for a, b in zip(alone, pooled, strict=True):
-        np.testing.assert_array_equal(a.indices, b.indices)
-        np.testing.assert_allclose(a.values, b.values, atol=1e-5)
+    def test_vectors_equal_those_tokenized_in_process(self, pool, splade) -> None:
+        settings = {
+            "max_length": 512,
+            "device": "cpu",
+            "max_batch_tokens": 512,
+            "head_chunk_tokens": 256,
+        }
+        model, tokenizer = splade.model.transformers_model, splade.tokenizer
+        alone = encode_sparse(model, tokenizer, TEXTS, **settings)
+        pooled = encode_sparse(model, tokenizer, TEXTS, **settings, pool=pool)
+        for a, b in zip(alone, pooled, strict=True):
+            np.testing.assert_array_equal(a.indices, b.indices)
+            np.testing.assert_allclose(a.values, b.values, atol=1e-5)
 
 
 def test_encoder_option(lexical_splade_path, splade) -> None:
