@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import collections
+import ctypes
+import gc
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,6 +17,73 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from rag_splade import DenseEncoder, SpladeEncoder
 from rag_splade.testing import build_dense_model, build_splade_model
+
+
+def _recycle_mecab_taggers() -> None:
+    """Reuse the MeCab tagger of a tokenizer that is gone instead of leaking it.
+
+    fugashi's `GenericTagger` never destroys its MeCab instance (fugashi 1.5 has no
+    `__dealloc__`), so every Japanese tokenizer loaded keeps unidic-lite's dictionary
+    (sys.dic + matrix.bin, 260 MB) mapped until the process exits. One pytest process
+    loads well over a hundred tokenizers: their mappings alone made up 2.2 GB of its RSS.
+    Here a tagger goes back to a free list when the object that wrapped it is collected,
+    and the next tagger built with the same arguments takes it. A tagger still has one
+    owner at a time, as before (MeCab taggers are not thread-safe). Only this process is
+    patched; spawned workers, subprocesses and notebook kernels use fugashi as it is.
+    """
+    import fugashi
+
+    if getattr(fugashi.GenericTagger, "_recycling", False):
+        return
+    real = fugashi.GenericTagger
+    spare: dict[Any, collections.deque[Any]] = {}
+
+    class RecycledTagger:
+        _recycling = True
+        __slots__ = ("__weakref__", "_key", "_tagger")
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self._key = (args, tuple(sorted(kwargs.items())))
+            free = spare.get(self._key)
+            try:
+                tagger = free.pop() if free else None
+            except IndexError:  # another thread took the last one
+                tagger = None
+            self._tagger = real(*args, **kwargs) if tagger is None else tagger
+
+        def __call__(self, text: str) -> Any:
+            return self._tagger(text)
+
+        def __getattr__(self, name: str) -> Any:
+            if name in RecycledTagger.__slots__:  # unset: the real tagger failed to start
+                raise AttributeError(name)
+            return getattr(self._tagger, name)
+
+        def __del__(self, deque: Any = collections.deque) -> None:  # bound: safe at exit
+            tagger = getattr(self, "_tagger", None)  # None: the real tagger failed to start
+            if tagger is not None:
+                spare.setdefault(self._key, deque()).append(tagger)
+
+    fugashi.GenericTagger = RecycledTagger
+
+
+_recycle_mecab_taggers()
+
+try:
+    _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+except (OSError, AttributeError):  # not glibc
+    _malloc_trim = None
+
+
+@pytest.hookimpl(trylast=True)  # after the module's fixtures are torn down
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """After each test module: collect what its fixtures left (encoders, indexes, apps, and
+    with them their taggers) and hand freed heap back, so the process does not keep the
+    high-water mark of every module before it."""
+    if nextitem is None or getattr(nextitem, "module", None) is not getattr(item, "module", None):
+        gc.collect()
+        if _malloc_trim is not None:
+            _malloc_trim(0)
 
 
 @pytest.fixture(scope="session")
