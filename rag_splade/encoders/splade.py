@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from rag_splade.settings import DEFAULT_SPARSE_MODEL
 from rag_splade.types import SparseVector
 
 BACKENDS = ("torch", "onnx")
+# distinct MeCab words whose WordPiece ids `word_piece_ids` keeps
+WORD_PIECE_CACHE = 65536
 
 
 class SpladeEncoder:
@@ -197,9 +200,32 @@ class SpladeEncoder:
         decoded: list[tuple[str, float]] = self.model.decode(tensor, top_k=top_k)  # type: ignore[assignment]  # one vector decodes to one list
         return [(term, float(w)) for term, w in decoded]
 
-    def terms(self, ids: Sequence[int]) -> list[str]:
-        """Vocabulary strings of token ids."""
-        return list(self.tokenizer.convert_ids_to_tokens([int(i) for i in ids]))
+    def terms(self, ids: Sequence[int] | np.ndarray) -> list[str]:
+        """Vocabulary strings of token ids (ids the tokenizer does not know read as its
+        unknown token), looked up in a table built once per encoder."""
+        table = self._token_table()
+        index = np.asarray(ids, dtype=np.int64).reshape(-1)
+        if index.size and (index.min() < 0 or index.max() >= table.size):
+            bad = index[(index < 0) | (index >= table.size)][0]
+            raise IndexError(f"token id {int(bad)} is outside the vocabulary (0..{table.size - 1})")
+        names: list[str] = table[index].tolist()
+        return names
+
+    def _token_table(self) -> np.ndarray:
+        """`id -> token` for the whole vocabulary (model rows the tokenizer lacks read as its
+        unknown token), built the first time it is needed."""
+        table: np.ndarray | None = self.__dict__.get("_tokens")
+        if table is None:
+            tok = self.tokenizer
+            size = max(len(tok), self.vocab_size)
+            known = tok.convert_ids_to_tokens(list(range(len(tok))))
+            unknown = str(tok.unk_token)
+            table = np.empty(size, dtype=object)
+            table[:] = [unknown if t is None else str(t) for t in known] + [unknown] * (
+                size - len(known)
+            )
+            self._tokens = table
+        return table
 
     @property
     def normalizes_text(self) -> bool:
@@ -213,7 +239,23 @@ class SpladeEncoder:
         return len(self.tokenizer.tokenize(text))
 
     def word_piece_ids(self, word: str) -> list[int]:
-        """Vocabulary ids the tokenizer gives one MeCab word (its WordPiece pieces)."""
+        """Vocabulary ids the tokenizer gives one MeCab word (its WordPiece pieces), cached
+        per encoder (the last `WORD_PIECE_CACHE` distinct words)."""
+        cache: dict[str, tuple[int, ...]] | None = self.__dict__.get("_word_pieces")
+        if cache is None:
+            cache = {}
+            self._word_pieces = cache
+        ids = cache.get(word)
+        if ids is None:
+            ids = self._tokenize_word(word)
+            if len(cache) >= WORD_PIECE_CACHE:
+                # drop the oldest entry (dicts keep insertion order), unless a thread beat us
+                with contextlib.suppress(KeyError, RuntimeError, StopIteration):
+                    del cache[next(iter(cache))]
+            cache[word] = ids
+        return list(ids)
+
+    def _tokenize_word(self, word: str) -> tuple[int, ...]:
         tok = self.tokenizer
         subword = getattr(tok, "subword_tokenizer", None)
         if subword is not None and getattr(tok, "do_subword_tokenize", False):
@@ -222,7 +264,7 @@ class SpladeEncoder:
             pieces = subword.tokenize(word)
         else:
             pieces = tok.tokenize(word)
-        return [int(i) for i in tok.convert_tokens_to_ids(pieces)]
+        return tuple(int(i) for i in tok.convert_tokens_to_ids(pieces))
 
     def close(self) -> None:
         """Stop the tokenizer worker processes, if any (also done at exit)."""

@@ -73,6 +73,29 @@ def segment(text: str) -> list[Word]:
     return words
 
 
+def word_spans(text: str) -> list[tuple[str, int, int, bool]]:
+    """`(surface, start, end, function_word)` for each MeCab word of `text`: what `segment`
+    gives, without the lemma and the `Word` objects (explanations run this on every hit)."""
+    out: list[tuple[str, int, int, bool]] = []
+    cursor = 0
+    find = text.find
+    for node in tagger()(text):
+        surface = node.surface
+        start = find(surface, cursor)
+        if start < 0:  # as in `segment`
+            raise RuntimeError(f"MeCab word {surface!r} not found in the text after {cursor}")
+        cursor = start + len(surface)
+        raw = node.feature_raw
+        pos = raw.partition(",")[0]
+        if pos == "動詞":  # verbs only need the lemma (light verbs); their features hold no quotes
+            fields = raw.split(",")
+            function = is_function_pos(pos, fields[7] if len(fields) > 7 else "")
+        else:
+            function = pos in FUNCTION_POS
+        out.append((surface, start, cursor, function))
+    return out
+
+
 def is_function_term(term: str) -> bool:
     """Whether a lone term (an expansion term, with no context) is a function word."""
     nodes = list(tagger()(term))
