@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -116,14 +116,44 @@ class Document:
             raise TypeError(f"Document.metadata must be a dict, got {type(self.metadata).__name__}")
 
 
+MatchKind = Literal["whole", "partial", "expansion"]
+MATCH_KINDS: tuple[MatchKind, ...] = ("whole", "partial", "expansion")
+
+
 @dataclass(frozen=True)
 class TermMatch:
     """One reason a passage matched: a word of the passage, or an expansion term.
 
-    `contribution` is `query_weight * document_weight` summed over the vocabulary ids
-    of the word (`pieces`); `query_weight`/`document_weight` are those of the id that
-    contributes most. `spans` are character offsets into the hit's `text`; empty when
-    `literal` is False (an expansion term that the text never says).
+    `kind` says how it matched:
+
+    - ``"whole"``: a word of the passage all of whose vocabulary pieces are shared with the
+      query (or a word that is one piece): the query and the passage both say it;
+    - ``"partial"``: a word of the passage only some of whose pieces are shared, e.g. the
+      long-vowel piece ``##ー`` of マーラー when the query says フィルター. The passage
+      says the word, the query does not: never present it as a matched word;
+    - ``"expansion"``: a single vocabulary term that the model weighted although the
+      passage never says it (`literal` False, no spans).
+
+    `pieces` are all the vocabulary pieces of the passage word (``["マ", "##ー", "##ラ",
+    "##ー"]``; for an expansion ``[term]``); `matched_pieces` are the shared pieces this
+    match claims, once each, in word order. Each shared vocabulary id belongs to exactly
+    one match (a whole word before a partial one, then the first in the text), so a whole
+    match may claim fewer pieces than it has when an earlier word claimed the rest.
+
+    `contribution` is `query_weight * document_weight` summed over `matched_pieces`;
+    `query_weight`/`document_weight` are those of the piece that contributes most.
+    `spans` are character offsets into the hit's `text`, one or more per occurrence: for
+    a whole match the word, for a partial match only the characters of its matched pieces
+    (a run of adjacent matched pieces is one span), or the whole word where a piece's edge
+    falls inside one source character (one that Unicode normalisation expands, such as
+    ㍉). Empty for an expansion.
+
+    Example:
+        >>> t = TermMatch("マーラー", 1.2, 0.8, 0.96, [(3, 4), (5, 6)], True,
+        ...               pieces=["マ", "##ー", "##ラ", "##ー"], kind="partial",
+        ...               matched_pieces=["##ー"])
+        >>> t.kind, t.matched_pieces
+        ('partial', ['##ー'])
     """
 
     term: str
@@ -134,28 +164,137 @@ class TermMatch:
     literal: bool
     function_word: bool = False
     pieces: list[str] = field(default_factory=list)
+    kind: MatchKind = "whole"
+    matched_pieces: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.kind not in MATCH_KINDS:
+            raise ValueError(f"TermMatch.kind must be one of {MATCH_KINDS}, got {self.kind!r}")
+        if self.literal != (self.kind != "expansion"):
+            raise ValueError(
+                f"TermMatch {self.term!r}: literal={self.literal} does not fit "
+                f"kind={self.kind!r}; an expansion is the one kind that is not literal"
+            )
 
 
 @dataclass(frozen=True)
 class QueryTerm:
-    """A weighted term of the query's SPLADE vector; `expansion` when the query never says it."""
+    """A weighted term of the query, in the same word-level view as a hit's matches.
+
+    For the query's own words (`expansion` False), `term` is the MeCab word with its
+    WordPiece pieces merged (良く, never ``##く``), `weight` the weight of its strongest
+    piece, `pieces` its vocabulary pieces and `spans` its offsets in the query text. An
+    expansion term (`expansion` True) is a single vocabulary term the query never says
+    (it may be a ``##`` piece), with no spans.
+
+    Example:
+        >>> QueryTerm("良く", 1.4, False, pieces=["良", "##く"], spans=[(3, 5)]).term
+        '良く'
+    """
 
     term: str
     weight: float
     expansion: bool
     function_word: bool = False
+    pieces: list[str] = field(default_factory=list)
+    spans: list[tuple[int, int]] = field(default_factory=list)
+
+
+def _strongest_first(term: TermMatch) -> tuple[float, str]:
+    return (-term.contribution, term.term)
 
 
 @dataclass(frozen=True)
 class Explanation:
-    """Why a hit matched: its term matches, strongest first, summing to `sparse_score`."""
+    """Why a hit matched: its term matches, strongest first (ties by term), whose
+    contributions sum to `sparse_score`.
+
+    `key_terms` are the matches a prompt may call matched words (whole literal matches
+    that are not function words); `related_terms` the expansions that are words (not
+    function words, not ``##`` pieces).
+    Partial matches are in neither: they stay in `terms`, so the sum holds.
+
+    `rag_splade.explain` builds the expansion matches the first time `terms` is read (a
+    dense vector, such as an untrained model's, shares most of the vocabulary with every
+    passage); `key_terms` and `related_terms` build only what they return.
+
+    Example:
+        >>> e = Explanation(
+        ...     terms=[TermMatch("燃費", 2.0, 1.5, 3.0, [(0, 2)], True, pieces=["燃費"],
+        ...                      matched_pieces=["燃費"])],
+        ...     sparse_score=3.0)
+        >>> [t.term for t in e.key_terms()], e.related_terms()
+        (['燃費'], [])
+    """
 
     terms: list[TermMatch]
     sparse_score: float
 
+    @classmethod
+    def lazy(
+        cls,
+        literal: Sequence[TermMatch],
+        expansions: Sequence[TermMatch],
+        sparse_score: float,
+    ) -> Explanation:
+        """An explanation whose `terms` are the `literal` matches (strongest first, ties by
+        term) and the `expansions` (largest contribution first), two sequences whose items
+        may be built when read; they are merged the first time `terms` is read."""
+        self = object.__new__(cls)
+        object.__setattr__(self, "sparse_score", sparse_score)
+        object.__setattr__(self, "_pending", (literal, expansions))
+        return self
+
+    if not TYPE_CHECKING:  # `terms` of a lazy explanation, built on first access
+
+        def __getattr__(self, name: str) -> Any:
+            pending = self.__dict__.get("_pending") if name == "terms" else None
+            if pending is None:
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            literal, expansions = pending
+            terms = sorted([*literal, *expansions], key=_strongest_first)
+            object.__setattr__(self, "terms", terms)
+            return terms
+
+    def _parts(self) -> tuple[Sequence[TermMatch], Sequence[TermMatch]]:
+        """(literal matches, expansions), each strongest first, without building `terms`."""
+        pending = self.__dict__.get("_pending")
+        if pending is None or "terms" in self.__dict__:
+            terms = self.terms
+            return [t for t in terms if t.literal], [t for t in terms if not t.literal]
+        literal: Sequence[TermMatch] = pending[0]
+        expansions: Sequence[TermMatch] = pending[1]
+        return literal, expansions
+
+    def literal_terms(self) -> list[TermMatch]:
+        """The whole and partial matches (those with spans), strongest first, without
+        building the expansion matches."""
+        return list(self._parts()[0])
+
     def key_terms(self, limit: int = 8) -> list[TermMatch]:
-        """The strongest matches that are not function words (particles, auxiliaries, symbols)."""
-        return [t for t in self.terms if not t.function_word][:limit]
+        """The strongest whole literal matches that are not function words (particles,
+        auxiliaries, symbols): the words both the query and the passage say."""
+        return _strongest(self._parts()[0], limit, "whole")
+
+    def related_terms(self, limit: int = 8) -> list[TermMatch]:
+        """The strongest expansion matches that are words (not function words, not ``##``
+        word-continuation pieces): terms the model weighted for both texts although the
+        passage never says them."""
+        return _strongest(self._parts()[1], limit, "expansion")
+
+
+def _strongest(terms: Sequence[TermMatch], limit: int, kind: MatchKind) -> list[TermMatch]:
+    """The first `limit` of `terms` (ordered by contribution, largest first) of this kind
+    that are words, in `Explanation.terms` order (ties by term)."""
+    if limit <= 0:
+        return []
+    out: list[TermMatch] = []
+    for t in terms:  # reads only as far as it needs; past the limit, only ties
+        if len(out) >= limit and t.contribution < out[-1].contribution:
+            break
+        if t.kind == kind and not t.function_word and not t.term.startswith("##"):
+            out.append(t)
+    return sorted(out, key=_strongest_first)[:limit]
 
 
 @dataclass(frozen=True)
