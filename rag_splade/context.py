@@ -22,7 +22,8 @@
   own, blank lines are dropped (a passage cannot end its block), and a line that starts
   (after blanks) with a bracketed number, ``[2]`` or ``［２］``, gets full-width brackets,
   ``［2］``, so it cannot pass for a header (the last line of block 2 above). Header
-  fields are kept to one line, and `` / `` inside them becomes `` ／ ``.
+  fields are kept to one line, with full-width brackets around any bracketed number
+  and `` ／ `` for a `` / `` of their own.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ _CITATION = re.compile(
     r"^([\s\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff]*)"
     r"[\[［]\s*(\d+)\s*[\]］]"
 )
+
+
+_NUMBER = re.compile(r"[\[［]\s*(\d+)\s*[\]］]")
 
 
 def source_of(hit: SearchHit) -> str:
@@ -80,7 +84,9 @@ def format_context(hits: Sequence[SearchHit], *, key_terms: int = 6, related_ter
 
 
 def _one_line(value: str) -> str:
-    return " ".join(value.split()).replace(" / ", " ／ ")
+    """A header field: one line, no bracketed number, no ` / ` separator of its own."""
+    flat = " ".join(value.split()).replace(" / ", " ／ ")
+    return _NUMBER.sub(lambda m: f"［{unicodedata.normalize('NFKC', m.group(1))}］", flat)
 
 
 def _passage_lines(text: str) -> list[str]:
