@@ -35,7 +35,7 @@ def service_settings(splade: Path, dense: Path, index: Path, **overrides: Any) -
     return ServiceSettings(**values)
 
 
-def wait_ready(client: TestClient, timeout: float = 60.0) -> None:
+def wait_ready(client: TestClient, timeout: float = 600.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         r = client.get("/readyz")

@@ -261,7 +261,7 @@ def test_serve_starts_the_service(
     )
     status = 0
     try:
-        deadline = time.monotonic() + 180  # generous: CI shares 2 cores
+        deadline = time.monotonic() + 600  # generous: CI shares 2 cores
         while status != 200 and time.monotonic() < deadline and process.poll() is None:
             time.sleep(0.5)
             status = _status(f"http://127.0.0.1:{port}/readyz")

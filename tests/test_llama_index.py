@@ -228,7 +228,8 @@ def test_async_calls_do_not_block_the_event_loop(index, splade) -> None:
     embed = SpladeSparseEmbedding(slow)  # type: ignore[arg-type]
     result, ticks = asyncio.run(_ticks_during(embed.aget_query_embedding("石油")))
     assert result == splade.encode_queries(["石油"])[0].as_dict()
-    assert ticks >= 8  # 0.4 s of encoding, a tick every 20 ms
+    # A blocked loop would tick once at most; a busy machine may slow the ticker, not stop it.
+    assert ticks >= 3
 
     original = index.sparse
     index.sparse = slow
@@ -238,7 +239,7 @@ def test_async_calls_do_not_block_the_event_loop(index, splade) -> None:
     finally:
         index.sparse = original
     assert nodes[0].node.metadata["doc_id"] == f"d{TARGET}"
-    assert ticks >= 8
+    assert ticks >= 3
 
 
 def test_example_script_runs(
