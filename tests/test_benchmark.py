@@ -50,8 +50,15 @@ EXPECTED_ROWS = {
     "serving": [
         "micro-batching on, concurrency 1",
         "micro-batching on, concurrency 4",
+        "micro-batching on, concurrency 4, explanations and context on",
         "micro-batching off, concurrency 1",
         "micro-batching off, concurrency 4",
+    ],
+    "explain": [
+        "lexical test model: without explanations",
+        "lexical test model: with explanations",
+        "random model: without explanations",
+        "random model: with explanations",
     ],
 }
 
@@ -96,6 +103,7 @@ def results(tmp_path_factory: pytest.TempPathFactory, bench_models: Path) -> dic
             "--serving-concurrency=1,4",
             "--serving-requests=8",
             "--serving-docs=8",
+            "--explain-queries=3",
             f"--model-dir={bench_models}",
             f"--json={out / 'bench.json'}",
         ]
@@ -107,7 +115,7 @@ def results(tmp_path_factory: pytest.TempPathFactory, bench_models: Path) -> dic
 @pytest.mark.slow
 def test_every_row_is_reported_with_sane_numbers(results: dict) -> None:
     sections = results["sections"]
-    assert list(sections) == ["encode", "query", "store", "size", "serving"]
+    assert list(sections) == ["encode", "query", "store", "size", "serving", "explain"]
     for name, expected in EXPECTED_ROWS.items():
         rows = {row["name"]: row for row in sections[name]["rows"]}
         assert list(rows) == expected, name
@@ -134,6 +142,8 @@ def test_every_row_is_reported_with_sane_numbers(results: dict) -> None:
     off = [r for r in sections["serving"]["rows"] if "off" in r["name"]]
     assert all(r["metrics"]["mean_batch"] == 1 for r in off)
     assert any(n.startswith("micro_batching_ratio_at_4=") for n in sections["serving"]["notes"])
+    explained = [r["metrics"] for r in sections["explain"]["rows"] if "with " in r["name"]]
+    assert all(m["x_unexplained"] > 0 and m["shared_terms"] >= 1 for m in explained)
     size = {r["name"]: r["metrics"] for r in sections["size"]["rows"]}
     assert size["top-32, float16"]["bytes"] < size["unpruned, float32"]["bytes"]
     assert size["weights ≥ 1.5, float32"]["terms"] < size["unpruned, float32"]["terms"]

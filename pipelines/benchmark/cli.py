@@ -2,10 +2,10 @@
 
 Sections (`--sections`): `encode` (sparse document encoding against LlamaIndex's and
 sentence-transformers' paths), `query` (query encoding latency), `store` (hybrid query
-latency and upserts per store), `size` (index size per chunk and its nDCG@10 cost). A
-section module has `run(args, ctx) -> Section` and may have `add_arguments(parser)` for
-flags of its own; `serving` (API throughput) joins the list when
-`pipelines/benchmark/serving.py` exists, as table 5 and `sections.serving` in the JSON.
+latency and upserts per store), `size` (index size per chunk and its nDCG@10 cost),
+`serving` (API throughput at several concurrencies) and `explain` (what explanations add
+to a search). A section module has `run(args, ctx) -> Section` and may have
+`add_arguments(parser)` for flags of its own.
 Peer libraries are imported only by the sections that use them.
 """
 
@@ -32,8 +32,8 @@ from .common import (
     model_paths,
 )
 
-SECTIONS = ["encode", "query", "store", "size", "serving"]
-DEFAULT_SECTIONS = "encode,query,store,size,serving"
+SECTIONS = ["encode", "query", "store", "size", "serving", "explain"]
+DEFAULT_SECTIONS = "encode,query,store,size,serving,explain"
 
 
 def available_sections() -> list[str]:
