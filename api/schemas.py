@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from rag_splade.search import DEFAULT_EXPLAIN, Fusion, Mode
+from rag_splade.types import MatchKind
 
 JSONValue = str | int | float | bool | None | list[Any] | dict[str, Any]
 
@@ -86,8 +87,7 @@ class BatchSearchRequest(SearchOptions):
 
 
 class FromLibrary(BaseModel):
-    """Built from the library's dataclasses by attribute (`model_validate(obj)`); fields the
-    API does not publish (e.g. `TermMatch.pieces`) are left out."""
+    """Built from the library's dataclasses by attribute (`model_validate(obj)`)."""
 
     model_config = ConfigDict(from_attributes=True)
 
@@ -100,6 +100,15 @@ class TermMatchOut(FromLibrary):
     spans: list[tuple[int, int]] = Field(description="Character offsets into the hit's text.")
     literal: bool = Field(description="False for an expansion term the passage never says.")
     function_word: bool
+    kind: MatchKind = Field(
+        description="`whole`: the query and the passage both say the word; `partial`: only "
+        "some of the passage word's pieces are shared (not a matched word); `expansion`: a "
+        "term the passage never says."
+    )
+    pieces: list[str] = Field(description="The vocabulary pieces of the passage word.")
+    matched_pieces: list[str] = Field(
+        description="The pieces shared with the query; their contributions make this one."
+    )
 
 
 class ExplanationOut(FromLibrary):
@@ -127,6 +136,10 @@ class QueryTermOut(FromLibrary):
     weight: float
     expansion: bool = Field(description="True when the query text does not contain the term.")
     function_word: bool
+    pieces: list[str] = Field(description="The word's vocabulary pieces (merged in `term`).")
+    spans: list[tuple[int, int]] = Field(
+        description="Character offsets into the query (none for an expansion)."
+    )
 
 
 class SearchResponse(BaseModel):

@@ -185,3 +185,25 @@ def test_cors_is_off_by_default(client) -> None:
     preflight = {"origin": "https://app.example", "access-control-request-method": "POST"}
     r = client.options("/v1/search", headers=preflight)
     assert "access-control-allow-origin" not in r.headers
+
+
+def test_terms_say_how_they_matched(client) -> None:
+    body = client.post("/v1/search", json={"query": "石油の主成分は何か。", "top_k": 5}).json()
+    query_terms = body["query_terms"]
+    own = [t for t in query_terms if not t["expansion"]]
+    assert own and all(not t["term"].startswith("##") and t["spans"] for t in own)
+    assert all(t["spans"] == [] for t in query_terms if t["expansion"])
+    headers = re.findall(r"^\[\d+\] 出典: .*$", body["context"], flags=re.M)
+    assert len(headers) == len(body["hits"])
+    kinds = set()
+    for hit, header in zip(body["hits"], headers, strict=True):
+        terms = hit["explanation"]["terms"]
+        for t in terms:
+            kinds.add(t["kind"])
+            assert t["matched_pieces"] and set(t["matched_pieces"]) <= set(t["pieces"])
+            assert t["literal"] == (t["kind"] != "expansion")
+        listed = (
+            header.split("一致語: ")[1].split(" / ")[0].split(", ") if "一致語" in header else []
+        )
+        assert all(t["kind"] == "whole" for t in terms if t["term"] in listed)
+    assert "whole" in kinds
