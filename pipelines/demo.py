@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import TextIO
 
 from rag_splade import HybridIndex, SearchHit, Settings, format_context
+from rag_splade.context import highlight
 from rag_splade.sample import sample_documents
-from rag_splade.types import TermMatch
 
 from .index_options import add_index_arguments, index_overrides
 
@@ -21,19 +21,6 @@ DEMO_QUERIES = (
     "石油の主成分は何か。",
     "サケが川を遡上するのはなぜか。",
 )
-
-
-def highlight(text: str, terms: Sequence[TermMatch]) -> str:
-    """Wrap the spans of the given terms in 【】."""
-    spans = sorted({span for term in terms for span in term.spans})
-    out, cursor = [], 0
-    for start, end in spans:
-        if start < cursor:
-            continue
-        out += [text[cursor:start], "【", text[start:end], "】"]
-        cursor = end
-    out.append(text[cursor:])
-    return "".join(out)
 
 
 def print_hit(rank: int, hit: SearchHit, out: TextIO) -> None:
@@ -45,9 +32,11 @@ def print_hit(rank: int, hit: SearchHit, out: TextIO) -> None:
     if hit.explanation is None:
         return
     key = hit.explanation.key_terms(6)
-    terms = ", ".join(f"{t.term}{'' if t.literal else '*'} {t.contribution:.2f}" for t in key)
-    print(f"     matched: {terms}   (* = expansion term)", file=out)
-    snippet = highlight(hit.text, [t for t in key if t.literal])
+    print("     matched: " + ", ".join(f"{t.term} {t.contribution:.2f}" for t in key), file=out)
+    related = hit.explanation.related_terms(3)
+    if related:
+        print("     related (expansions): " + ", ".join(t.term for t in related), file=out)
+    snippet = highlight(hit)
     print(f"     {snippet[:160]}{'…' if len(snippet) > 160 else ''}", file=out)
 
 
