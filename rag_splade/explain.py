@@ -24,6 +24,7 @@ dense vector does not cost Python work per vocabulary id.
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -37,7 +38,7 @@ from rag_splade.types import Explanation, QueryTerm, SparseVector, TermMatch
 _T = TypeVar("_T")
 
 # texts whose MeCab words `explain_match` / `explain_query` keep (hits recur across queries)
-WORDS_CACHE = 2048
+WORDS_CACHE = 1024
 
 
 class Vocabulary(Protocol):
@@ -79,9 +80,9 @@ class _Words:
 def _words(text: str, normalize: bool) -> _Words:
     if normalize:
         seen, offsets = normalize_with_offsets(text)
-        start = np.asarray(offsets, dtype=np.int64)
+        start = np.asarray(offsets, dtype=np.int32)
     else:
-        seen, start = text, np.arange(len(text), dtype=np.int64)
+        seen, start = text, np.arange(len(text), dtype=np.int32)
     # a character's source ends where the next source character starts
     change = np.flatnonzero(np.diff(start)) + 1 if start.size else start
     next_start = np.append(start[change], len(text))
@@ -205,6 +206,7 @@ class _Lazy(Sequence[TermMatch]):
     def __init__(self, size: int) -> None:
         self._size = size
         self._built: list[TermMatch] = []
+        self._lock = threading.Lock()
 
     def _build(self, start: int, stop: int) -> list[TermMatch]:
         """Matches `start` to `stop` (exclusive)."""
@@ -227,14 +229,16 @@ class _Lazy(Sequence[TermMatch]):
         i %= self._size
         built = self._built
         if i >= len(built):
-            stop = min(self._size, max(i + 1, 2 * len(built), 8))
-            built += self._build(len(built), stop)
+            with self._lock:  # another thread may be reading the same explanation
+                if i >= len(built):
+                    stop = min(self._size, max(i + 1, 2 * len(built), 8))
+                    built += self._build(len(built), stop)
         return built[i]
 
     def __iter__(self) -> Iterator[TermMatch]:
         return (self[i] for i in range(self._size))
 
-    def __reduce__(self) -> tuple[type[list[TermMatch]], tuple[list[TermMatch]]]:
+    def __reduce__(self) -> tuple[type[list[TermMatch]], tuple[list[TermMatch]]]:  # no lock
         return list, (list(self),)
 
 

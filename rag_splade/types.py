@@ -145,8 +145,10 @@ class TermMatch:
     `spans` are character offsets into the hit's `text`, one or more per occurrence: for
     a whole match the word, for a partial match only the characters of its matched pieces
     (a run of adjacent matched pieces is one span), or the whole word where a piece's edge
-    falls inside one source character (one that Unicode normalisation expands, such as
-    ㍉). Empty for an expansion.
+    falls inside one source character. The tokenizer sees NFKC-normalised text, so a span's
+    text NFKC-equals the word (or pieces), except where a word starts or ends inside a
+    character that normalisation expands (℃ reads °C, the words ° and C): the span then
+    covers that whole character. Empty for an expansion.
 
     Example:
         >>> t = TermMatch("マーラー", 1.2, 0.8, 0.96, [(3, 4), (5, 6)], True,
@@ -183,9 +185,9 @@ class QueryTerm:
 
     For the query's own words (`expansion` False), `term` is the MeCab word with its
     WordPiece pieces merged (良く, never ``##く``), `weight` the weight of its strongest
-    piece, `pieces` its vocabulary pieces and `spans` its offsets in the query text. An
-    expansion term (`expansion` True) is a single vocabulary term the query never says
-    (it may be a ``##`` piece), with no spans.
+    piece, `pieces` its vocabulary pieces and `spans` its offsets in the query text (as
+    in `TermMatch`). An expansion term (`expansion` True) is a single vocabulary term the
+    query never says (it may be a ``##`` piece), with no spans.
 
     Example:
         >>> QueryTerm("良く", 1.4, False, pieces=["良", "##く"], spans=[(3, 5)]).term
