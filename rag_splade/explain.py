@@ -23,19 +23,19 @@ dense vector does not cost Python work per vocabulary id.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Protocol, TypeVar, overload
+from typing import Protocol, overload
 
 import numpy as np
 
 from rag_splade.text.mecab import is_function_term, normalize_with_offsets, word_spans
 from rag_splade.types import Explanation, QueryTerm, SparseVector, TermMatch
-
-_T = TypeVar("_T")
 
 # texts whose MeCab words `explain_match` / `explain_query` keep (hits recur across queries)
 WORDS_CACHE = 1024
@@ -70,6 +70,8 @@ class _Words:
     source_end: np.ndarray  # tokenizer's character -> end of its source character(s)
     aligned: np.ndarray  # a span may start/end here: [k] is True at a source boundary
     spans: list[list[tuple[int, int]]]  # each occurrence of each word, in the original text
+    # the words' pieces in the one vocabulary last asked for them: (weak reference, pieces)
+    pieces: list[tuple[weakref.ref[Vocabulary], _Pieces]] = field(default_factory=list)
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """`[start, end)` of the tokenizer's text as offsets into the original text."""
@@ -107,6 +109,37 @@ def _words(text: str, normalize: bool) -> _Words:
     return words
 
 
+@dataclass(frozen=True)
+class _Pieces:
+    """The vocabulary pieces of a text's words, flattened (word `w` has `flat[bounds[w]:
+    bounds[w + 1]]`, named `names[...]`)."""
+
+    flat: np.ndarray
+    lengths: np.ndarray
+    word_of: np.ndarray
+    names: list[str]
+    bounds: list[int]
+
+
+def _pieces(vocab: Vocabulary, words: _Words) -> _Pieces:
+    if words.pieces and words.pieces[0][0]() is vocab:
+        return words.pieces[0][1]
+    ids = [vocab.word_piece_ids(s) for s in words.surfaces]
+    lengths = [len(i) for i in ids]
+    flat = np.fromiter(itertools.chain.from_iterable(ids), np.int64, sum(lengths))
+    bounds = list(itertools.accumulate(lengths, initial=0))
+    pieces = _Pieces(
+        flat,
+        np.asarray(lengths, dtype=np.int64),
+        np.repeat(np.arange(len(ids)), lengths),
+        vocab.terms(flat),
+        bounds,
+    )
+    with contextlib.suppress(TypeError):  # a vocabulary without weak references: no cache
+        words.pieces[:] = [(weakref.ref(vocab), pieces)]
+    return pieces
+
+
 def explain_match(
     vocab: Vocabulary, query: SparseVector, document: SparseVector, text: str
 ) -> Explanation:
@@ -118,8 +151,7 @@ def explain_match(
     d = document.values[di].astype(np.float64)
     contribution = q * d
     words = _words(text, vocab.normalizes_text)
-    pieces = [vocab.word_piece_ids(s) for s in words.surfaces]
-    claims = _Claims(shared, pieces)
+    claims = _Claims(shared, _pieces(vocab, words))
     rest = np.flatnonzero(claims.owner < 0)
     return Explanation.lazy(
         _WordMatches(vocab, words, claims, q, d, contribution) if rest.size < shared.size else [],
@@ -146,18 +178,13 @@ class _Claims:
     """Which word claims each shared id: the first whole word (all its pieces shared) that
     produces it, else the first partial one; ids no word produces are expansions."""
 
-    def __init__(self, shared: np.ndarray, pieces: list[list[int]]) -> None:
-        n_words = len(pieces)
-        self.lengths = np.fromiter(map(len, pieces), dtype=np.int64, count=n_words)
-        # every piece of every word, flattened, and the word it belongs to
-        self.flat = np.fromiter(
-            itertools.chain.from_iterable(pieces), np.int64, int(self.lengths.sum())
-        )
-        word_of = np.repeat(np.arange(n_words), self.lengths)
-        where = np.minimum(np.searchsorted(shared, self.flat), shared.size - 1)
-        hit = shared[where] == self.flat
-        self.whole = (np.bincount(word_of[hit], minlength=n_words) == self.lengths) & (
-            self.lengths > 0
+    def __init__(self, shared: np.ndarray, pieces: _Pieces) -> None:
+        self.pieces = pieces
+        n_words, word_of = pieces.lengths.size, pieces.word_of
+        where = np.minimum(np.searchsorted(shared, pieces.flat), shared.size - 1)
+        hit = shared[where] == pieces.flat
+        self.whole = (np.bincount(word_of[hit], minlength=n_words) == pieces.lengths) & (
+            pieces.lengths > 0
         )
         candidate, word = where[hit], word_of[hit]
         order = np.lexsort((np.where(self.whole[word], word, word + n_words), candidate))
@@ -276,22 +303,19 @@ class _WordMatches(_Lazy):
         surfaces = words.surfaces
         self._rows.sort(key=lambda row: (-row[3], surfaces[row[0]]))
         super().__init__(len(self._rows))
-        self._vocab, self._words, self._claims = vocab, words, claims
-        self._names: list[str] | None = None
-        self._own: list[bool] = []
-        self._bounds: list[int] = []
+        self._words, self._claims = words, claims
+        self._own: list[bool] | None = None
 
     def _build(self, start: int, stop: int) -> list[TermMatch]:
         return [self._match(i) for i in range(start, stop)]
 
     def _match(self, i: int) -> TermMatch:
-        if self._names is None:
-            self._names = self._vocab.terms(self._claims.flat)
+        if self._own is None:
             self._own = self._claims.owned.tolist()
-            self._bounds = np.concatenate(([0], np.cumsum(self._claims.lengths))).tolist()
         w, query_weight, document_weight, contribution, whole = self._rows[i]
-        lo, hi = self._bounds[w], self._bounds[w + 1]
-        names, owned = self._names[lo:hi], self._own[lo:hi]
+        pieces = self._claims.pieces
+        lo, hi = pieces.bounds[w], pieces.bounds[w + 1]
+        names, owned = pieces.names[lo:hi], self._own[lo:hi]
         words = self._words
         return TermMatch(
             term=words.surfaces[w],
@@ -377,16 +401,15 @@ def explain_query(
     words before expansions of the same weight; at most `top_k` (None: all).
     """
     words = _words(text, vocab.normalizes_text)
-    pieces = [vocab.word_piece_ids(s) for s in words.surfaces]
+    pieces = _pieces(vocab, words)
     indices, values = vector.indices, vector.values.astype(np.float64)
     # each word's weight: its strongest piece's (0 where the vector weights none of them)
-    lengths = [len(p) for p in pieces]
-    flat = np.fromiter(itertools.chain(*pieces), np.int64, sum(lengths))
+    flat, bounds = pieces.flat, pieces.bounds
     where = np.minimum(np.searchsorted(indices, flat), max(indices.size - 1, 0))
     found = indices[where] == flat if indices.size else np.zeros(flat.size, dtype=bool)
     flat_weight = np.where(found, values[where] if indices.size else 0.0, 0.0)
-    word_weight = [max(ws, default=0.0) for ws in _split(flat_weight.tolist(), lengths)]
-    names = _split(vocab.terms(flat), lengths)
+    weights = flat_weight.tolist()
+    word_weight = [max(weights[a:b], default=0.0) for a, b in itertools.pairwise(bounds)]
     ranked: list[tuple[float, int, QueryTerm]] = [
         (
             -weight,
@@ -396,7 +419,7 @@ def explain_query(
                 weight=weight,
                 expansion=False,
                 function_word=words.function[w],
-                pieces=names[w],
+                pieces=pieces.names[bounds[w] : bounds[w + 1]],
                 spans=list(words.spans[w]),
             ),
         )
@@ -418,9 +441,3 @@ def explain_query(
         ranked.append((-weight, len(words.surfaces) + n, term))
     ranked.sort(key=lambda x: (x[0], x[1]))
     return [t for _, _, t in ranked[:top_k]]
-
-
-def _split(items: list[_T], lengths: list[int]) -> list[list[_T]]:
-    """`items` cut into consecutive runs of `lengths`."""
-    bounds = list(itertools.accumulate(lengths, initial=0))
-    return [items[a:b] for a, b in itertools.pairwise(bounds)]
