@@ -15,8 +15,8 @@ a hit add up to its sparse score:
 The query is explained the same way (`explain_query`): its own MeCab words with their
 pieces merged, plus its expansion terms, flagged.
 
-Cost: the shared ids are matched to the words with numpy; a text's MeCab words are cached
-(the last `WORDS_CACHE` texts), their pieces are cached by the vocabulary, and expansion
+Cost: the shared ids are matched to the words with numpy; a text's MeCab words and their
+pieces are cached (`rag_splade.text.mecab.text_words`), and expansion
 matches are only built when `Explanation.terms` is read (see `Explanation.lazy`), so a
 dense vector does not cost Python work per vocabulary id.
 """
@@ -28,17 +28,14 @@ import itertools
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Protocol, overload
+from typing import Protocol, cast, overload
 
 import numpy as np
 
-from rag_splade.text.mecab import is_function_term, normalize_with_offsets, word_spans
+from rag_splade.text.mecab import TextWords, is_function_term, text_words
 from rag_splade.types import Explanation, QueryTerm, SparseVector, TermMatch
-
-# texts whose MeCab words `explain_match` / `explain_query` keep (hits recur across queries)
-WORDS_CACHE = 1024
 
 
 class Vocabulary(Protocol):
@@ -59,57 +56,6 @@ def _term_is_function_word(term: str) -> bool:
 
 
 @dataclass(frozen=True)
-class _Words:
-    """The distinct MeCab words of a text (first occurrence order), where they occur in the
-    text the tokenizer saw, and how to map those offsets back to the original text."""
-
-    surfaces: list[str]
-    occurrences: list[list[int]]  # start of each occurrence, in the tokenizer's text
-    function: list[bool]  # every occurrence is a function word
-    source_start: np.ndarray  # tokenizer's character -> start of its source character(s)
-    source_end: np.ndarray  # tokenizer's character -> end of its source character(s)
-    aligned: np.ndarray  # a span may start/end here: [k] is True at a source boundary
-    spans: list[list[tuple[int, int]]]  # each occurrence of each word, in the original text
-    # the words' pieces in the one vocabulary last asked for them: (weak reference, pieces)
-    pieces: list[tuple[weakref.ref[Vocabulary], _Pieces]] = field(default_factory=list)
-
-    def span(self, start: int, end: int) -> tuple[int, int]:
-        """`[start, end)` of the tokenizer's text as offsets into the original text."""
-        return int(self.source_start[start]), int(self.source_end[end - 1])
-
-
-@lru_cache(maxsize=WORDS_CACHE)
-def _words(text: str, normalize: bool) -> _Words:
-    if normalize:
-        seen, offsets = normalize_with_offsets(text)
-        start = np.asarray(offsets, dtype=np.int32)
-    else:
-        seen, start = text, np.arange(len(text), dtype=np.int32)
-    # a character's source ends where the next source character starts
-    change = np.flatnonzero(np.diff(start)) + 1 if start.size else start
-    next_start = np.append(start[change], len(text))
-    end = next_start[np.searchsorted(change, np.arange(start.size), side="right")]
-    aligned = np.ones(start.size + 1, dtype=bool)
-    aligned[1:-1] = start[1:] != start[:-1]
-    index: dict[str, int] = {}
-    surfaces: list[str] = []
-    occurrences: list[list[int]] = []
-    function: list[bool] = []
-    for surface, a, _, is_function in word_spans(seen):
-        w = index.setdefault(surface, len(surfaces))
-        if w == len(surfaces):
-            surfaces.append(surface)
-            occurrences.append([])
-            function.append(True)
-        occurrences[w].append(a)
-        function[w] = function[w] and is_function
-    words = _Words(surfaces, occurrences, function, start, end, aligned, [])
-    for surface, starts in zip(surfaces, occurrences, strict=True):
-        words.spans.append([words.span(a, a + len(surface)) for a in starts])
-    return words
-
-
-@dataclass(frozen=True)
 class _Pieces:
     """The vocabulary pieces of a text's words, flattened (word `w` has `flat[bounds[w]:
     bounds[w + 1]]`, named `names[...]`)."""
@@ -121,9 +67,11 @@ class _Pieces:
     bounds: list[int]
 
 
-def _pieces(vocab: Vocabulary, words: _Words) -> _Pieces:
-    if words.pieces and words.pieces[0][0]() is vocab:
-        return words.pieces[0][1]
+def _pieces(vocab: Vocabulary, words: TextWords) -> _Pieces:
+    """The pieces of `words` in `vocab`, kept with the words for the last vocabulary asked."""
+    cached = words.derived.get("pieces")
+    if cached is not None and cached[0]() is vocab:
+        return cast(_Pieces, cached[1])
     ids = [vocab.word_piece_ids(s) for s in words.surfaces]
     lengths = [len(i) for i in ids]
     flat = np.fromiter(itertools.chain.from_iterable(ids), np.int64, sum(lengths))
@@ -136,7 +84,7 @@ def _pieces(vocab: Vocabulary, words: _Words) -> _Pieces:
         bounds,
     )
     with contextlib.suppress(TypeError):  # a vocabulary without weak references: no cache
-        words.pieces[:] = [(weakref.ref(vocab), pieces)]
+        words.derived["pieces"] = (weakref.ref(vocab), pieces)
     return pieces
 
 
@@ -150,7 +98,7 @@ def explain_match(
     q = query.values[qi].astype(np.float64)
     d = document.values[di].astype(np.float64)
     contribution = q * d
-    words = _words(text, vocab.normalizes_text)
+    words = text_words(text, vocab.normalizes_text)
     claims = _Claims(shared, _pieces(vocab, words))
     rest = np.flatnonzero(claims.owner < 0)
     return Explanation.lazy(
@@ -199,7 +147,7 @@ class _Claims:
 
 
 def _piece_spans(
-    words: _Words, w: int, names: list[str], owned: list[bool]
+    words: TextWords, w: int, names: list[str], owned: list[bool]
 ) -> list[tuple[int, int]]:
     """The characters of a partial match's matched pieces in every occurrence of the word:
     a run of adjacent matched pieces is one span; a piece whose edge falls inside one
@@ -275,7 +223,7 @@ class _WordMatches(_Lazy):
     def __init__(
         self,
         vocab: Vocabulary,
-        words: _Words,
+        words: TextWords,
         claims: _Claims,
         q: np.ndarray,
         d: np.ndarray,
@@ -400,7 +348,7 @@ def explain_query(
     other ids are expansion terms (`expansion` True). Strongest first, the query's own
     words before expansions of the same weight; at most `top_k` (None: all).
     """
-    words = _words(text, vocab.normalizes_text)
+    words = text_words(text, vocab.normalizes_text)
     pieces = _pieces(vocab, words)
     indices, values = vector.indices, vector.values.astype(np.float64)
     # each word's weight: its strongest piece's (0 where the vector weights none of them)

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import threading
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 # UniDic top-level parts of speech that carry no topic: particles, auxiliaries, symbols, blanks.
 FUNCTION_POS = frozenset({"助詞", "助動詞", "補助記号", "記号", "空白"})
+# texts whose words `text_words` keeps
+TEXT_WORDS_CACHE = 1024
 # Light verbs by UniDic lemma: する, いる, ある, なる, できる carry grammar, not topic.
 LIGHT_VERBS = frozenset({"為る", "居る", "有る", "成る", "出来る"})
 
@@ -127,3 +132,59 @@ def _is_combining(ch: str) -> bool:
     return not ch.isascii() and all(
         unicodedata.combining(c) for c in unicodedata.normalize("NFKC", ch)
     )
+
+
+@dataclass(frozen=True)
+class TextWords:
+    """The distinct MeCab words of a text (first occurrence order), where they occur in the
+    text a tokenizer sees (NFKC-normalised or not), and how to map those offsets back to
+    the original text; `spans` are each word's occurrences in the original text. A span
+    covers whole source characters: a word that starts or ends inside a character that
+    normalisation expands (℃ reads °C) gets all of it."""
+
+    surfaces: list[str]
+    occurrences: list[list[int]]  # start of each occurrence, in the tokenizer's text
+    function: list[bool]  # every occurrence is a function word
+    source_start: np.ndarray  # tokenizer's character -> start of its source character(s)
+    source_end: np.ndarray  # tokenizer's character -> end of its source character(s)
+    aligned: np.ndarray  # a span may start/end here: [k] is True at a source boundary
+    spans: list[list[tuple[int, int]]]  # each occurrence of each word, in the original text
+    # what a user derives from these words and keeps with them (explanations: WordPiece ids)
+    derived: dict[str, Any] = field(default_factory=dict)
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        """`[start, end)` of the tokenizer's text as offsets into the original text."""
+        return int(self.source_start[start]), int(self.source_end[end - 1])
+
+
+@lru_cache(maxsize=TEXT_WORDS_CACHE)
+def text_words(text: str, normalize: bool) -> TextWords:
+    """The words of `text` as a tokenizer that NFKC-normalises (`normalize`) or not sees
+    them, cached for the last `TEXT_WORDS_CACHE` texts (search hits recur across queries)."""
+    if normalize:
+        seen, offsets = normalize_with_offsets(text)
+        start = np.asarray(offsets, dtype=np.int32)
+    else:
+        seen, start = text, np.arange(len(text), dtype=np.int32)
+    # a character's source ends where the next source character starts
+    change = np.flatnonzero(np.diff(start)) + 1 if start.size else start
+    next_start = np.append(start[change], len(text))
+    end = next_start[np.searchsorted(change, np.arange(start.size), side="right")]
+    aligned = np.ones(start.size + 1, dtype=bool)
+    aligned[1:-1] = start[1:] != start[:-1]
+    index: dict[str, int] = {}
+    surfaces: list[str] = []
+    occurrences: list[list[int]] = []
+    function: list[bool] = []
+    for surface, a, _, is_function in word_spans(seen):
+        w = index.setdefault(surface, len(surfaces))
+        if w == len(surfaces):
+            surfaces.append(surface)
+            occurrences.append([])
+            function.append(True)
+        occurrences[w].append(a)
+        function[w] = function[w] and is_function
+    words = TextWords(surfaces, occurrences, function, start, end, aligned, [])
+    for surface, starts in zip(surfaces, occurrences, strict=True):
+        words.spans.append([words.span(a, a + len(surface)) for a in starts])
+    return words
