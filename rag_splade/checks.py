@@ -9,6 +9,13 @@ def check_query(query: object, name: str) -> str:
         raise TypeError(f"{name} must be a str, got {type(query).__name__}")
     if not query.strip():
         raise ValueError(f"{name} must be a non-empty string (got only whitespace or nothing)")
+    try:
+        query.encode("utf-8")
+    except UnicodeEncodeError as e:  # a lone surrogate: no tokenizer or JSON encoder takes it
+        raise ValueError(
+            f"{name} must be valid Unicode text; character {e.start} is a lone surrogate "
+            f"({query[e.start]!r})"
+        ) from None
     return query
 
 

@@ -104,6 +104,13 @@ BAD_REQUESTS = [
         422,
         "queries[1]",
     ),
+    (
+        "lone surrogate in a batch query",
+        "/v1/search/batch",
+        {"content": '{"queries": ["石", "\\ud800"]}'.encode(), "headers": JSON},
+        422,
+        "queries[1] must be valid Unicode",
+    ),
     ("no documents", "/v1/documents", {"json": {"documents": []}}, 422, "documents"),
     (
         "too many documents",

@@ -67,6 +67,13 @@ def test_a_request_needs_a_query(query: object) -> None:
         SearchRequest(query=query)  # type: ignore[arg-type]
 
 
+def test_a_lone_surrogate_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="query must be valid Unicode text; character 2"):
+        SearchRequest(query="燃費\ud800")
+    with pytest.raises(ValueError, match=r"queries\[1\] must be valid Unicode"):
+        requests_for(["燃費", "\udfff"], SearchOptions())
+
+
 def test_batch_errors_name_the_query() -> None:
     with pytest.raises(ValueError, match=r"queries\[1\] must be a non-empty string"):
         requests_for(["燃費", " "], SearchOptions())
