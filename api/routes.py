@@ -8,7 +8,7 @@ service's own limits and shapes the answer.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Depends
@@ -166,28 +166,24 @@ async def _answer(
     # with the index's defaults in place, so that run() cannot refuse them later
     requests = rejects(lambda: [index.resolve(r) for r in requests_for(queries, options)])
     vectors = await encoder.encode(requests)
-    shape = _Shape(explain=body.explain, context=body.context)
-    return await runtime.store_call("search", lambda: _run(index, requests, vectors, shape))
-
-
-@dataclass(frozen=True)
-class _Shape:
-    """What the answer carries besides the hits."""
-
-    explain: bool
-    context: bool
+    return await runtime.store_call(
+        "search", lambda: _run(index, requests, vectors, body.explain, body.context)
+    )
 
 
 def _run(
     index: HybridIndex,
     requests: Sequence[SearchRequest],
     vectors: Sequence[QueryVectors],
-    shape: _Shape,
+    explain: bool,
+    context: bool,
 ) -> list[SearchResponse]:
+    """Run each request and shape its answer: hits (without explanations unless `explain`),
+    the query's terms, and the context block when `context` is asked for."""
     answers = []
     for request, vector in zip(requests, vectors, strict=True):
         hits = index.run(request, vector)
-        shown = hits if shape.explain else [replace(h, explanation=None) for h in hits]
+        shown = hits if explain else [replace(h, explanation=None) for h in hits]
         terms = []
         if vector.sparse is not None:
             terms = index.explain_query(request.query, QUERY_TERMS, vector=vector.sparse)
@@ -196,7 +192,7 @@ def _run(
                 query=request.query,
                 query_terms=[QueryTermOut.model_validate(t) for t in terms],
                 hits=[HitOut.model_validate(h) for h in shown],
-                context=format_context(hits) if shape.context else None,
+                context=format_context(hits) if context else None,
             )
         )
     return answers

@@ -140,6 +140,8 @@ class SpladeEncoder:
             onnx_cache = Path(cache_folder) / "rag_splade-onnx" if cache_folder else None
             self._forward = onnx_backend.load(hf_model, onnx_cache)
         self.tokenizer_workers = tokenizer_workers
+        self._tokens: np.ndarray | None = None  # id -> token, built on first use
+        self._word_pieces: dict[str, tuple[int, ...]] = {}  # word -> its WordPiece ids
         # documents are tokenized in worker processes when asked (queries never: latency)
         self._pool = TokenizerPool(self.tokenizer, tokenizer_workers) if tokenizer_workers else None
 
@@ -214,7 +216,7 @@ class SpladeEncoder:
     def _token_table(self) -> np.ndarray:
         """`id -> token` for the whole vocabulary (model rows the tokenizer lacks read as its
         unknown token), built the first time it is needed."""
-        table: np.ndarray | None = self.__dict__.get("_tokens")
+        table = self._tokens
         if table is None:
             tok = self.tokenizer
             size = max(len(tok), self.vocab_size)
@@ -241,10 +243,7 @@ class SpladeEncoder:
     def word_piece_ids(self, word: str) -> list[int]:
         """Vocabulary ids the tokenizer gives one MeCab word (its WordPiece pieces), cached
         per encoder (the last `WORD_PIECE_CACHE` distinct words)."""
-        cache: dict[str, tuple[int, ...]] | None = self.__dict__.get("_word_pieces")
-        if cache is None:
-            cache = {}
-            self._word_pieces = cache
+        cache = self._word_pieces
         ids = cache.get(word)
         if ids is None:
             ids = self._tokenize_word(word)
