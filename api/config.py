@@ -30,6 +30,11 @@ class ServiceSettings(Settings):
     max_candidates: int = Field(
         1000, ge=1, description="Largest `candidates` (each retriever's list) a request may ask."
     )
+    max_rerank_candidates: int = Field(
+        200,
+        ge=1,
+        description="Largest `rerank_candidates` (pairs scored per query) a request may ask.",
+    )
     max_queries_per_request: int = Field(64, ge=1, description="Queries in one batch search.")
     max_documents_per_request: int = Field(256, ge=1, description="Documents in one add.")
     max_document_chars: int = Field(

@@ -49,6 +49,12 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.rerank = Histogram(
+            "rag_splade_rerank_duration_seconds",
+            "One cross-encoder pass over a micro-batch of (query, passage) pairs",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.batch_size = Histogram(
             "rag_splade_query_batch_size",
             "Queries per encoding micro-batch",

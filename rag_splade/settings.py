@@ -16,6 +16,7 @@ from rag_splade.search import Fusion
 
 DEFAULT_SPARSE_MODEL = "hotchpotch/japanese-splade-v2"
 DEFAULT_DENSE_MODEL = "cl-nagoya/ruri-v3-130m"
+DEFAULT_RERANK_MODEL = "hotchpotch/japanese-reranker-cross-encoder-small-v1"
 
 
 class Settings(BaseSettings):
@@ -95,13 +96,34 @@ class Settings(BaseSettings):
     )
     candidates: int = Field(100, ge=1, description="Each retriever's list length before fusion.")
 
+    # reranking: a cross-encoder reorders the fused candidates; empty model = none loaded
+    rerank_model: str | None = Field(
+        None,
+        description=(
+            "Cross-encoder reranker: a hub id or a local directory (for example "
+            f"`{DEFAULT_RERANK_MODEL}`); unset or empty: no reranker is loaded."
+        ),
+    )
+    rerank_candidates: int = Field(
+        50, ge=1, description="Fused candidates the reranker scores (at least `top_k`)."
+    )
+    rerank_max_length: int = Field(
+        512, ge=8, description="Tokens kept of each (query, passage) pair by the reranker."
+    )
+
     # the HTTP service's own key; unset = open
     api_key: SecretStr | None = Field(
         None, description="The HTTP service's API key; unset: the service is open."
     )
 
     @field_validator(
-        "qdrant_url", "qdrant_api_key", "api_key", "query_prefix", "document_prefix", mode="before"
+        "qdrant_url",
+        "qdrant_api_key",
+        "api_key",
+        "query_prefix",
+        "document_prefix",
+        "rerank_model",
+        mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
