@@ -305,7 +305,9 @@ class SearchHit:
 
     `score` is the fused score in hybrid mode (else the single retriever's score);
     `sparse_*`/`dense_*` are each retriever's own score and 1-based rank, None where
-    the chunk was not among that retriever's candidates.
+    the chunk was not among that retriever's candidates. `rerank_score`/`rerank_rank` are
+    the cross-encoder's score and the 1-based rank it gave, None without reranking; a
+    reranked search returns hits in `rerank_rank` order and keeps the fused `score`.
     """
 
     id: str
@@ -318,6 +320,8 @@ class SearchHit:
     dense_score: float | None = None
     sparse_rank: int | None = None
     dense_rank: int | None = None
+    rerank_score: float | None = None
+    rerank_rank: int | None = None
     start: int = 0
     end: int = 0
     explanation: Explanation | None = None
