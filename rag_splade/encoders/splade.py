@@ -16,6 +16,7 @@ from rag_splade.encoders.device import resolve_device, resolve_dtype
 from rag_splade.encoders.splade_forward import default_budgets, encode_sparse
 from rag_splade.encoders.tokenizer_pool import TokenizerPool
 from rag_splade.settings import DEFAULT_SPARSE_MODEL
+from rag_splade.text.fast_tokenizer import fast_tokenizer_for
 from rag_splade.types import SparseVector
 
 BACKENDS = ("torch", "onnx")
@@ -68,6 +69,7 @@ class SpladeEncoder:
         head_chunk_tokens: int | None = None,
         tokenizer_workers: int = 0,
         backend: str = "torch",
+        fast_tokenizer: bool = True,
     ) -> None:
         try:
             from sentence_transformers import SparseEncoder
@@ -96,6 +98,8 @@ class SpladeEncoder:
                 f"document_min_weight must be None or a number > 0, got {document_min_weight!r}"
             )
         check_choice("backend", backend, BACKENDS)
+        if not isinstance(fast_tokenizer, bool):
+            raise ValueError(f"fast_tokenizer must be True or False, got {fast_tokenizer!r}")
         self.model_name = str(model_name_or_path)
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
@@ -140,10 +144,17 @@ class SpladeEncoder:
             onnx_cache = Path(cache_folder) / "rag_splade-onnx" if cache_folder else None
             self._forward = onnx_backend.load(hf_model, onnx_cache)
         self.tokenizer_workers = tokenizer_workers
+        # what turns texts into ids: the fast path when the tokenizer is its kind (same ids)
+        self.fast_tokenizer = (
+            fast_tokenizer_for(self.tokenizer, name=self.model_name) if fast_tokenizer else None
+        )
+        self._ids_tokenizer: Any = self.fast_tokenizer or self.tokenizer
         self._tokens: np.ndarray | None = None  # id -> token, built on first use
         self._word_pieces: dict[str, tuple[int, ...]] = {}  # word -> its WordPiece ids
         # documents are tokenized in worker processes when asked (queries never: latency)
-        self._pool = TokenizerPool(self.tokenizer, tokenizer_workers) if tokenizer_workers else None
+        self._pool = (
+            TokenizerPool(self._ids_tokenizer, tokenizer_workers) if tokenizer_workers else None
+        )
 
     @property
     def vocab_size(self) -> int:
@@ -175,7 +186,7 @@ class SpladeEncoder:
     ) -> list[SparseVector]:
         return encode_sparse(
             self._forward,
-            self.tokenizer,
+            self._ids_tokenizer,
             texts,
             max_length=max_length,
             device=self.device,
@@ -238,6 +249,8 @@ class SpladeEncoder:
 
     def count_tokens(self, text: str) -> int:
         """Tokens the model sees for `text`, special tokens excluded (for chunking)."""
+        if self.fast_tokenizer is not None:
+            return self.fast_tokenizer.count_tokens(text)
         return len(self.tokenizer.tokenize(text))
 
     def word_piece_ids(self, word: str) -> list[int]:

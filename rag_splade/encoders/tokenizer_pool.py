@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from rag_splade.checks import check_positive_int
+from rag_splade.text.fast_tokenizer import FastJapaneseTokenizer
 
 # Texts per worker in a wave: big enough that a worker's wave of long passages keeps a GPU
 # busy while the next wave is tokenized (see the benchmark docs for the figures).
@@ -34,9 +35,12 @@ TokenIds = list[np.ndarray]  # one int32 row of token ids per text
 
 
 def tokenize_in_process(tokenizer: Any, texts: Sequence[str], max_length: int) -> TokenIds:
-    """Token ids of `texts`, truncated at `max_length`, as int32 rows."""
+    """Token ids of `texts`, truncated at `max_length`, as int32 rows. `tokenizer` is a
+    transformers tokenizer or a `FastJapaneseTokenizer`."""
     if not texts:
         return []
+    if isinstance(tokenizer, FastJapaneseTokenizer):
+        return tokenizer.encode(texts, max_length)
     ids = tokenizer(
         list(texts),
         truncation=True,
