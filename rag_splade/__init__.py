@@ -23,6 +23,7 @@ _EXPORTS = {
     "HybridStore": "rag_splade.store",
     "QdrantServerStore": "rag_splade.store",
     "QueryTerm": "rag_splade.types",
+    "Reranker": "rag_splade.encoders",
     "SearchHit": "rag_splade.types",
     "SearchOptions": "rag_splade.search",
     "SearchRequest": "rag_splade.search",
@@ -44,6 +45,7 @@ __all__ = [
     "HybridStore",
     "QdrantServerStore",
     "QueryTerm",
+    "Reranker",
     "SearchHit",
     "SearchOptions",
     "SearchRequest",
@@ -69,7 +71,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from rag_splade.context import format_context
-    from rag_splade.encoders import DenseEncoder, SpladeEncoder
+    from rag_splade.encoders import DenseEncoder, Reranker, SpladeEncoder
     from rag_splade.index import AddResult, DocumentInfo, HybridIndex
     from rag_splade.search import SearchOptions, SearchRequest
     from rag_splade.settings import Settings

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from rag_splade.checks import check_choice, check_doc_id, check_positive_int, check_query
 from rag_splade.documents import (
@@ -16,6 +20,7 @@ from rag_splade.documents import (
     plan_chunks,
 )
 from rag_splade.encoders.dense import DenseEncoder
+from rag_splade.encoders.reranker import Reranker, reranker_from_settings
 from rag_splade.encoders.splade import SpladeEncoder
 from rag_splade.explain import explain_match, explain_query
 from rag_splade.factories import encoders_from_settings, store_from_settings
@@ -38,6 +43,9 @@ from rag_splade.store.base import (
     RankedChunk,
     StoredChunk,
     VectorSpec,
+    cut_inside_tie,
+    rrf_score,
+    tie_break_key,
 )
 from rag_splade.store.filters import parse_filters
 from rag_splade.text.chunking import Chunk, Chunker
@@ -46,7 +54,10 @@ from rag_splade.types import Document, QueryTerm, SearchHit, SparseVector
 if TYPE_CHECKING:
     from rag_splade.settings import Settings
 
-__all__ = ["MAX_TOP_K", "AddResult", "DocumentInfo", "HybridIndex"]
+__all__ = ["MAX_TOP_K", "AddResult", "DocumentInfo", "HybridIndex", "Retrieved"]
+
+# Hits fetched past the cut, to see whether equal scores straddle it (then more are fetched).
+TIE_MARGIN = 4
 
 
 def _options(
@@ -58,6 +69,8 @@ def _options(
     explain: bool,
     candidates: int | None,
     rrf_k: int | None,
+    rerank: bool,
+    rerank_candidates: int | None,
 ) -> SearchOptions:
     return SearchOptions(
         top_k=top_k,
@@ -68,7 +81,54 @@ def _options(
         explain=explain,
         candidates=candidates,
         rrf_k=rrf_k,
+        rerank=rerank,
+        rerank_candidates=rerank_candidates,
     )
+
+
+@dataclass(frozen=True)
+class Retrieved:
+    """A request's candidates, before reranking and explanations (`HybridIndex.retrieve`).
+
+    `request` is resolved; `query_vector` is the query's SPLADE vector when the request
+    explains; `ranked` is in the fixed order, `pool` long at most.
+    """
+
+    request: SearchRequest
+    query_vector: SparseVector | None
+    ranked: list[RankedChunk]
+
+    def rerank_pairs(self) -> list[tuple[str, str]]:
+        """The (query, passage) pairs to rerank: every candidate's, or none."""
+        if not self.request.rerank:
+            return []
+        return [(self.request.query, r.chunk.text) for r in self.ranked]
+
+
+def _rrf_by_fixed_ranks(
+    ranked: list[RankedChunk], rrf_k: int, weights: Sequence[float] | None
+) -> list[RankedChunk] | None:
+    """The hits rescored from their fixed per-retriever ranks, or None when Qdrant's own
+    scores already agree. They differ only where one retriever gave equal scores (copies of a
+    passage): Qdrant then ranks the copies in its own order, which can change between calls,
+    and RRF turns those ranks into different fused scores."""
+    scores = [rrf_score(r.sparse_rank, r.dense_rank, rrf_k, weights) for r in ranked]
+    if all(math.isclose(r.score, s, rel_tol=1e-5) for r, s in zip(ranked, scores, strict=True)):
+        return None
+    rescored = [dataclasses.replace(r, score=s) for r, s in zip(ranked, scores, strict=True)]
+    return sorted(rescored, key=tie_break_key)
+
+
+def split_scores(retrieved: Sequence[Retrieved], scores: np.ndarray) -> list[np.ndarray | None]:
+    """Scores of all the `rerank_pairs` of `retrieved`, back to one array per request (None
+    for a request that does not rerank)."""
+    out: list[np.ndarray | None] = []
+    start = 0
+    for r in retrieved:
+        n = len(r.rerank_pairs())
+        out.append(scores[start : start + n] if r.request.rerank else None)
+        start += n
+    return out
 
 
 @dataclass(frozen=True)
@@ -96,6 +156,13 @@ class HybridIndex:
             Qdrant's k=61 is the k=60 of Cormack et al. (2009), whose ranks start at 1.
         chunk_overlap_sentences: sentences shared by consecutive chunks.
         normalize_text: NFKC-normalise chunk texts before storing them.
+        reranker: the cross-encoder that `search(..., rerank=True)` uses; None: no reranking.
+        rerank_candidates: fused hits the reranker scores unless a search says otherwise.
+
+    Hits come in a fixed order: equal fused scores are ordered by the better of the two
+    retriever ranks, then the sparse rank, then the point id (`store.base.tie_break_key`),
+    so the same search on the same index gives the same list every time; equal rerank
+    scores keep that order.
     """
 
     def __init__(
@@ -109,10 +176,17 @@ class HybridIndex:
         rrf_k: int = 61,
         chunk_overlap_sentences: int = 1,
         normalize_text: bool = False,
+        reranker: Reranker | None = None,
+        rerank_candidates: int = 50,
     ) -> None:
         check_choice("fusion", fusion, FUSIONS)
         check_positive_int("candidates", candidates)
         check_positive_int("rrf_k", rrf_k)
+        check_positive_int("rerank_candidates", rerank_candidates)
+        if reranker is not None and not isinstance(reranker, Reranker):
+            raise TypeError(f"reranker must be a Reranker or None, got {reranker!r:.80}")
+        self.reranker = reranker
+        self.rerank_candidates = rerank_candidates
         self.sparse = sparse
         self.dense = dense
         self.store = store
@@ -134,16 +208,21 @@ class HybridIndex:
         settings: Settings | None = None,
         *,
         encoders: tuple[SpladeEncoder, DenseEncoder] | None = None,
+        reranker: Reranker | None = None,
+        load_reranker: bool = True,
     ) -> HybridIndex:
-        """Build encoders and store from `Settings` (the `RAG_SPLADE_*` environment).
+        """Build encoders, reranker and store from `Settings` (the `RAG_SPLADE_*` environment).
 
-        `encoders` reuses already loaded models (the service keeps them while it waits for
-        an unreachable store).
+        `encoders` and `reranker` reuse already loaded models (the service keeps them while
+        it waits for an unreachable store); without `reranker`, the one `rerank_model`
+        names is loaded, unless `load_reranker` is False.
         """
         from rag_splade.settings import Settings
 
         s = settings or Settings()
         sparse, dense = encoders or encoders_from_settings(s)
+        if reranker is None and load_reranker:
+            reranker = reranker_from_settings(s)
         return cls(
             sparse,
             dense,
@@ -153,6 +232,8 @@ class HybridIndex:
             rrf_k=s.rrf_k,
             chunk_overlap_sentences=s.chunk_overlap_sentences,
             normalize_text=s.normalize_text,
+            reranker=reranker,
+            rerank_candidates=s.rerank_candidates,
         )
 
     # -- writing ---------------------------------------------------------------------------
@@ -249,13 +330,19 @@ class HybridIndex:
         explain: bool = DEFAULT_EXPLAIN,
         candidates: int | None = None,
         rrf_k: int | None = None,
+        rerank: bool = False,
+        rerank_candidates: int | None = None,
     ) -> list[SearchHit]:
         """Search in one Qdrant round trip and return hits, best first.
 
-        The arguments are those of `SearchOptions` (see there); fusion, rrf_k and
-        candidates default to this index's settings.
+        The arguments are those of `SearchOptions` (see there); fusion, rrf_k, candidates
+        and rerank_candidates default to this index's settings. With `rerank`, the best
+        `rerank_candidates` fused hits are scored by the reranker, which picks the `top_k`.
         """
-        options = _options(top_k, mode, fusion, weights, filters, explain, candidates, rrf_k)
+        options = _options(
+            top_k, mode, fusion, weights, filters, explain, candidates, rrf_k, rerank,
+            rerank_candidates,
+        )  # fmt: skip
         return self.search_requests([options.with_query(query)])[0]
 
     def search_batch(
@@ -270,15 +357,25 @@ class HybridIndex:
         explain: bool = DEFAULT_EXPLAIN,
         candidates: int | None = None,
         rrf_k: int | None = None,
+        rerank: bool = False,
+        rerank_candidates: int | None = None,
     ) -> list[list[SearchHit]]:
-        """`search` for many queries: one encoder forward pass per model for all of them."""
-        options = _options(top_k, mode, fusion, weights, filters, explain, candidates, rrf_k)
+        """`search` for many queries: one encoder forward pass per model for all of them,
+        and the rerank pairs of all of them scored in shared batches."""
+        options = _options(
+            top_k, mode, fusion, weights, filters, explain, candidates, rrf_k, rerank,
+            rerank_candidates,
+        )  # fmt: skip
         return self.search_requests(requests_for(queries, options))
 
     def search_requests(self, requests: Sequence[SearchRequest]) -> list[list[SearchHit]]:
-        """Run prepared requests: encode their queries in one batch per model, then `run`."""
+        """Run prepared requests: encode their queries in one batch per model, retrieve,
+        rerank the pairs of all of them together, then explain."""
+        requests = [self.resolve(r) for r in requests]  # fail before any model runs
         vectors = self.encode_queries(requests)
-        return [self.run(r, v) for r, v in zip(requests, vectors, strict=True)]
+        retrieved = [self.retrieve(r, v) for r, v in zip(requests, vectors, strict=True)]
+        scores = self.rerank_scores(retrieved)
+        return [self.finish(r, s) for r, s in zip(retrieved, scores, strict=True)]
 
     def encode_queries(self, requests: Sequence[SearchRequest]) -> list[QueryVectors]:
         """The query vectors each request needs, one forward pass per model for all."""
@@ -296,13 +393,31 @@ class HybridIndex:
         ]
 
     def resolve(self, request: SearchRequest) -> SearchRequest:
-        """`request` with this index's fusion, rrf_k and candidates where it left them None
-        (raises if they do not fit it, e.g. weights with this index's `dbsf`)."""
-        return request.resolved(fusion=self.fusion, rrf_k=self.rrf_k, candidates=self.candidates)
+        """`request` with this index's fusion, rrf_k, candidates and rerank_candidates where
+        it left them None (raises if they do not fit it: weights with this index's `dbsf`,
+        `rerank` without a reranker)."""
+        if request.rerank and self.reranker is None:
+            raise ValueError(
+                "rerank=True but this index has no reranker: pass HybridIndex(..., "
+                "reranker=Reranker(...)) or set RAG_SPLADE_RERANK_MODEL (for example "
+                "hotchpotch/japanese-reranker-cross-encoder-small-v1)"
+            )
+        return request.resolved(
+            fusion=self.fusion,
+            rrf_k=self.rrf_k,
+            candidates=self.candidates,
+            rerank_candidates=self.rerank_candidates,
+        )
 
     def run(self, request: SearchRequest, vectors: QueryVectors) -> list[SearchHit]:
         """Run one request with its query vectors already encoded (`encode_queries`; the
-        service batches encoding across requests itself): one Qdrant round trip."""
+        service batches encoding across requests itself): `retrieve`, rerank, `finish`."""
+        retrieved = self.retrieve(request, vectors)
+        return self.finish(retrieved, self.rerank_scores([retrieved])[0])
+
+    def retrieve(self, request: SearchRequest, vectors: QueryVectors) -> Retrieved:
+        """The request's fused candidates in one Qdrant round trip, in the fixed order:
+        `top_k` of them, or `rerank_candidates` when it reranks."""
         request = self.resolve(request)
         for name, needed, vector in (
             ("sparse", request.needs_sparse, vectors.sparse),
@@ -316,25 +431,67 @@ class HybridIndex:
         sparse = vectors.sparse if request.needs_sparse else None
         dense = vectors.dense if request.needs_dense else None
         if request.mode == "sparse" and sparse is not None and len(sparse) == 0:
-            return []  # an all-zero query vector matches nothing lexically
+            return Retrieved(request, sparse, [])  # an all-zero query matches nothing lexically
         assert request.fusion is not None and request.rrf_k and request.candidates  # resolved
-        ranked = self.store.query(
-            HybridQuery(
-                mode=request.mode,
-                limit=request.top_k,
-                candidates=request.candidates,
-                sparse=sparse if request.mode != "dense" else None,
-                dense=dense,
-                fusion=request.fusion,
-                rrf_k=request.rrf_k,
-                weights=request.weights,
-                conditions=list(request.conditions),
-                with_sparse_vectors=request.explain,
+        keep = request.pool
+        limit = keep + TIE_MARGIN
+        while True:  # ask for more while a group of equal scores straddles the cut
+            ranked = self.store.query(
+                HybridQuery(
+                    mode=request.mode,
+                    limit=limit,
+                    candidates=request.candidates,
+                    sparse=sparse if request.mode != "dense" else None,
+                    dense=dense,
+                    fusion=request.fusion,
+                    rrf_k=request.rrf_k,
+                    weights=request.weights,
+                    conditions=list(request.conditions),
+                    with_sparse_vectors=request.explain,
+                )
             )
-        )
-        return [self._hit(r, sparse if request.explain else None) for r in ranked]
+            if request.mode == "hybrid" and request.fusion == "rrf":
+                rescored = _rrf_by_fixed_ranks(ranked, request.rrf_k, request.weights)
+                if rescored is not None:
+                    if len(ranked) >= limit < 2 * request.candidates:
+                        limit = 2 * request.candidates  # all the fused list: none missed
+                        continue
+                    ranked = rescored
+            if not cut_inside_tie(ranked, keep, limit):
+                return Retrieved(request, sparse if request.explain else None, ranked[:keep])
+            limit *= 2
 
-    def _hit(self, ranked: RankedChunk, query_vector: SparseVector | None) -> SearchHit:
+    def rerank_scores(self, retrieved: Sequence[Retrieved]) -> list[np.ndarray | None]:
+        """The reranker's scores of each reranking request's candidates (None for the
+        others), all pairs scored together in token-budget batches."""
+        pairs = [pair for r in retrieved for pair in r.rerank_pairs()]
+        if not pairs:
+            return [None if not r.request.rerank else np.zeros(0, np.float32) for r in retrieved]
+        if self.reranker is None:
+            raise ValueError("rerank=True but this index has no reranker")
+        return split_scores(retrieved, self.reranker.score(pairs))
+
+    def finish(self, retrieved: Retrieved, rerank_scores: np.ndarray | None) -> list[SearchHit]:
+        """Hits from retrieved candidates: the reranker's order when scores are given (equal
+        scores keep the fused order), cut to `top_k`, explained when asked."""
+        request, ranked = retrieved.request, retrieved.ranked
+        if rerank_scores is None:
+            return [self._hit(r, retrieved.query_vector) for r in ranked[: request.top_k]]
+        if len(rerank_scores) != len(ranked):
+            raise ValueError(f"{len(rerank_scores)} rerank scores for {len(ranked)} candidates")
+        order = sorted(range(len(ranked)), key=lambda i: (-rerank_scores[i], i))
+        return [
+            self._hit(ranked[i], retrieved.query_vector, float(rerank_scores[i]), rank)
+            for rank, i in enumerate(order[: request.top_k], start=1)
+        ]
+
+    def _hit(
+        self,
+        ranked: RankedChunk,
+        query_vector: SparseVector | None,
+        rerank_score: float | None = None,
+        rerank_rank: int | None = None,
+    ) -> SearchHit:
         chunk = ranked.chunk
         explanation = None
         if query_vector is not None:
@@ -352,6 +509,8 @@ class HybridIndex:
             dense_score=ranked.dense_score,
             sparse_rank=ranked.sparse_rank,
             dense_rank=ranked.dense_rank,
+            rerank_score=rerank_score,
+            rerank_rank=rerank_rank,
             start=chunk.start,
             end=chunk.end,
             explanation=explanation,

@@ -37,6 +37,7 @@ Fusion = Literal["rrf", "dbsf"]
 MODES: tuple[Mode, ...] = get_args(Mode)
 FUSIONS: tuple[Fusion, ...] = get_args(Fusion)
 MAX_TOP_K = 1000
+MAX_RERANK_CANDIDATES = 1000
 # Explanations are what this project is for: the LLM context's key terms come from them,
 # so every entry point explains by default; pass explain=False for raw speed.
 DEFAULT_EXPLAIN = True
@@ -67,6 +68,10 @@ class SearchOptions:
         candidates: length of each retriever's list before fusion (at least `top_k`).
         filters: payload filters, see `rag_splade.store.filters`; kept as a private copy.
         explain: attach an `Explanation` (term contributions) to every hit.
+        rerank: reorder the best `rerank_candidates` fused hits with the index's
+            cross-encoder (`Reranker`) and return its `top_k`.
+        rerank_candidates: fused hits the reranker scores (at least `top_k`; with `rerank`
+            only); None: the index's setting.
 
     Example:
         >>> options = SearchOptions(top_k=3, filters={"source": "faq"})
@@ -82,6 +87,8 @@ class SearchOptions:
     candidates: int | None = None
     filters: Mapping[str, Any] | None = None
     explain: bool = DEFAULT_EXPLAIN
+    rerank: bool = False
+    rerank_candidates: int | None = None
     conditions: tuple[Condition, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -96,8 +103,10 @@ class SearchOptions:
             check_choice("fusion", self.fusion, FUSIONS)
         check_positive_int("rrf_k", self.rrf_k, optional=True)
         check_positive_int("candidates", self.candidates, optional=True)
-        if not isinstance(self.explain, bool):
-            raise TypeError(f"explain must be a bool, got {self.explain!r}")
+        for name in ("explain", "rerank"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        _check_rerank_candidates(self.rerank_candidates, self.rerank, self.top_k)
         _set(self, "weights", _check_weights(self.weights, self.mode, self.fusion))
         # A private copy: the caller changing its dict later cannot change a checked request.
         filters = None if self.filters is None else copy.deepcopy(self.filters)
@@ -144,14 +153,25 @@ class SearchRequest(SearchOptions):
         del fields["query"]
         return SearchOptions(**fields)
 
-    def resolved(self, *, fusion: Fusion, rrf_k: int, candidates: int) -> SearchRequest:
+    @property
+    def pool(self) -> int:
+        """Hits the store returns: `rerank_candidates` when reranking, else `top_k` (once
+        `resolved`)."""
+        return max(self.rerank_candidates or 0, self.top_k) if self.rerank else self.top_k
+
+    def resolved(
+        self, *, fusion: Fusion, rrf_k: int, candidates: int, rerank_candidates: int
+    ) -> SearchRequest:
         """The request with the index's settings in place of the options left as None
-        (checked again: weights given with the index's fusion `dbsf` are refused here)."""
+        (checked again: weights given with the index's fusion `dbsf` are refused here).
+        Each retriever's list is at least as long as the hits asked of the fused one."""
+        pool = max(self.rerank_candidates or rerank_candidates, self.top_k)
         return dataclasses.replace(
             self,
             fusion=self.fusion or fusion,
             rrf_k=self.rrf_k or rrf_k,
-            candidates=max(self.candidates or candidates, self.top_k),
+            candidates=max(self.candidates or candidates, pool if self.rerank else self.top_k),
+            rerank_candidates=pool if self.rerank else None,
         )
 
 
@@ -197,6 +217,21 @@ def _check_weights(
             f"got {weights!r}"
         )
     return float(weights[0]), float(weights[1])
+
+
+def _check_rerank_candidates(value: int | None, rerank: bool, top_k: int) -> None:
+    if value is None:
+        return
+    check_positive_int("rerank_candidates", value)
+    if value > MAX_RERANK_CANDIDATES:
+        raise ValueError(f"rerank_candidates must be at most {MAX_RERANK_CANDIDATES}, got {value}")
+    if not rerank:
+        raise ValueError("rerank_candidates applies only with rerank=True")
+    if value < top_k:
+        raise ValueError(
+            f"rerank_candidates ({value}) must be at least top_k ({top_k}): the reranker "
+            "chooses the top_k hits among them"
+        )
 
 
 def _set(obj: object, name: str, value: object) -> None:

@@ -16,6 +16,7 @@ bundled JSQuAD sample, and small `BertForMaskedLM` / `BertModel` networks:
 from __future__ import annotations
 
 import collections
+import json
 import unicodedata
 from pathlib import Path
 from typing import Any
@@ -190,3 +191,116 @@ def build_dense_model(
     pooling = Pooling(transformer.get_embedding_dimension(), "mean")
     SentenceTransformer(modules=[transformer, pooling], device="cpu").save(str(path))
     return path
+
+
+def build_cross_encoder(
+    path: str | Path,
+    *,
+    lexical: bool = False,
+    hidden: int = 96,
+    seed: int = 2,
+    tokenizer_dir: str | Path | None = None,
+) -> Path:
+    """Save a tiny 1-label `BertForSequenceClassification` reranker under `path`.
+
+    `lexical=False` gives random weights. `lexical=True` sets the weights by hand so that the
+    score rises with the share of the query's tokens that occur in the passage:
+
+    - layer 1: each query token attends to the passage token with the same word embedding
+      if there is one, else to a "sink" ([CLS]); the value of a passage token is 1 on a
+      signal dimension, the sink's 0, so the token's signal says "found in the passage";
+    - layer 2: [CLS] averages the signal over the query segment;
+    - the pooler and the classifier read [CLS]'s signal: logit = tanh(gain x share found).
+    """
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    path = Path(path)
+    if tokenizer_dir is not None:
+        tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+        tokenizer.save_pretrained(str(path))
+    else:
+        tokenizer = build_tokenizer(path)
+    # A pair model tells the query from the passage by token type: ask the tokenizer for them
+    # (BertJapaneseTokenizer leaves them out unless its config names them).
+    config_file = path / "tokenizer_config.json"
+    tokenizer_config = json.loads(config_file.read_text())
+    tokenizer_config["model_input_names"] = ["input_ids", "token_type_ids", "attention_mask"]
+    config_file.write_text(json.dumps(tokenizer_config, ensure_ascii=False, indent=2))
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        num_hidden_layers=2,
+        num_attention_heads=1,
+        intermediate_size=hidden,
+        max_position_embeddings=512,
+    )
+    config.num_labels = 1  # one relevance score per pair
+    model = BertForSequenceClassification(config).eval()
+    if lexical:
+        _make_lexical_cross_encoder(model, _special_ids(tokenizer), hidden)
+    model.save_pretrained(str(path))
+    return path
+
+
+def _make_lexical_cross_encoder(model: Any, special_ids: list[int], hidden: int) -> None:
+    import torch
+
+    words = hidden - 16  # dims [0, words): word identity; then roles and the signal
+    type0, type1, cls_role, signal = (
+        torch.zeros(hidden),
+        torch.zeros(hidden),
+        torch.zeros(hidden),
+        words + 12,
+    )
+    # Role vectors with zero mean, so that LayerNorm only rescales token vectors.
+    type0[words : words + 4] = torch.tensor([1.0, -1.0, 1.0, -1.0]) / 2
+    type1[words + 4 : words + 8] = torch.tensor([1.0, -1.0, 1.0, -1.0]) / 2
+    cls_role[words + 8 : words + 12] = torch.tensor([1.0, -1.0, 1.0, -1.0]) / 2
+    bert = model.bert
+    with torch.no_grad():
+        for param in model.parameters():
+            param.zero_()
+        emb = bert.embeddings
+        word = torch.randn(emb.word_embeddings.weight.shape[0], words)
+        word -= word.mean(dim=1, keepdim=True)
+        word /= word.norm(dim=1, keepdim=True)
+        emb.word_embeddings.weight[:, :words] = word
+        emb.word_embeddings.weight[special_ids] = 0.0
+        cls_id = special_ids[2]  # SPECIAL_TOKENS order: [PAD], [UNK], [CLS], [SEP], [MASK]
+        emb.word_embeddings.weight[cls_id] = cls_role
+        emb.token_type_embeddings.weight[0] = type0
+        emb.token_type_embeddings.weight[1] = type1
+        for layer in [*bert.encoder.layer, emb]:
+            norm = layer.LayerNorm if hasattr(layer, "LayerNorm") else None
+            if norm is not None:
+                norm.weight.fill_(1.0)
+        for layer in bert.encoder.layer:
+            layer.attention.output.LayerNorm.weight.fill_(1.0)
+            layer.output.LayerNorm.weight.fill_(1.0)
+        unit0, unit1, unit_cls = (v / v.norm() for v in (type0, type1, cls_role))
+        # LayerNorm scales a word token (word part and role part, each of norm 1) to norm
+        # sqrt(hidden): each part to sqrt(hidden / 2). Attention divides by sqrt(hidden).
+        match = 40.0  # attention score of a query token for the passage token of its word
+        scale = (hidden / 2) ** 0.5
+        # Layer 1. Keys score by word identity; every token gets the same query bias, which
+        # reads two role dims of the key: the query segment (-3 matches: a query word must
+        # not find itself) and [CLS] (+3.5: the sink scores half a match).
+        att = bert.encoder.layer[0].attention.self
+        att.query.weight[:words, :words] = torch.eye(words) * 2 * match / hidden**0.5
+        att.key.weight[:words, :words] = torch.eye(words)
+        att.query.bias[words] = 1.0
+        att.query.bias[words + 1] = 1.0
+        att.key.weight[words] = -3 * match * hidden**0.5 / scale * unit0
+        att.key.weight[words + 1] = 3.5 * match * hidden**0.5 / scale * unit_cls
+        att.value.weight[signal] = unit1  # passage tokens carry the signal, the sink none
+        bert.encoder.layer[0].attention.output.dense.weight[signal, signal] = 1.0
+        # Layer 2: [CLS] averages the signal over the query segment (passage tokens masked).
+        att2 = bert.encoder.layer[1].attention.self
+        att2.query.bias[words] = 1.0
+        att2.key.weight[words] = -3 * match * hidden**0.5 / scale * unit1
+        att2.value.weight[signal, signal] = 1.0
+        bert.encoder.layer[1].attention.output.dense.weight[signal, signal] = 1.0
+        bert.pooler.dense.weight[0, signal] = 0.3  # tanh stays short of saturation
+        model.classifier.weight[0, 0] = 4.0

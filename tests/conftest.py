@@ -15,8 +15,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from rag_splade import DenseEncoder, SpladeEncoder
-from rag_splade.testing import build_dense_model, build_splade_model
+from rag_splade import DenseEncoder, Reranker, SpladeEncoder
+from rag_splade.testing import build_cross_encoder, build_dense_model, build_splade_model
 
 
 def _recycle_mecab_taggers() -> None:
@@ -132,3 +132,16 @@ def dense(lexical_dense_path: Path) -> DenseEncoder:
 @pytest.fixture(scope="session")
 def random_dense(random_dense_path: Path) -> DenseEncoder:
     return DenseEncoder(str(random_dense_path), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def lexical_reranker_path(model_dir: Path, lexical_splade_path: Path) -> Path:
+    return build_cross_encoder(
+        model_dir / "reranker-lexical", lexical=True, tokenizer_dir=lexical_splade_path
+    )
+
+
+@pytest.fixture(scope="session")
+def reranker(lexical_reranker_path: Path) -> Reranker:
+    """The lexical cross-encoder: its score rises with the query tokens a passage holds."""
+    return Reranker(str(lexical_reranker_path), device="cpu")

@@ -63,8 +63,9 @@ def test_both_stores_rank_alike(both, mode, fusion) -> None:
         a = edge.search(q, top_k=8, mode=mode, fusion=fusion)
         b = memory.search(q, top_k=8, mode=mode, fusion=fusion)
         assert [h.score for h in a] == pytest.approx([h.score for h in b], rel=1e-4)
-        # RRF gives exact ties (ranks 1+5 and 5+1); engines may order tied hits differently.
+        # RRF gives exact ties (ranks 1+5 and 5+1): both break them by the same fixed key
         assert tie_groups(a) == tie_groups(b)
+        assert [h.id for h in a] == [h.id for h in b]
 
 
 def tie_groups(hits) -> list[set[str]]:

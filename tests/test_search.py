@@ -117,13 +117,27 @@ def test_options_and_request_round_trip() -> None:
 
 
 def test_resolved_fills_the_index_settings_and_checks_again() -> None:
+    index = {"fusion": "rrf", "rrf_k": 61, "candidates": 5, "rerank_candidates": 50}
     request = SearchRequest(query="燃費", top_k=7, weights=(1.0, 2.0))
-    resolved = request.resolved(fusion="rrf", rrf_k=61, candidates=5)
+    resolved = request.resolved(**index)  # type: ignore[arg-type]
     assert (resolved.fusion, resolved.rrf_k, resolved.candidates) == ("rrf", 61, 7)
+    assert (resolved.rerank_candidates, resolved.pool) == (None, 7)
     kept = SearchRequest(query="燃費", fusion="rrf", rrf_k=10, candidates=50)
-    assert kept.resolved(fusion="dbsf", rrf_k=61, candidates=100) == kept
+    assert kept.resolved(**{**index, "fusion": "dbsf", "candidates": 100}) == kept  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="weights apply to hybrid mode with rrf"):
-        request.resolved(fusion="dbsf", rrf_k=61, candidates=100)
+        request.resolved(**{**index, "fusion": "dbsf"})  # type: ignore[arg-type]
+
+
+def test_resolved_rerank_pool() -> None:
+    index = {"fusion": "rrf", "rrf_k": 61, "candidates": 20, "rerank_candidates": 50}
+    # the index's rerank_candidates; each retriever's list is at least that long
+    reranked = SearchRequest(query="燃費", top_k=5, rerank=True).resolved(**index)  # type: ignore[arg-type]
+    assert (reranked.rerank_candidates, reranked.pool, reranked.candidates) == (50, 50, 50)
+    # the request's own; and never fewer than top_k
+    own = SearchRequest(query="燃費", top_k=5, rerank=True, rerank_candidates=8)
+    assert own.resolved(**index).pool == 8  # type: ignore[arg-type]
+    wide = SearchRequest(query="燃費", top_k=80, rerank=True).resolved(**index)  # type: ignore[arg-type]
+    assert (wide.pool, wide.candidates) == (80, 80)
 
 
 def test_explain_default_is_one_value() -> None:

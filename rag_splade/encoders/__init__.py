@@ -1,6 +1,14 @@
-"""Sparse (SPLADE) and dense encoders."""
+"""Sparse (SPLADE) and dense encoders, and the cross-encoder reranker."""
 
 from rag_splade.encoders.dense import DEFAULT_DENSE_MODEL, DenseEncoder
+from rag_splade.encoders.reranker import DEFAULT_RERANK_MODEL, Reranker
 from rag_splade.encoders.splade import DEFAULT_SPARSE_MODEL, SpladeEncoder
 
-__all__ = ["DEFAULT_DENSE_MODEL", "DEFAULT_SPARSE_MODEL", "DenseEncoder", "SpladeEncoder"]
+__all__ = [
+    "DEFAULT_DENSE_MODEL",
+    "DEFAULT_RERANK_MODEL",
+    "DEFAULT_SPARSE_MODEL",
+    "DenseEncoder",
+    "Reranker",
+    "SpladeEncoder",
+]
