@@ -2,10 +2,14 @@
 
 The service, the CLI and the notebooks all build their index from it, so the same
 variables configure all three. Importing it loads no model library (no torch).
+
+Local paths are made absolute when the settings load (see `resolve_model`), so a
+notebook kernel or a service that runs in another folder finds the same models.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -55,8 +59,10 @@ class Settings(BaseSettings):
     tokenizer_workers: int = Field(
         0, ge=0, description="Processes that tokenize documents ahead of the model (0: none)."
     )
-    sparse_backend: Literal["torch", "onnx"] = Field(
-        "torch", description="`onnx`: SPLADE as one ONNX Runtime graph on CPU (extra `onnx`)."
+    sparse_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        "torch",
+        description="`onnx`: SPLADE as one ONNX Runtime graph on CPU (extra `onnx`); "
+        "`onnx-int8`: that graph with int8 weights (faster, not the same vectors).",
     )
     query_prefix: str | None = Field(
         None, description="Dense query prefix; unset: chosen from the model name."
@@ -73,7 +79,9 @@ class Settings(BaseSettings):
 
     # storage: the embedded Edge index, unless a Qdrant server URL is set
     index_path: Path = Field(
-        Path("./data/index"), description="Folder of the embedded Qdrant Edge index."
+        Path("./data/index"),
+        description="Folder of the embedded Qdrant Edge index (made absolute on load).",
+        validate_default=True,
     )
     qdrant_url: str | None = Field(
         None, description="Qdrant server URL; when set it wins over `index_path`."
@@ -128,3 +136,67 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("sparse_model", "dense_model", "rerank_model")
+    @classmethod
+    def _local_model_is_absolute(cls, value: str | None) -> str | None:
+        return None if value is None else resolve_model(value)
+
+    @field_validator("index_path")
+    @classmethod
+    def _index_path_is_absolute(cls, value: Path) -> Path:
+        return resolve_path(value)
+
+
+def _bases() -> list[Path]:
+    """Folders a relative path is read from: the working directory, then `$PWD` (the
+    folder the user ran the command in, where a Jupyter kernel has moved elsewhere)."""
+    cwd = Path.cwd()
+    pwd = os.environ.get("PWD", "")
+    bases = [cwd]
+    if pwd and os.path.isabs(pwd) and os.path.isdir(pwd) and not os.path.samefile(pwd, cwd):
+        bases.append(Path(pwd))
+    return bases
+
+
+def resolve_path(path: str | Path) -> Path:
+    """`path` made absolute: `~` expanded; a relative path is taken from the working
+    directory, or from `$PWD` when it exists there and not in the working directory."""
+    path = Path(path).expanduser()
+    if path.is_absolute():
+        return Path(os.path.normpath(path))
+    candidates = [base / path for base in _bases()]
+    found = next((c for c in candidates if c.exists()), candidates[0])
+    return Path(os.path.normpath(found))
+
+
+def looks_local(model: str) -> bool:
+    """Whether a model argument names a local folder rather than a hub id: it starts with
+    `./`, `../`, `/` or `~` (or their Windows forms), has more than one `/` (a hub id is
+    `name` or `owner/name`), or exists on disk."""
+    prefixes = ("./", "../", "/", "~", ".\\", "..\\", "\\")
+    return (
+        model in (".", "..")
+        or model.startswith(prefixes)
+        or os.path.isabs(model)
+        or model.count("/") > 1
+        or any((base / model).exists() for base in _bases())
+    )
+
+
+def resolve_model(model: str) -> str:
+    """A hub id unchanged; a local model folder as an absolute path.
+
+    Raises:
+        ValueError: `not found: <absolute path>` when it looks local and does not exist.
+
+    Example:
+        >>> resolve_model("cl-nagoya/ruri-v3-130m")
+        'cl-nagoya/ruri-v3-130m'
+    """
+    if not looks_local(model):
+        return model
+    path = resolve_path(model)
+    if not path.exists():
+        raise ValueError(f"not found: {path}")
+    return str(path)
