@@ -69,10 +69,57 @@ def test_export_is_cached_by_weights(lexical_splade_path, tmp_path, monkeypatch)
 
 def test_bad_backend_settings_are_refused(lexical_splade_path, monkeypatch) -> None:
     path = str(lexical_splade_path)
-    with pytest.raises(ValueError, match=r"backend must be one of \('torch', 'onnx'\)"):
+    with pytest.raises(
+        ValueError, match=r"backend must be one of \('torch', 'onnx', 'onnx-int8'\)"
+    ):
         SpladeEncoder(path, device="cpu", backend="tensorrt")
-    with pytest.raises(ValueError, match='backend="onnx" runs on the CPU in float32'):
-        SpladeEncoder(path, device="cpu", dtype="bfloat16", backend="onnx")
+    for backend in ("onnx", "onnx-int8"):
+        with pytest.raises(ValueError, match=f'backend="{backend}" runs on the CPU from float32'):
+            SpladeEncoder(path, device="cpu", dtype="bfloat16", backend=backend)
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if not installed
     with pytest.raises(ImportError, match=r'pip install "rag-splade\[onnx\]"'):
         SpladeEncoder(path, device="cpu", backend="onnx")
+
+
+def test_int8_is_close_to_float32_and_cached(lexical_splade_path, splade, tmp_path, monkeypatch):
+    """int8 weights change the numbers a little, not which terms a passage has or how it
+    ranks: on the lexical model the strongest terms stay, and each question's own
+    paragraph scores as high as it did in float32 (the benchmark measures nDCG@10)."""
+    from rag_splade.sample import read_squad_paragraphs
+
+    int8 = SpladeEncoder(
+        str(lexical_splade_path), device="cpu", backend="onnx-int8", cache_folder=tmp_path
+    )
+    assert int8._forward.path.name == "splade-int8.onnx"
+    assert len(list(tmp_path.rglob("*.onnx"))) == 2  # the float32 export and its int8 version
+    texts = sample_texts()
+    got, ref = int8.encode_documents(texts), splade.encode_documents(texts)
+    overlaps = []
+    for a, b in zip(got, ref, strict=True):
+        assert not np.array_equal(a.values, b.values)  # it is quantised
+        top_a = set(a.indices[np.argsort(-a.values)[:20]].tolist())
+        top_b = set(b.indices[np.argsort(-b.values)[:20]].tolist())
+        overlaps.append(len(top_a & top_b) / len(top_b))
+    assert np.mean(overlaps) > 0.9
+    questions = [(q, n) for n, p in enumerate(read_squad_paragraphs()) for q in p.questions[:1]]
+
+    def first_hits(encoder: SpladeEncoder, docs: list) -> int:
+        queries = encoder.encode_queries([q for q, _ in questions])
+        hits = 0
+        for query, (_, n) in zip(queries, questions, strict=True):
+            scores = [d.dot(query) for d in docs]
+            hits += int(np.argmax(scores) == n)
+        return hits
+
+    assert first_hits(int8, got) >= first_hits(splade, ref) - 2
+
+    def no_quantize(*args, **kwargs):
+        raise AssertionError("quantised again")
+
+    import onnxruntime.quantization
+
+    monkeypatch.setattr(onnxruntime.quantization, "quantize_dynamic", no_quantize)
+    again = SpladeEncoder(
+        str(lexical_splade_path), device="cpu", backend="onnx-int8", cache_folder=tmp_path
+    )
+    assert again._forward.path == int8._forward.path

@@ -19,7 +19,7 @@ from rag_splade.settings import DEFAULT_SPARSE_MODEL
 from rag_splade.text.fast_tokenizer import fast_tokenizer_for
 from rag_splade.types import SparseVector
 
-BACKENDS = ("torch", "onnx")
+BACKENDS = ("torch", "onnx", "onnx-int8")
 # distinct MeCab words whose WordPiece ids `word_piece_ids` keeps
 WORD_PIECE_CACHE = 65536
 
@@ -43,7 +43,9 @@ class SpladeEncoder:
 
     `backend="onnx"` (CPU, float32, extra `onnx`) runs the model and pooling as one ONNX
     Runtime graph, exported once and cached (under `cache_folder`, else
-    `~/.cache/rag_splade/onnx`); see `onnx_backend`.
+    `~/.cache/rag_splade/onnx`); see `onnx_backend`. `backend="onnx-int8"` runs that graph
+    with int8 weights: faster on CPUs with int8 instructions, not the same vectors (opt-in;
+    its fidelity is in the benchmark docs).
 
     Example:
         >>> sparse = SpladeEncoder("hotchpotch/japanese-splade-v2")  # doctest: +SKIP
@@ -103,10 +105,10 @@ class SpladeEncoder:
         self.model_name = str(model_name_or_path)
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
-        if backend == "onnx" and (self.device != "cpu" or self.dtype != torch.float32):
+        if backend != "torch" and (self.device != "cpu" or self.dtype != torch.float32):
             raise ValueError(
-                'backend="onnx" runs on the CPU in float32: use device="cpu" and dtype '
-                f'"auto" or "float32" (got device {self.device!r}, dtype {self.dtype})'
+                f'backend="{backend}" runs on the CPU from float32 weights: use device="cpu" '
+                f'and dtype "auto" or "float32" (got device {self.device!r}, dtype {self.dtype})'
             )
         self.backend = backend
         self.query_max_length = query_max_length
@@ -140,9 +142,9 @@ class SpladeEncoder:
         self._hf_model = hf_model
         # what runs the forward pass: the PyTorch model, or its ONNX export
         self._forward: Any = hf_model
-        if backend == "onnx":
+        if backend != "torch":
             onnx_cache = Path(cache_folder) / "rag_splade-onnx" if cache_folder else None
-            self._forward = onnx_backend.load(hf_model, onnx_cache)
+            self._forward = onnx_backend.load(hf_model, onnx_cache, int8=backend == "onnx-int8")
         self.tokenizer_workers = tokenizer_workers
         # what turns texts into ids: the fast path when the tokenizer is its kind (same ids)
         self.fast_tokenizer = (
