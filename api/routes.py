@@ -7,17 +7,20 @@ service's own limits and shapes the answer.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
 from fastapi import APIRouter, Depends
 from fastapi.exceptions import HTTPException
 
 from rag_splade import Document, HybridIndex
 from rag_splade.checks import check_doc_id
 from rag_splade.context import format_context
-from rag_splade.search import QueryVectors, SearchOptions, SearchRequest, requests_for
+from rag_splade.index import Retrieved
+from rag_splade.search import QueryVectors, SearchOptions, requests_for
 
 from .deps import ReadyDep, RuntimeDep, SettingsDep, require_api_key
 from .errors import InvalidRequest, TooLarge, rejects
@@ -46,8 +49,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 SEARCH_LIMITS = (
     "Limits (service settings): query length RAG_SPLADE_MAX_QUERY_CHARS, top_k "
-    "RAG_SPLADE_MAX_TOP_K, candidates RAG_SPLADE_MAX_CANDIDATES, queries per batch "
-    "RAG_SPLADE_MAX_QUERIES_PER_REQUEST; each refusal names the limit and its value."
+    "RAG_SPLADE_MAX_TOP_K, candidates RAG_SPLADE_MAX_CANDIDATES, rerank_candidates "
+    "RAG_SPLADE_MAX_RERANK_CANDIDATES, queries per batch RAG_SPLADE_MAX_QUERIES_PER_REQUEST; "
+    "each refusal names the limit and its value."
 )
 
 router = APIRouter(prefix="/v1", responses=ERRORS, dependencies=[Depends(require_api_key)])
@@ -159,30 +163,57 @@ async def _answer(
             f"candidates must be from 1 to {settings.max_candidates} "
             f"(RAG_SPLADE_MAX_CANDIDATES), got {body.candidates}"
         )
+    if (
+        body.rerank_candidates is not None
+        and body.rerank_candidates > settings.max_rerank_candidates
+    ):
+        raise InvalidRequest(
+            f"rerank_candidates must be from 1 to {settings.max_rerank_candidates} "
+            f"(RAG_SPLADE_MAX_RERANK_CANDIDATES), got {body.rerank_candidates}"
+        )
     fields = body.model_dump(exclude={"query", "queries", "context"})
     fields["explain"] = body.explain or body.context  # the context's key terms need them
     options = rejects(lambda: SearchOptions(**fields))
     index, encoder = runtime.ready()
-    # with the index's defaults in place, so that run() cannot refuse them later
+    # with the index's defaults in place, so that the search cannot refuse them later (and
+    # rerank without a reranker is refused here)
     requests = rejects(lambda: [index.resolve(r) for r in requests_for(queries, options)])
     vectors = await encoder.encode(requests)
-    return await runtime.store_call(
-        "search", lambda: _run(index, requests, vectors, body.explain, body.context)
+    retrieved = await runtime.store_call(
+        "search", lambda: [index.retrieve(r, v) for r, v in zip(requests, vectors, strict=True)]
+    )
+    scores = await _rerank(runtime, retrieved)
+    return await asyncio.to_thread(
+        _shape, index, retrieved, scores, vectors, body.explain, body.context
     )
 
 
-def _run(
+async def _rerank(runtime: RuntimeDep, retrieved: list[Retrieved]) -> list[np.ndarray | None]:
+    """The reranker's scores of each reranking request's candidates, scored in the shared
+    micro-batch; None for the requests that do not rerank."""
+    reranking = [r for r in retrieved if r.request.rerank]
+    if not reranking:
+        return [None] * len(retrieved)
+    if runtime.scorer is None:  # resolve() refuses rerank without a reranker: not reached
+        raise InvalidRequest("rerank is not available: no RAG_SPLADE_RERANK_MODEL is configured")
+    scored = iter(await runtime.scorer.score([r.rerank_pairs() for r in reranking]))
+    return [next(scored) if r.request.rerank else None for r in retrieved]
+
+
+def _shape(
     index: HybridIndex,
-    requests: Sequence[SearchRequest],
+    retrieved: Sequence[Retrieved],
+    scores: Sequence[np.ndarray | None],
     vectors: Sequence[QueryVectors],
     explain: bool,
     context: bool,
 ) -> list[SearchResponse]:
-    """Run each request and shape its answer: hits (without explanations unless `explain`),
-    the query's terms, and the context block when `context` is asked for."""
+    """Finish each request and shape its answer: hits (without explanations unless
+    `explain`), the query's terms, and the context block when `context` is asked for."""
     answers = []
-    for request, vector in zip(requests, vectors, strict=True):
-        hits = index.run(request, vector)
+    for found, score, vector in zip(retrieved, scores, vectors, strict=True):
+        request = found.request
+        hits = index.finish(found, score)
         shown = hits if explain else [replace(h, explanation=None) for h in hits]
         terms = []
         if vector.sparse is not None:

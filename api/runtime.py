@@ -13,10 +13,11 @@ import time
 from collections.abc import Callable
 from typing import Literal, TypeVar
 
-from rag_splade import DenseEncoder, HybridIndex, SpladeEncoder
+from rag_splade import DenseEncoder, HybridIndex, Reranker, SpladeEncoder
+from rag_splade.encoders.reranker import reranker_from_settings
 from rag_splade.factories import encoders_from_settings
 
-from .batching import QueryEncoder
+from .batching import PairScorer, QueryEncoder
 from .config import ServiceSettings
 from .errors import ServiceUnavailable
 from .faults import is_store_outage
@@ -42,6 +43,7 @@ class Runtime:
         self.detail = "loading the models"
         self.index: HybridIndex | None = index
         self.encoder: QueryEncoder | None = None
+        self.scorer: PairScorer | None = None  # None: no reranker configured
         self._loader: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -57,6 +59,8 @@ class Runtime:
             await asyncio.gather(self._loader, return_exceptions=True)
         if self.encoder is not None:
             await self.encoder.close()
+        if self.scorer is not None:
+            await self.scorer.close()
         if self.index is not None:
             await asyncio.to_thread(self.index.close)
         self.state, self.detail = "stopped", "the service is shutting down"
@@ -67,7 +71,19 @@ class Runtime:
         try:
             if self.index is None:
                 encoders = await asyncio.to_thread(encoders_from_settings, s)
-                self.index = await self._open_store(encoders)
+                if s.rerank_model:
+                    self.detail = "loading the reranker"
+                reranker = await asyncio.to_thread(reranker_from_settings, s)
+                self.index = await self._open_store(encoders, reranker)
+            if self.index.reranker is not None:
+                self.scorer = PairScorer(
+                    self.index.reranker,
+                    microbatch=s.microbatch,
+                    max_batch_size=s.batch_max_size,
+                    max_wait_ms=s.batch_max_wait_ms,
+                    on_score=self.metrics.rerank.observe,
+                )
+                await self.scorer.start()
             self.encoder = QueryEncoder(
                 self.index.sparse,
                 self.index.dense,
@@ -88,11 +104,15 @@ class Runtime:
         self.metrics.ready.set(1)
         self.logger.info("ready: %r", self.index)
 
-    async def _open_store(self, encoders: tuple[SpladeEncoder, DenseEncoder]) -> HybridIndex:
+    async def _open_store(
+        self, encoders: tuple[SpladeEncoder, DenseEncoder], reranker: Reranker | None
+    ) -> HybridIndex:
         while True:
             try:
                 return await asyncio.to_thread(
-                    HybridIndex.from_settings, self.settings, encoders=encoders
+                    lambda: HybridIndex.from_settings(
+                        self.settings, encoders=encoders, reranker=reranker, load_reranker=False
+                    )
                 )
             except Exception as e:
                 if not is_store_outage(e):

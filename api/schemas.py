@@ -47,6 +47,17 @@ class SearchOptions(Strict):
     )
     filters: dict[str, Any] | None = Field(None, description=FILTERS_HELP)
     explain: bool = Field(DEFAULT_EXPLAIN, description="Attach each hit's term contributions.")
+    rerank: bool = Field(
+        False,
+        description="Reorder the best `rerank_candidates` fused hits with the service's "
+        "cross-encoder (RAG_SPLADE_RERANK_MODEL; a 422 when none is configured).",
+    )
+    rerank_candidates: int | None = Field(
+        None,
+        ge=1,
+        description="Fused hits the reranker scores, at least `top_k` (upper bound: "
+        "RAG_SPLADE_MAX_RERANK_CANDIDATES); default RAG_SPLADE_RERANK_CANDIDATES.",
+    )
     context: bool = Field(
         True,
         description="Return the LLM-ready `context` block. Its key terms come from the "
@@ -126,6 +137,12 @@ class HitOut(FromLibrary):
     dense_score: float | None
     sparse_rank: int | None
     dense_rank: int | None
+    rerank_score: float | None = Field(
+        description="The cross-encoder's score; null unless the search reranked."
+    )
+    rerank_rank: int | None = Field(
+        description="1-based rank the cross-encoder gave; the hits come in this order."
+    )
     start: int = Field(description="Offset of the chunk in its document's text.")
     end: int
     explanation: ExplanationOut | None

@@ -246,11 +246,11 @@ def test_store_found_later_makes_the_service_ready(
     real = HybridIndex.from_settings
     calls = {"n": 0}
 
-    def flaky(settings, *, encoders=None):
+    def flaky(settings, **kwargs):
         calls["n"] += 1
         if calls["n"] < 3:
             raise ResponseHandlingException(httpx.ConnectError("connection refused"))
-        return real(settings, encoders=encoders)
+        return real(settings, **kwargs)
 
     monkeypatch.setattr(HybridIndex, "from_settings", flaky)
     settings = service_settings(
