@@ -1,5 +1,5 @@
 """LlamaIndex adapters: SPLADE sparse embedding, dense embedding, encoder functions for
-`QdrantVectorStore`, and a hybrid retriever with explanations.
+`QdrantVectorStore`, a hybrid retriever with explanations, and a reranking postprocessor.
 
 Needs the `llama-index` extra: `pip install 'rag-splade[llama-index]'`.
 """
@@ -16,11 +16,13 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
 from rag_splade.llama_index.embeddings import DenseEmbedding, SpladeSparseEmbedding
 from rag_splade.llama_index.filters import to_store_filters
 from rag_splade.llama_index.qdrant_fns import sparse_doc_fn, sparse_query_fn
+from rag_splade.llama_index.rerank import SpladeRerank
 from rag_splade.llama_index.retriever import SpladeHybridRetriever
 
 __all__ = [
     "DenseEmbedding",
     "SpladeHybridRetriever",
+    "SpladeRerank",
     "SpladeSparseEmbedding",
     "sparse_doc_fn",
     "sparse_query_fn",

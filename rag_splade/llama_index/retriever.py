@@ -33,6 +33,9 @@ RETRIEVAL_KEYS = (
     "dense_score",
     "sparse_rank",
     "dense_rank",
+    "fused_score",
+    "rerank_score",
+    "rerank_rank",
     "key_terms",
     "explanation",
 )
@@ -41,7 +44,9 @@ LLM_VISIBLE = ("key_terms",)
 
 def hit_to_node(hit: SearchHit, key_terms: int = 6) -> NodeWithScore:
     """A `SearchHit` as a LlamaIndex node: offsets as `start/end_char_idx` (into the source
-    document), scores, ranks and the explanation in metadata."""
+    document), scores, ranks and the explanation in metadata. The node's score is the
+    reranker's when the search reranked (the fused score stays in `fused_score`), else the
+    fused score."""
     metadata: dict[str, Any] = dict(hit.metadata)
     metadata.update(
         doc_id=hit.doc_id,
@@ -50,7 +55,10 @@ def hit_to_node(hit: SearchHit, key_terms: int = 6) -> NodeWithScore:
         dense_score=hit.dense_score,
         sparse_rank=hit.sparse_rank,
         dense_rank=hit.dense_rank,
+        fused_score=hit.score,
     )
+    if hit.rerank_score is not None:
+        metadata.update(rerank_score=hit.rerank_score, rerank_rank=hit.rerank_rank)
     if hit.explanation is not None:
         metadata["key_terms"] = ", ".join(t.term for t in hit.explanation.key_terms(key_terms))
         metadata["explanation"] = [asdict(t) for t in hit.explanation.terms]
@@ -67,11 +75,13 @@ def hit_to_node(hit: SearchHit, key_terms: int = 6) -> NodeWithScore:
         ],
         relationships={NodeRelationship.SOURCE: RelatedNodeInfo(node_id=hit.doc_id)},
     )
-    return NodeWithScore(node=node, score=hit.score)
+    score = hit.score if hit.rerank_score is None else hit.rerank_score
+    return NodeWithScore(node=node, score=score)
 
 
 class SpladeHybridRetriever(BaseRetriever):
-    """Hybrid (or sparse / dense) retrieval in one Qdrant request, with explanations.
+    """Hybrid (or sparse / dense) retrieval in one Qdrant request, with explanations;
+    with `rerank=True`, the index's cross-encoder reorders the fused candidates.
 
     Example:
         >>> retriever = SpladeHybridRetriever(index, similarity_top_k=5)  # doctest: +SKIP
@@ -91,6 +101,8 @@ class SpladeHybridRetriever(BaseRetriever):
         weights: Sequence[float] | None = None,
         filters: MetadataFilters | None = None,
         explain: bool = DEFAULT_EXPLAIN,
+        rerank: bool = False,
+        rerank_candidates: int | None = None,
         key_terms: int = 6,
         callback_manager: CallbackManager | None = None,
     ) -> None:
@@ -104,7 +116,11 @@ class SpladeHybridRetriever(BaseRetriever):
             weights=None if weights is None else (weights[0], weights[1]),
             filters=to_store_filters(filters),
             explain=explain,
+            rerank=rerank,
+            rerank_candidates=rerank_candidates,
         )
+        if rerank:  # refused now, not at the first query, when the index has no reranker
+            index.resolve(self.options.with_query("-"))
         super().__init__(callback_manager=callback_manager)
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
