@@ -39,6 +39,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FIELD=JSON",
         help="payload filter, e.g. source='\"faq\"' or year='{\"gte\": 2020}' (repeatable)",
     )
+    parser.add_argument(
+        "--rerank",
+        action="store_true",
+        help="reorder the fused candidates with the cross-encoder (RAG_SPLADE_RERANK_MODEL "
+        "or --rerank-model)",
+    )
+    parser.add_argument(
+        "--rerank-candidates",
+        type=int,
+        metavar="N",
+        help="fused candidates the reranker scores (default: RAG_SPLADE_RERANK_CANDIDATES)",
+    )
+    parser.add_argument(
+        "--rerank-model",
+        help="cross-encoder hub id or local folder, e.g. "
+        "hotchpotch/japanese-reranker-cross-encoder-small-v1",
+    )
     parser.add_argument("--json", action="store_true", help="print hits as JSON lines")
     parser.add_argument("--context", action="store_true", help="print the LLM context block")
     add_index_arguments(parser)
@@ -77,7 +94,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    with HybridIndex.from_settings(Settings(**index_overrides(args))) as index:
+    settings = Settings(**index_overrides(args, "rerank_model"))
+    with HybridIndex.from_settings(settings, load_reranker=args.rerank) as index:
         if index.count() == 0:
             print("error: the index is empty; fill it with `rag-splade ingest`", file=sys.stderr)
             return 1
@@ -90,6 +108,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
                 weights=args.weights,
                 filters=filters,
                 explain=args.explain or args.context,  # the context's key terms need them
+                rerank=args.rerank,
+                rerank_candidates=args.rerank_candidates,
             )
         except (TypeError, ValueError) as e:
             print(f"error: {e}", file=sys.stderr)

@@ -85,3 +85,17 @@ def test_context_keeps_its_key_terms_without_explanations(filled, capsys) -> Non
     assert "matched:" in explained and "matched:" not in bare
     context = explained[explained.index("[1] 出典:") :]
     assert "一致語" in context and bare.endswith(context)
+
+
+def test_search_reranks(filled, capsys, lexical_reranker_path, monkeypatch) -> None:
+    monkeypatch.delenv("RAG_SPLADE_RERANK_MODEL", raising=False)
+    base = ["search", "石油の主成分", "--index-path", str(filled), "--json", "--top-k", "2"]
+    assert main([*base, "--rerank", "--rerank-model", str(lexical_reranker_path)]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["rerank_rank"] for r in lines] == [1, 2]
+    assert lines[0]["doc_id"] == "b" and lines[0]["rerank_score"] > lines[1]["rerank_score"]
+    # without a model: one clear line, exit 2
+    assert main([*base, "--rerank"]) == 2
+    assert "RAG_SPLADE_RERANK_MODEL" in capsys.readouterr().err
+    # a model named but no --rerank: it is not even loaded
+    assert main([*base, "--rerank-model", "no-such-org/never-loaded-reranker"]) == 0
