@@ -27,6 +27,8 @@ COMMANDS = {
         "build tiny offline Japanese models (for trying the demo without the model hub)",
     ),
 }
+# Commands that only read an index: they must not create one where none exists.
+READING_COMMANDS = ("search",)
 SETTINGS_HELP = (
     "Models, device and index come from RAG_SPLADE_* settings (RAG_SPLADE_SPARSE_MODEL, "
     "RAG_SPLADE_DENSE_MODEL, RAG_SPLADE_INDEX_PATH, RAG_SPLADE_QDRANT_URL, ...)."
@@ -81,7 +83,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(argv).parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    return load_command(args.command).run(args)
+    from pydantic import ValidationError
+
+    from rag_splade.factories import IndexNotFoundError, ModelUnavailableError
+
+    from .index_options import settings_problem
+
+    # Configuration problems are one line each (the message names the fix), not a traceback.
+    try:
+        if args.command in READING_COMMANDS:
+            _require_index(args)
+        return load_command(args.command).run(args)
+    except (ModelUnavailableError, IndexNotFoundError) as e:
+        print(f"rag-splade {args.command}: {e}", file=sys.stderr)
+    except ValidationError as e:
+        if e.title != "Settings":
+            raise
+        print(f"rag-splade {args.command}: {settings_problem(e)}", file=sys.stderr)
+    return 2
+
+
+def _require_index(args: argparse.Namespace) -> None:
+    from rag_splade import Settings
+    from rag_splade.factories import require_index
+
+    from .index_options import index_overrides
+
+    require_index(Settings(**index_overrides(args)))
 
 
 if __name__ == "__main__":

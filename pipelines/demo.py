@@ -14,7 +14,14 @@ from rag_splade import HybridIndex, SearchHit, Settings, format_context
 from rag_splade.context import highlight
 from rag_splade.sample import sample_documents
 
-from .index_options import add_index_arguments, index_overrides
+from .index_options import add_index_arguments, index_overrides, settings_problem
+from .tiny_models import is_tiny_model
+
+TINY_MODELS_NOTE = (
+    "Note: these are tiny models built offline (`rag-splade tiny-models`). They run every "
+    "step of the pipeline, but their rankings and scores are meaningless; the real models "
+    "(`make demo` with hub access) rank by meaning."
+)
 
 DEMO_QUERIES = (
     "日本で梅雨がないのは北海道とどこか。",
@@ -52,6 +59,9 @@ def run_demo(
     settings = settings or Settings()
     where = settings.qdrant_url or Path(settings.index_path).resolve()
     print(f"Loading models: sparse={settings.sparse_model}  dense={settings.dense_model}", file=out)
+    tiny = is_tiny_model(settings.sparse_model) or is_tiny_model(settings.dense_model)
+    if tiny:
+        print(TINY_MODELS_NOTE, file=out)
     with HybridIndex.from_settings(settings) as index:
         docs = sample_documents()
         started = time.perf_counter()
@@ -76,6 +86,8 @@ def run_demo(
                 print_hit(rank, hit, out)
         print("\nLLM context for the last question:\n", file=out)
         print(format_context(hits), file=out)
+        if tiny:  # said again where the reader's eyes end up
+            print("\n" + TINY_MODELS_NOTE, file=out)
         return index.count()
 
 
@@ -93,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = Settings(**index_overrides(args))
     except ValidationError as e:
-        print(f"rag-splade demo: {e}", file=sys.stderr)
+        print(f"rag-splade demo: {settings_problem(e)}", file=sys.stderr)
         return 2
     run_demo(settings, queries=args.query or DEMO_QUERIES, top_k=args.top_k)
     return 0

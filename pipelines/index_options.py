@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 INDEX_FLAGS = ("index_path", "qdrant_url", "collection", "device")
 
@@ -23,3 +26,13 @@ def index_overrides(args: argparse.Namespace, *extra: str) -> dict[str, Any]:
     """Settings overrides from the index flags (and `extra` attributes) that were given."""
     names = (*INDEX_FLAGS, *extra)
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
+def settings_problem(error: ValidationError) -> str:
+    """A `Settings` validation error on one line: `field (RAG_SPLADE_FIELD): message; ...`."""
+    parts = []
+    for e in error.errors():
+        field = ".".join(str(part) for part in e["loc"]) or "settings"
+        message = str(e["msg"]).removeprefix("Value error, ")
+        parts.append(f"{field} (RAG_SPLADE_{field.upper()}): {message}")
+    return "; ".join(parts)
