@@ -1,8 +1,9 @@
 """`rag-splade bench`: every figure in one process run, printed as markdown (and JSON).
 
 Sections (`--sections`): `encode` (sparse document encoding against LlamaIndex's and
-sentence-transformers' paths), `query` (query encoding latency), `store` (hybrid query
-latency and upserts per store), `size` (index size per chunk and its nDCG@10 cost),
+sentence-transformers' paths), `tokenizer` (the Japanese tokenizer alone), `query` (query
+encoding latency and a hybrid search's breakdown), `store` (hybrid query latency and
+upserts per store), `size` (index size per chunk and its nDCG@10 cost),
 `serving` (API throughput at several concurrencies) and `explain` (what explanations add
 to a search). A section module has `run(args, ctx) -> Section` and may have
 `add_arguments(parser)` for flags of its own.
@@ -32,8 +33,8 @@ from .common import (
     model_paths,
 )
 
-SECTIONS = ["encode", "query", "store", "size", "serving", "explain"]
-DEFAULT_SECTIONS = "encode,query,store,size,serving,explain"
+SECTIONS = ["encode", "tokenizer", "query", "store", "size", "serving", "explain"]
+DEFAULT_SECTIONS = "encode,tokenizer,query,store,size,serving,explain"
 
 
 def available_sections() -> list[str]:
