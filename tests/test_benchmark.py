@@ -10,28 +10,44 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
 
 from rag_splade.pipelines.benchmark import add_arguments, run
 from rag_splade.pipelines.benchmark.common import document_texts, jsquad
+from rag_splade.pipelines.benchmark.encode import text_sets
 from rag_splade.pipelines.benchmark.store import make_points, make_queries
+from rag_splade.sample import sample_path
 
 EXPECTED_ROWS = {
     "encode": [
-        "rag_splade SpladeEncoder float32",
-        "rag_splade SpladeEncoder bfloat16",
-        "rag_splade SpladeEncoder float32, 1 tokenizer workers",
-        "rag_splade SpladeEncoder float32, ONNX Runtime",
-        "sentence-transformers encode_document float32",
-        "LlamaIndex default_sparse_encoder fp32, torch.no_grad",
-        "LlamaIndex default_sparse_encoder fp32, as QdrantVectorStore calls it",
+        f"sample: {name}"
+        for name in (
+            "rag_splade SpladeEncoder float32",
+            "rag_splade SpladeEncoder bfloat16",
+            "rag_splade SpladeEncoder float32, 1 tokenizer workers",
+            "rag_splade SpladeEncoder float32, ONNX Runtime",
+            "rag_splade SpladeEncoder, ONNX Runtime int8",
+            "rag_splade SpladeEncoder, PyTorch dynamic int8",
+            "sentence-transformers encode_document float32",
+            "LlamaIndex default_sparse_encoder fp32, torch.no_grad",
+            "LlamaIndex default_sparse_encoder fp32, as QdrantVectorStore calls it",
+        )
+    ],
+    "tokenizer": [
+        "bundled sample: BertJapaneseTokenizer",
+        "bundled sample: fast path (MeCab -Owakati + Rust WordPiece)",
+        "JSQuAD valid + test: BertJapaneseTokenizer",
+        "JSQuAD valid + test: fast path (MeCab -Owakati + Rust WordPiece)",
     ],
     "query": [
         "SPLADE query (SpladeEncoder.encode_queries)",
         "dense query (DenseEncoder.encode_queries)",
         "sparse + dense overlapped (2 threads)",
+        "hybrid search, top 10, no explanations",
+        "hybrid search, top 10, explained",
     ],
     "store": [
         "EdgeStore, 200 points, before optimize()",
@@ -86,11 +102,22 @@ def bench_models(
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory: pytest.TempPathFactory, bench_models: Path) -> dict:
+def jsquad_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A stand-in JSQuAD folder: the bundled sample as its valid and test files."""
+    folder = tmp_path_factory.mktemp("jsquad")
+    for name in ("valid-v1.3.json", "test-v1.3.json"):
+        shutil.copy(sample_path(), folder / name)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory, bench_models: Path, jsquad_dir) -> dict:
     out = tmp_path_factory.mktemp("bench")
     args = parse(
         [
             "--tiny",
+            "--encode-sets=sample",  # the sets themselves: test_encode_text_sets
+            f"--jsquad-dir={jsquad_dir}",
             "--docs=3",  # 2 warm up each path, then all 3 are timed
             "--queries=4",
             "--points=200",
@@ -115,7 +142,15 @@ def results(tmp_path_factory: pytest.TempPathFactory, bench_models: Path) -> dic
 @pytest.mark.slow
 def test_every_row_is_reported_with_sane_numbers(results: dict) -> None:
     sections = results["sections"]
-    assert list(sections) == ["encode", "query", "store", "size", "serving", "explain"]
+    assert list(sections) == [
+        "encode",
+        "tokenizer",
+        "query",
+        "store",
+        "size",
+        "serving",
+        "explain",
+    ]
     for name, expected in EXPECTED_ROWS.items():
         rows = {row["name"]: row for row in sections[name]["rows"]}
         assert list(rows) == expected, name
@@ -124,13 +159,29 @@ def test_every_row_is_reported_with_sane_numbers(results: dict) -> None:
             assert row["metrics"], row
             for key, value in row["metrics"].items():
                 assert math.isfinite(value), (row["name"], key)
-                if key != "ndcg_loss_pct":  # a pruned variant may even score a little higher
+                if "ndcg_loss_pct" not in key:  # a variant may even score a little higher
                     assert value >= 0, (row["name"], key)
     encode = {r["name"]: r["metrics"] for r in sections["encode"]["rows"]}
     for metrics in encode.values():
         assert metrics["docs_per_s"] > 0 and metrics["tokens_per_s"] > 0
         assert metrics["peak_mem_gb"] > 0
-    assert 0 < encode["rag_splade SpladeEncoder bfloat16"]["cosine"] <= 1.0 + 1e-6
+    assert 0 < encode["sample: rag_splade SpladeEncoder bfloat16"]["cosine"] <= 1.0 + 1e-6
+    for kind in ("rag_splade SpladeEncoder bfloat16", "rag_splade SpladeEncoder, ONNX Runtime int8",
+                 "rag_splade SpladeEncoder, PyTorch dynamic int8"):  # fmt: skip
+        gated = encode[f"sample: {kind}"]
+        assert 0 < gated["gate_top20"] <= 1 and 0 < gated["top20_overlap"] <= 1
+        assert abs(gated["gate_ndcg_loss_pct"]) < 100
+    assert "gate_top20" not in encode["sample: rag_splade SpladeEncoder float32"]
+    assert any(n.startswith("Fidelity gates (lexical") for n in sections["encode"]["notes"])
+    tokenizer = {r["name"]: r["metrics"] for r in sections["tokenizer"]["rows"]}
+    fast = tokenizer["JSQuAD valid + test: fast path (MeCab -Owakati + Rust WordPiece)"]
+    assert fast["identical_pct"] == 100 and fast["texts"] == 128 and fast["x_slow"] > 0
+    query = {r["name"]: r["metrics"] for r in sections["query"]["rows"]}
+    explained = query["hybrid search, top 10, explained"]
+    assert explained["x_splade"] == pytest.approx(
+        explained["p50_ms"] / query["SPLADE query (SpladeEncoder.encode_queries)"]["p50_ms"]
+    )
+    assert any("Breakdown of the explained search" in n for n in sections["query"]["notes"])
     for row in sections["query"]["rows"] + sections["store"]["rows"]:
         if "p50_ms" in row["metrics"]:
             m = row["metrics"]
@@ -186,6 +237,21 @@ def test_synthetic_store_data_looks_like_splade() -> None:
     queries = make_queries(20)
     assert all(20 <= len(q) <= 40 for q, _ in queries)
     assert all(abs(float((d * d).sum()) - 1.0) < 1e-4 for _, d in queries)
+
+
+def test_encode_text_sets(jsquad_dir: Path) -> None:
+    paragraphs, _ = jsquad()
+    ctx = {"doc_texts": paragraphs[:5], "paragraphs": paragraphs}
+    args = parse([f"--jsquad-dir={jsquad_dir}", "--jsquad-docs=4", "--window-docs=3"])
+    sets, notes = text_sets(args, ctx)
+    assert [label for label, _ in sets] == ["sample", "JSQuAD", "512-token windows"]
+    assert [len(texts) for _, texts in sets] == [5, 4, 3] and not notes
+    assert all(" [SEP] " in text for text in sets[1][1])  # as JSQuAD writes it, title included
+    args = parse(["--jsquad-dir=", "--encode-sets=jsquad,sample"])
+    sets, notes = text_sets(args, ctx)
+    assert [label for label, _ in sets] == ["sample"] and "no --jsquad-dir" in notes[0]
+    with pytest.raises(ValueError, match=r"--encode-sets: unknown \['long'\]"):
+        text_sets(parse(["--encode-sets=sample,long"]), ctx)
 
 
 def test_document_texts_fill_512_tokens() -> None:

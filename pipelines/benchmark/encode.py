@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -16,9 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from .common import Row, Section
+from .common import Row, Section, document_texts
+from .gates import fidelity, load_vectors
 
 COLUMNS = [
     ("docs_per_s", "docs/s"),
@@ -29,8 +29,15 @@ COLUMNS = [
     ("peak_mem_gb", "peak mem GB"),
     ("top20_overlap", "top-20 overlap vs fp32"),
     ("cosine", "cosine vs fp32"),
+    ("gate_top20", "gate: lexical top-20 overlap"),
+    ("gate_ndcg_loss_pct", "gate: nDCG@10 loss %"),
 ]
 SAVE_VECTORS = 32
+SETS = {"sample": "sample", "jsquad": "JSQuAD", "512": "512-token windows"}
+ONNX_ROW = "rag_splade SpladeEncoder float32, ONNX Runtime"
+ONNX_INT8_ROW = "rag_splade SpladeEncoder, ONNX Runtime int8"
+TORCH_INT8_ROW = "rag_splade SpladeEncoder, PyTorch dynamic int8"
+LLAMA_ROW = "LlamaIndex default_sparse_encoder fp32, torch.no_grad"
 
 
 def dtypes(arg: str, device: str, cpu_bf16: bool) -> list[str]:
@@ -88,44 +95,55 @@ def run_path(
     return None, f"failed: {last[:160]}"
 
 
-def load_vectors(path: Path) -> list[dict[int, float]]:
-    data = np.load(path)
-    n = len([k for k in data.files if k.startswith("i")])
-    return [
-        dict(zip(data[f"i{i}"].tolist(), data[f"v{i}"].tolist(), strict=True)) for i in range(n)
-    ]
+def add_arguments(parser: Any) -> None:
+    add = parser.add_argument
+    add(
+        "--encode-sets",
+        default="sample,jsquad,512",
+        help="encode section text sets, side by side: sample (--docs texts of --texts, by "
+        "default the bundled sample), jsquad (--jsquad-docs JSQuAD test paragraphs as written, "
+        "title included; needs --jsquad-dir), 512 (--window-docs windows of 512 tokens)",
+    )
+    add(
+        "--jsquad-dir",
+        default=os.environ.get("RAG_SPLADE_JSQUAD_DIR"),
+        help="folder of JSQuAD v1.3 (valid-v1.3.json, test-v1.3.json); default "
+        "$RAG_SPLADE_JSQUAD_DIR",
+    )
+    add("--jsquad-docs", type=int, default=32, help="JSQuAD test paragraphs in the jsquad set")
+    add("--window-docs", type=int, default=16, help="512-token windows in the 512 set")
+    add(
+        "--int8",
+        default="onnx,torch",
+        help="encode section int8 rows (CPU): onnx (ONNX Runtime), torch (PyTorch dynamic); "
+        "'' for none",
+    )
 
 
-def fidelity(
-    test: list[dict[int, float]], ref: list[dict[int, float]], k: int = 20
-) -> dict[str, float]:
-    """Mean share of the reference's top-`k` terms kept, mean cosine, max absolute difference."""
-    overlaps, cosines, diffs = [], [], [0.0]
-    for a, b in zip(test, ref, strict=True):
-        top_b = set(sorted(b, key=b.__getitem__, reverse=True)[:k])
-        top_a = set(sorted(a, key=a.__getitem__, reverse=True)[:k])
-        overlaps.append(len(top_a & top_b) / max(1, len(top_b)))
-        dot = sum(a[i] * b[i] for i in set(a) & set(b))
-        na = sum(v * v for v in a.values()) ** 0.5
-        nb = sum(v * v for v in b.values()) ** 0.5
-        cosines.append(dot / (na * nb) if na and nb else 0.0)
-        diffs.append(max((abs(a.get(i, 0.0) - b.get(i, 0.0)) for i in set(a) | set(b)), default=0))
-    return {
-        "top20_overlap": float(np.mean(overlaps)),
-        "cosine": float(np.mean(cosines)),
-        "max_abs_diff": float(max(diffs)),
-    }
+def text_sets(args: Any, ctx: dict[str, Any]) -> tuple[list[tuple[str, list[str]]], list[str]]:
+    """`(label, texts)` of each chosen set, and notes on the sets left out."""
+    from .tokenizer import contexts
+
+    chosen = [s.strip() for s in args.encode_sets.split(",") if s.strip()]
+    unknown = sorted(set(chosen) - set(SETS))
+    if unknown:
+        raise ValueError(f"--encode-sets: unknown {unknown}; choose from {list(SETS)}")
+    sets: list[tuple[str, list[str]]] = []
+    notes: list[str] = []
+    for name in chosen:
+        if name == "sample":
+            sets.append((SETS[name], ctx["doc_texts"]))
+        elif name == "512":
+            sets.append((SETS[name], document_texts(ctx["paragraphs"], args.window_docs, "512")))
+        elif not args.jsquad_dir:
+            notes.append("JSQuAD set left out: no --jsquad-dir (or RAG_SPLADE_JSQUAD_DIR).")
+        else:
+            texts = contexts(Path(args.jsquad_dir) / "test-v1.3.json")[: args.jsquad_docs]
+            sets.append((SETS[name], texts))
+    return sets, notes
 
 
-def run(args: Any, ctx: dict[str, Any]) -> Section:
-    from transformers import AutoTokenizer
-
-    section = Section("encode", "1. Sparse document encoding", COLUMNS)
-    model = str(ctx["models"]["splade"])
-    texts: list[str] = ctx["doc_texts"]
-    tokenizer = AutoTokenizer.from_pretrained(model)
-    tokens = sum(len(ids) for ids in tokenizer(texts, truncation=True, max_length=512)["input_ids"])
-    kinds = dtypes(args.dtype, args.device, ctx["machine"]["cpu_bf16"])
+def path_list(args: Any, kinds: list[str], int8: list[str]) -> list[tuple[str, dict[str, Any]]]:
     paths: list[tuple[str, dict[str, Any]]] = [
         (f"rag_splade SpladeEncoder {d}", {"path": "rag_splade", "dtype": d}) for d in kinds
     ]
@@ -137,13 +155,17 @@ def run(args: Any, ctx: dict[str, Any]) -> Section:
         for n in args.tokenizer_workers
         if n > 0
     ]
-    onnx_note = _onnx_availability(args.device, kinds)
-    if onnx_note is None:
+    cpu_fp32 = args.device == "cpu" and "float32" in kinds
+    onnx = cpu_fp32 and _onnx_availability(args.device, kinds) is None
+    if onnx:
+        paths.append((ONNX_ROW, {"path": "rag_splade", "dtype": "float32", "backend": "onnx"}))
+    if onnx and "onnx" in int8:
         paths.append(
-            (
-                "rag_splade SpladeEncoder float32, ONNX Runtime",
-                {"path": "rag_splade", "dtype": "float32", "backend": "onnx"},
-            )
+            (ONNX_INT8_ROW, {"path": "rag_splade", "dtype": "float32", "backend": "onnx-int8"})
+        )
+    if cpu_fp32 and "torch" in int8:
+        paths.append(
+            (TORCH_INT8_ROW, {"path": "rag_splade", "dtype": "float32", "quantize": "torch-int8"})
         )
     if not args.skip_peers:
         peer_dtype = kinds[0]
@@ -152,10 +174,7 @@ def run(args: Any, ctx: dict[str, Any]) -> Section:
                 f"sentence-transformers encode_document {peer_dtype}",
                 {"path": "sentence_transformers", "dtype": peer_dtype},
             ),
-            (
-                "LlamaIndex default_sparse_encoder fp32, torch.no_grad",
-                {"path": "llama_index", "dtype": "float32", "no_grad": True},
-            ),
+            (LLAMA_ROW, {"path": "llama_index", "dtype": "float32", "no_grad": True}),
         ]
         if not args.skip_llama_as_called:
             paths.append(
@@ -164,57 +183,136 @@ def run(args: Any, ctx: dict[str, Any]) -> Section:
                     {"path": "llama_index", "dtype": "float32", "no_grad": False},
                 )
             )
+    return paths
+
+
+def run(args: Any, ctx: dict[str, Any]) -> Section:
+    from transformers import AutoTokenizer
+
+    section = Section("encode", "1. Sparse document encoding", COLUMNS)
+    model = str(ctx["models"]["splade"])
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    kinds = dtypes(args.dtype, args.device, ctx["machine"]["cpu_bf16"])
+    int8 = [k.strip() for k in args.int8.split(",") if k.strip()]
+    paths = path_list(args, kinds, int8)
+    sets, set_notes = text_sets(args, ctx)
     workdir = Path(tempfile.mkdtemp(prefix="rag-splade-bench-"))
-    vectors: dict[str, list[dict[int, float]]] = {}
-    for label, extra in paths:
-        spec = {
-            "model": model,
-            "texts": texts,
-            "device": args.device,
-            "warmup": min(2, len(texts)),
-            "save_vectors": SAVE_VECTORS,
-            "vectors_out": str(workdir / f"{len(vectors)}.npz"),
-            "max_batch_tokens": args.max_batch_tokens,
-            **extra,
-        }
-        print(f"  encode: {label} ...", file=sys.stderr, flush=True)
-        result, status = run_path(spec, args.memory_cap_gb, args.encode_timeout)
-        row = Row(label, status=status)
-        if result is not None:
-            cuda_peak = result.get("cuda_peak_gb")
-            row.metrics = {
-                "docs_per_s": result["docs"] / result["seconds"],
-                "tokens_per_s": tokens / result["seconds"],
-                "peak_mem_gb": cuda_peak if cuda_peak is not None else result["rss_peak_gb"],
-                "nnz_mean": result["nnz_mean"],
+    set_lines = []
+    for set_label, texts in sets:
+        lengths = [
+            len(ids) for ids in tokenizer(texts, truncation=True, max_length=512)["input_ids"]
+        ]
+        tokens = sum(lengths)
+        set_lines.append(
+            f"{set_label}: {len(texts)} documents, {tokens:,} tokens after truncation at 512 "
+            f"(mean {tokens / max(1, len(texts)):.0f} a document)"
+        )
+        vectors: dict[str, list[dict[int, float]]] = {}
+        set_rows: list[Row] = []
+        for label, extra in paths:
+            name = f"{set_label}: {label}"
+            spec = {
+                "model": model,
+                "texts": texts,
+                "device": args.device,
+                "warmup": min(2, len(texts)),
+                "save_vectors": SAVE_VECTORS,
+                "vectors_out": str(workdir / f"{len(section.rows) + len(set_rows)}.npz"),
+                "max_batch_tokens": args.max_batch_tokens,
+                **extra,
             }
-            if result.get("tokenize_s") is not None:
-                row.metrics["tokenize_pct"] = 100.0 * result["tokenize_s"] / result["seconds"]
-            if cuda_peak is not None:
-                row.note = f"GPU memory; process RSS {result['rss_peak_gb']:.2f} GB"
-            if Path(spec["vectors_out"]).exists():
-                vectors[label] = load_vectors(Path(spec["vectors_out"]))
-        section.rows.append(row)
-    _ratios(section)
-    _fidelity_notes(section, vectors, kinds)
+            print(f"  encode: {name} ...", file=sys.stderr, flush=True)
+            result, status = run_path(spec, args.memory_cap_gb, args.encode_timeout)
+            row = Row(name, status=status)
+            if result is not None:
+                row.metrics = _metrics(result, tokens)
+                if result.get("cuda_peak_gb") is not None:
+                    row.note = f"GPU memory; process RSS {result['rss_peak_gb']:.2f} GB"
+                if Path(spec["vectors_out"]).exists():
+                    vectors[name] = load_vectors(Path(spec["vectors_out"]))
+            set_rows.append(row)
+        _ratios(set_rows)
+        _fidelity_notes(section, set_rows, vectors)
+        section.rows += set_rows
+    onnx_note = _onnx_availability(args.device, kinds)
     if onnx_note:
         section.notes.append(onnx_note)
-    half = [d for d in kinds if d in ("bfloat16", "float16")]
-    if half and not args.device.startswith("cuda"):
-        section.notes.append(_lexical_fidelity(ctx, half[0]))
-    avg = tokens / max(1, len(texts))
+    section.notes += set_notes
+    _gates(args, ctx, section, kinds, int8)
     section.notes.insert(
         0,
-        f"{len(texts)} documents, {tokens:,} tokens after truncation at 512 "
-        f"(mean {avg:.0f} a document), device {args.device}; model "
-        f"{ctx['model_label']}. Each path runs in its own process (model loaded and warmed up "
-        f"on 2 documents before timing). Tokenizer share: the time the Japanese tokenizer "
-        f"(MeCab + WordPiece, slow Python, one thread) takes alone on the same texts, as a "
-        f"share of the path's time (with tokenizer workers it runs in other processes, "
-        f"mostly while the model works). Peak memory is that process's RSS high-water mark (CPU) "
-        f"or torch.cuda.max_memory_allocated (GPU). Memory cap {args.memory_cap_gb:g} GB.",
+        "Text sets: "
+        + "; ".join(set_lines)
+        + f". Device {args.device}; model {ctx['model_label']}. Each path runs in its own "
+        f"process (model loaded and warmed up on 2 documents before timing). Tokenizer share: "
+        f"the time the encoder's own tokenization (the fast MeCab + Rust WordPiece path for "
+        f"this tokenizer) takes alone on the same texts, as a share of the path's time (with "
+        f"tokenizer workers it runs in other processes, mostly while the model works). Peak "
+        f"memory is that process's RSS high-water mark (CPU) or torch.cuda.max_memory_allocated "
+        f"(GPU). Memory cap {args.memory_cap_gb:g} GB. Ratios are within a text set.",
     )
     return section
+
+
+def _metrics(result: dict[str, Any], tokens: int) -> dict[str, float]:
+    cuda_peak = result.get("cuda_peak_gb")
+    metrics = {
+        "docs_per_s": result["docs"] / result["seconds"],
+        "tokens_per_s": tokens / result["seconds"],
+        "peak_mem_gb": cuda_peak if cuda_peak is not None else result["rss_peak_gb"],
+        "nnz_mean": result["nnz_mean"],
+    }
+    if result.get("tokenize_s") is not None:
+        metrics["tokenize_pct"] = 100.0 * result["tokenize_s"] / result["seconds"]
+    return metrics
+
+
+def _gates(
+    args: Any, ctx: dict[str, Any], section: Section, kinds: list[str], int8: list[str]
+) -> None:
+    """The lexical model's fidelity gates for every inexact CPU path that ran."""
+    if args.device != "cpu":
+        return
+    from . import gates
+    from .common import jsquad
+
+    gated = [k for k in kinds if k in ("bfloat16", "float16")]
+    gated += [f"{k}-int8" for k in int8 if f"{k}-int8" in gates.KINDS]
+    if not gated:
+        return
+    if args.jsquad_dir:
+        source = "all JSQuAD valid paragraphs and questions"
+        paragraphs, questions = jsquad(str(Path(args.jsquad_dir) / "valid-v1.3.json"))
+    else:
+        source = "the bundled JSQuAD sample's paragraphs and questions"
+        paragraphs, questions = ctx["paragraphs"], ctx["questions"]
+    cache = Path(tempfile.mkdtemp(prefix="rag-splade-gates-"))
+    results = gates.run_gates(ctx["models"]["lexical"], gated, paragraphs, questions, cache)
+    row_of = {
+        "bfloat16": "SpladeEncoder bfloat16",
+        "float16": "SpladeEncoder float16",
+        "onnx-int8": ONNX_INT8_ROW,
+        "torch-int8": TORCH_INT8_ROW,
+    }
+    for kind, result in results.items():
+        for row in section.rows:
+            if row.name.endswith(row_of[kind]) and row.metrics:
+                row.metrics["gate_top20"] = result["gate_top20"]
+                row.metrics["gate_ndcg_loss_pct"] = result["gate_ndcg_loss_pct"]
+                row.note = "gate met" if result["passed"] else "gate MISSED"
+    any_result = next(iter(results.values()))
+    section.notes.append(
+        f"Fidelity gates (lexical test model, {source}: {len(paragraphs)} paragraphs, "
+        f"{len(questions)} questions; float32 nDCG@10 {any_result['ndcg10_float32']:.4f}): a "
+        f"fast path passes with a top-20 term overlap >= {gates.MIN_TOP20} against float32 "
+        f"and an nDCG@10 loss <= {gates.MAX_NDCG_LOSS_PCT:g}%. "
+        + "; ".join(
+            f"{k}: overlap {r['gate_top20']:.3f}, nDCG@10 {r['gate_ndcg10']:.4f} "
+            f"(loss {r['gate_ndcg_loss_pct']:.2f}%), {'met' if r['passed'] else 'MISSED'}"
+            for k, r in results.items()
+        )
+        + ". The other fidelity columns compare vectors of the random speed model."
+    )
 
 
 def _onnx_availability(device: str, kinds: list[str]) -> str | None:
@@ -228,16 +326,18 @@ def _onnx_availability(device: str, kinds: list[str]) -> str | None:
     return None
 
 
-def _ratios(section: Section) -> None:
-    def rate(prefix: str) -> float | None:
-        for row in section.rows:
-            if row.name.startswith(prefix) and "docs_per_s" in row.metrics:
+def _ratios(rows: list[Row]) -> None:
+    """Each row's speed against the LlamaIndex and sentence-transformers rows of its set."""
+
+    def rate(part: str) -> float | None:
+        for row in rows:
+            if part in row.name and "docs_per_s" in row.metrics:
                 return row.metrics["docs_per_s"]
         return None
 
-    llama = rate("LlamaIndex default_sparse_encoder fp32, torch.no_grad")
+    llama = rate(LLAMA_ROW)
     st = rate("sentence-transformers")
-    for row in section.rows:
+    for row in rows:
         if "docs_per_s" not in row.metrics:
             continue
         if llama:
@@ -247,42 +347,26 @@ def _ratios(section: Section) -> None:
 
 
 def _fidelity_notes(
-    section: Section, vectors: dict[str, list[dict[int, float]]], kinds: list[str]
+    section: Section, rows: list[Row], vectors: dict[str, list[dict[int, float]]]
 ) -> None:
-    ref_label = next((k for k in vectors if k.endswith("float32")), None)
+    """Inexact rows get their overlap and cosine against the set's fp32 row; the exact ones
+    are listed with their largest difference."""
+    ref_label = next((k for k in vectors if k.endswith("SpladeEncoder float32")), None)
     if ref_label is None:
         return
     ref = vectors[ref_label]
     same = []
-    for row in section.rows:
+    for row in rows:
         if row.name not in vectors or row.name == ref_label:
             continue
         fid = fidelity(vectors[row.name], ref)
-        if "bfloat16" in row.name or "float16" in row.name:
+        if any(tag in row.name for tag in ("bfloat16", "float16", "int8")):
             row.metrics["top20_overlap"] = fid["top20_overlap"]
             row.metrics["cosine"] = fid["cosine"]
         else:
-            same.append(f"{row.name}: max |Δ| {fid['max_abs_diff']:.2g}")
+            same.append(f"{row.name.split(': ', 1)[1]}: max |Δ| {fid['max_abs_diff']:.2g}")
     if same:
         section.notes.append(
-            f"Fidelity: on the first {SAVE_VECTORS} documents the fp32 paths give the same "
-            f"vectors as {ref_label} ({'; '.join(same)})."
+            f"Fidelity, {ref_label.split(': ', 1)[0]}: on the first {SAVE_VECTORS} documents "
+            f"the exact paths give the same vectors as fp32 ({'; '.join(same)})."
         )
-
-
-def _lexical_fidelity(ctx: dict[str, Any], dtype: str) -> str:
-    """Half precision against fp32 on the lexical tiny model, whose vectors are sparse like a
-    trained model's (a random model's are dense, with many near-equal weights)."""
-    from rag_splade import SpladeEncoder
-
-    texts = ctx["paragraphs"]
-    model = str(ctx["models"]["lexical"])
-    ref = SpladeEncoder(model, device="cpu", dtype="float32").encode_documents(texts)
-    half = SpladeEncoder(model, device="cpu", dtype=dtype).encode_documents(texts)
-    fid = fidelity([v.as_dict() for v in half], [v.as_dict() for v in ref])
-    return (
-        f"{dtype} fidelity on the lexical tiny model ({len(texts)} JSQuAD paragraphs, sparse "
-        f"vectors like a trained model's): top-20 overlap {fid['top20_overlap']:.3f}, cosine "
-        f"{fid['cosine']:.4f}, max |Δ| {fid['max_abs_diff']:.2g}. The table's fidelity columns "
-        f"are on the random speed model, whose dense near-tied weights make top-20 fragile."
-    )

@@ -18,10 +18,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from rag_splade.encoders.tokenizer_pool import tokenize_in_process
+
 LLAMA_INDEX_BATCH = 64  # QdrantVectorStore's default batch_size: what its sparse_doc_fn gets
 
 
-def _rag_splade(spec: dict[str, Any]) -> Callable[[list[str]], list[tuple[Any, Any]]]:
+Encode = Callable[[list[str]], list[tuple[Any, Any]]]
+
+
+def _rag_splade(spec: dict[str, Any]) -> Encode:
     from rag_splade import SpladeEncoder
 
     budget = spec.get("max_batch_tokens")
@@ -33,15 +38,26 @@ def _rag_splade(spec: dict[str, Any]) -> Callable[[list[str]], list[tuple[Any, A
         batch_size=budget or 32,  # batches are cut by tokens, not by count
         tokenizer_workers=spec.get("tokenizer_workers", 0),
         backend=spec.get("backend", "torch"),
+        fast_tokenizer=spec.get("fast_tokenizer", True),
     )
+    encode_documents: Callable[[list[str]], list[Any]] = encoder.encode_documents
+    if spec.get("quantize") == "torch-int8":
+        from .int8 import torch_int8_encode
+
+        encode_documents = torch_int8_encode(encoder)
+    ids_tokenizer = encoder.fast_tokenizer or encoder.tokenizer
 
     def encode(texts: list[str]) -> list[tuple[Any, Any]]:
-        return [(v.indices, v.values) for v in encoder.encode_documents(texts)]
+        return [(v.indices, v.values) for v in encode_documents(texts)]
 
+    def tokenize(texts: list[str]) -> None:  # what the encoder's own tokenization costs
+        tokenize_in_process(ids_tokenizer, texts, encoder.document_max_length)
+
+    encode.tokenize = tokenize  # type: ignore[attr-defined]
     return encode
 
 
-def _sentence_transformers(spec: dict[str, Any]) -> Callable[[list[str]], list[tuple[Any, Any]]]:
+def _sentence_transformers(spec: dict[str, Any]) -> Encode:
     from sentence_transformers import SparseEncoder
 
     model = SparseEncoder(spec["model"], device=spec["device"])
@@ -59,7 +75,7 @@ def _sentence_transformers(spec: dict[str, Any]) -> Callable[[list[str]], list[t
     return encode
 
 
-def _llama_index(spec: dict[str, Any]) -> Callable[[list[str]], list[tuple[Any, Any]]]:
+def _llama_index(spec: dict[str, Any]) -> Encode:
     from llama_index.vector_stores.qdrant.utils import default_sparse_encoder
 
     fn = default_sparse_encoder(spec["model"])  # loads AutoModelForMaskedLM (fp32, CUDA if any)
@@ -103,12 +119,10 @@ def main(spec_path: str) -> int:
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
     tokenize_s = None
-    if spec["path"] == "rag_splade":  # how much of it the (CPU, single-thread) tokenizer took
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(spec["model"])
+    tokenize = getattr(encode, "tokenize", None)
+    if tokenize is not None:  # how much of it the encoder's tokenization took, alone
         t0 = time.perf_counter()
-        tokenizer(texts, truncation=True, max_length=512)
+        tokenize(texts)
         tokenize_s = time.perf_counter() - t0
     keep = spec.get("save_vectors", 0)
     if keep and spec.get("vectors_out"):

@@ -15,6 +15,7 @@ As with any spawned process, a script must keep its own code under
 from __future__ import annotations
 
 import multiprocessing
+import os
 import pickle
 import weakref
 from collections.abc import Iterator, Sequence
@@ -134,6 +135,9 @@ _TOKENIZER: Any = None
 
 def _load_tokenizer(blob: bytes) -> None:
     global _TOKENIZER
+    # the workers are the parallelism: the Rust WordPiece of the fast tokenizer stays on one
+    # thread in each, instead of every worker starting a thread per core
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
     _TOKENIZER = pickle.loads(blob)
 
 
