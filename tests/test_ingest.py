@@ -27,8 +27,9 @@ from rag_splade.sample import sample_texts
 TEXTS = sample_texts()
 
 
-def make_pdf(pages: list[list[str]]) -> bytes:
-    """A minimal PDF by hand: each page shows its lines in Helvetica (ASCII text only)."""
+def make_pdf(pages: list[list[str]], title: str | None = None) -> bytes:
+    """A minimal PDF by hand: each page shows its lines in Helvetica (ASCII text only);
+    `title` becomes its /Title."""
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"",  # the page tree, written once the pages are known
@@ -50,6 +51,10 @@ def make_pdf(pages: list[list[str]]) -> bytes:
         kids.append(len(objects))
     refs = b" ".join(b"%d 0 R" % k for k in kids)
     objects[1] = b"<< /Type /Pages /Kids [%s] /Count %d >>" % (refs, len(kids))
+    info = b""
+    if title is not None:
+        objects.append(b"<< /Title (%s) >>" % title.encode("latin-1"))
+        info = b" /Info %d 0 R" % len(objects)
     out = bytearray(b"%PDF-1.4\n")
     offsets = []
     for n, body in enumerate(objects, start=1):
@@ -58,8 +63,9 @@ def make_pdf(pages: list[list[str]]) -> bytes:
     xref = len(out)
     out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
     out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+    out += b"trailer\n<< /Size %d /Root 1 0 R%s >>\nstartxref\n%d\n%%%%EOF\n" % (
         len(objects) + 1,
+        info,
         xref,
     )
     return bytes(out)
@@ -104,7 +110,7 @@ def test_reads_every_format(tmp_path: Path) -> None:
     (root / "a.txt").write_text(TEXTS[0], encoding="utf-8")
     (root / "notes" / "b.md").write_text(f"# 梅雨の話\n\n{TEXTS[1]}", encoding="utf-8")
     (root / ".hidden.txt").write_text("見えない", encoding="utf-8")
-    (root / "ignored.docx").write_bytes(b"not read")
+    (root / "ignored.xlsx").write_bytes(b"not read")
     records = [
         {"id": "r1", "text": TEXTS[2], "lang": "ja", "year": 2020},
         {"text": TEXTS[3], "lang": "ja"},  # no id: file#line
@@ -134,9 +140,9 @@ def test_reads_every_format(tmp_path: Path) -> None:
             "rows.jsonl#2",
             "c1",
             "c2",
-            "梅雨-0",
-            "石油-0",
-            "石油-1",
+            "squad.json#梅雨-0",
+            "squad.json#石油-0",
+            "squad.json#石油-1",
         ]
     )
     assert docs["a.txt"].text == TEXTS[0] and docs["a.txt"].metadata == {"source": "a.txt"}
@@ -144,10 +150,12 @@ def test_reads_every_format(tmp_path: Path) -> None:
     assert docs["r1"].metadata == {"lang": "ja", "year": 2020, "source": "rows.jsonl"}
     assert docs["rows.jsonl#2"].text == TEXTS[3]
     assert docs["c1"].text == TEXTS[4] and docs["c2"].metadata["lang"] == "en"
-    assert docs["梅雨-0"].text == TEXTS[5]  # the JSQuAD "<title> [SEP] " prefix is dropped
-    assert docs["石油-1"].metadata == {"title": "石油", "source": "squad.json"}
+    # the JSQuAD "<title> [SEP] " prefix is dropped
+    assert docs["squad.json#梅雨-0"].text == TEXTS[5]
+    assert docs["squad.json#石油-1"].metadata == {"title": "石油", "source": "squad.json"}
     pdf = docs["paper.pdf"]
     assert "tsuyu" in pdf.text and pdf.metadata["pages"] == 3
+    assert pdf.metadata["title"] == "paper"  # no /Title: the file name
     for number, lines in enumerate(PDF_PAGES, start=1):
         start = pdf.metadata[PAGE_STARTS][number - 1]
         assert pdf.text[start:].startswith(lines[0])
@@ -159,35 +167,131 @@ def test_reads_every_format(tmp_path: Path) -> None:
     assert second.id == "en"
 
 
-def test_pdf_chunks_know_their_pages(tmp_path, lexical_splade_path, dense) -> None:
+def test_pdf_chunks_stay_on_their_page(tmp_path, lexical_splade_path, dense) -> None:
+    """No chunk crosses a page: each cites exactly one page, and a page filter finds it."""
     (tmp_path / "paper.pdf").write_bytes(make_pdf(PDF_PAGES))
-    short = SpladeEncoder(str(lexical_splade_path), device="cpu", document_max_length=24)
-    with HybridIndex(short, dense, EdgeStore(tmp_path / "index")) as index:
-        report = ingest([tmp_path / "paper.pdf"], index)
-        assert report.added == 1 and report.chunks > 2
-        [doc] = read_documents([tmp_path / "paper.pdf"])
-        pages = [p.strip() for p in doc.text.split("\n\n")]
-        chunks = index.get("paper.pdf")
-        assert len(chunks) == report.chunks
-        for chunk in chunks:
-            found = pages_of(chunk)
-            assert found and all(1 <= p <= 3 for p in found)
-            # the chunk's text lies on exactly the pages it names
-            assert chunk.text.split("\n")[0] in pages[found[0] - 1]
-            assert chunk.text.split("\n")[-1] in pages[found[-1] - 1]
-        assert {p for c in chunks for p in pages_of(c)} == {1, 2, 3}
-        for chunk in chunks:  # each chunk's own metadata names its first and last page
-            assert [chunk.metadata["page"], chunk.metadata["page_end"]] == [
-                pages_of(chunk)[0],
-                pages_of(chunk)[-1],
-            ]
-        on_two = index.search("Oil carbon", top_k=20, filters={"page": 2}, mode="sparse")
-        assert on_two and all(h.metadata["page"] == 2 for h in on_two)
-        info = index.documents()["paper.pdf"]
-        assert info.complete and "page" not in info.metadata and info.metadata["pages"] == 3
-        again = ingest([tmp_path / "paper.pdf"], index)  # per-chunk pages are no change
-        assert (again.unchanged, again.chunks) == (1, 0)
+    [doc] = read_documents([tmp_path / "paper.pdf"])
+    pages = [p.strip() for p in doc.text.split("\n\n")]
+    for max_length in (24, 512):  # several chunks a page; and one chunk a page at most
+        short = SpladeEncoder(
+            str(lexical_splade_path), device="cpu", document_max_length=max_length
+        )
+        with HybridIndex(short, dense, EdgeStore(tmp_path / f"index{max_length}")) as index:
+            report = ingest([tmp_path / "paper.pdf"], index)
+            assert report.added == 1 and report.chunks >= 3
+            chunks = index.get("paper.pdf")
+            assert len(chunks) == report.chunks
+            assert [c.chunk_index for c in chunks] == list(range(len(chunks)))
+            for chunk in chunks:
+                [page] = pages_of(chunk)
+                assert chunk.metadata["page"] == chunk.metadata["page_end"] == page
+                assert chunk.text in pages[page - 1]  # the chunk's text lies on that page
+                assert doc.text[chunk.start : chunk.end] == chunk.text  # exact offsets
+            assert {pages_of(c)[0] for c in chunks} == {1, 2, 3}
+            # the issue's reproduction: page-3 text is found on page 3, not as pages 1-3
+            on_three = index.search("third page short", top_k=20, filters={"page": 3})
+            assert on_three and all(h.metadata["page"] == 3 for h in on_three)
+            assert "The third page is short." in " ".join(h.text for h in on_three)
+            on_two = index.search("Oil carbon", top_k=20, filters={"page": 2}, mode="sparse")
+            assert on_two and all(h.metadata["page"] == 2 for h in on_two)
+            info = index.documents()["paper.pdf"]
+            assert info.complete and "page" not in info.metadata and info.metadata["pages"] == 3
+            again = ingest([tmp_path / "paper.pdf"], index)  # per-chunk pages are no change
+            assert (again.unchanged, again.chunks) == (1, 0)
     assert pages_of(type("Hit", (), {"metadata": {}, "start": 0, "end": 5})()) == []
+
+
+@pytest.mark.parametrize(
+    ("title", "expected"),
+    [
+        (None, "report-2024"),
+        ("", "report-2024"),
+        ("  ", "report-2024"),
+        ("untitled", "report-2024"),
+        ("Untitled document", "report-2024"),
+        ("Rainy seasons", "Rainy seasons"),
+    ],
+)
+def test_pdf_title_or_file_name(tmp_path, title, expected) -> None:
+    (tmp_path / "report-2024.pdf").write_bytes(make_pdf(PDF_PAGES[:1], title=title))
+    [doc] = read_documents([tmp_path / "report-2024.pdf"])
+    assert doc.metadata["title"] == expected
+
+
+def test_csv_values_are_typed(tmp_path) -> None:
+    (tmp_path / "r.csv").write_text(
+        "id,text,rating,score,ok,code,size,note,empty\n"
+        "a,一つ目。,4,4.5,true,007,1e3,4 stars,\n"
+        "b,二つ目。,-2,.5,FALSE,0,1,nan,\n",
+        encoding="utf-8",
+    )
+    a, b = read_documents([tmp_path / "r.csv"])
+    assert a.metadata == {
+        "rating": 4,
+        "score": 4.5,
+        "ok": True,
+        "code": "007",  # a leading zero: a code, not a number
+        "size": 1000.0,
+        "note": "4 stars",
+        "empty": "",
+        "source": "r.csv",
+    }
+    assert (b.metadata["rating"], b.metadata["score"], b.metadata["ok"]) == (-2, 0.5, False)
+    assert (b.metadata["code"], b.metadata["note"]) == (0, "nan")
+    assert a.id == "a" and a.text == "一つ目。"
+    [plain, _] = read_documents([tmp_path / "r.csv"], ReadOptions(infer_types=False))
+    assert plain.metadata["rating"] == "4" and plain.metadata["ok"] == "true"
+
+
+def test_typed_csv_answers_range_filters(tmp_path, index) -> None:
+    """The issue's reproduction: `rating >= 4` found nothing while ratings were strings."""
+    rows = "".join(f'r{i},"{TEXTS[i]}",{i}\n' for i in range(6))
+    (tmp_path / "r.csv").write_text("id,text,rating\n" + rows, encoding="utf-8")
+    ingest([tmp_path / "r.csv"], index)
+    found = index.search(TEXTS[4][:20], top_k=10, filters={"rating": {"gte": 4}})
+    assert sorted(h.doc_id for h in found) == ["r4", "r5"]
+
+
+def test_squad_ids_are_namespaced_by_file(tmp_path, index) -> None:
+    for name in ("a.json", "b.json"):  # the same title in two files
+        squad = {"data": [{"title": "梅雨", "paragraphs": [{"context": TEXTS[0]}]}]}
+        (tmp_path / name).write_text(json.dumps(squad, ensure_ascii=False), encoding="utf-8")
+    report = ingest([tmp_path / "a.json", tmp_path / "b.json"], index)
+    assert (report.added, report.failed) == (2, 0)
+    assert sorted(index.documents()) == ["a.json#梅雨-0", "b.json#梅雨-0"]
+
+
+def test_docx_and_html(tmp_path) -> None:
+    docx = pytest.importorskip("docx")
+    pytest.importorskip("bs4")
+    word = docx.Document()
+    word.core_properties.title = "梅雨の資料"
+    word.add_heading("梅雨", level=1)
+    word.add_paragraph(TEXTS[0])
+    table = word.add_table(rows=1, cols=2)
+    table.rows[0].cells[0].text, table.rows[0].cells[1].text = "地域", "北海道"
+    word.add_paragraph(TEXTS[1])
+    word.save(str(tmp_path / "notes.docx"))
+    html = (
+        "<html><head><meta charset='shift_jis'><title>石油 - 百科</title>"
+        "<style>p { color: red }</style><script>var x = '見えない';</script></head>"
+        f"<body><h1>石油</h1><p>{TEXTS[2][:10]}<b>{TEXTS[2][10:20]}</b>{TEXTS[2][20:]}</p>"
+        "<ul><li>一</li><li>二</li></ul></body></html>"
+    )
+    (tmp_path / "page.html").write_bytes(html.encode("shift_jis"))
+    (tmp_path / "broken.docx").write_bytes(b"PK not really a zip")
+    problems: list[Problem] = []
+    docs = {d.id: d for d in read_documents([tmp_path], on_problem=problems.append)}
+    assert sorted(docs) == ["notes.docx", "page.html"]
+    word_doc = docs["notes.docx"]
+    assert word_doc.metadata == {"source": "notes.docx", "title": "梅雨の資料"}
+    assert word_doc.text.splitlines() == ["梅雨", TEXTS[0], "地域\t北海道", TEXTS[1]]
+    page = docs["page.html"]
+    assert page.metadata == {"source": "page.html", "title": "石油 - 百科"}
+    assert page.text.splitlines() == ["石油", "", TEXTS[2], "", "一", "", "二"]
+    assert "見えない" not in page.text and "color" not in page.text
+    [broken] = problems
+    assert broken.kind == "failed" and "not a readable .docx" in broken.reason
 
 
 # -- incremental runs ------------------------------------------------------------------------
@@ -450,3 +554,97 @@ def test_cli_rejects_bad_settings(tmp_path, cli_env, capsys) -> None:
     with pytest.raises(SystemExit):
         main(["ingest", str(tmp_path), "--tokenizer-workers", "-1"])
     assert "must be an integer >= 0, got '-1'" in capsys.readouterr().err
+
+
+def test_cli_checks_inputs_before_loading_models(tmp_path, cli_env, capsys, monkeypatch) -> None:
+    def no_models(*args, **kwargs):
+        raise AssertionError("models loaded before the inputs were checked")
+
+    monkeypatch.setattr(HybridIndex, "from_settings", no_models)
+    (tmp_path / "table.xlsx").write_bytes(b"x")
+    argv = ["ingest", str(tmp_path / "nowhere"), str(tmp_path / "table.xlsx")]
+    assert main([*argv, "--index-path", str(tmp_path / "i")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == f"rag-splade ingest: no such file or folder: {tmp_path / 'nowhere'}"
+    assert err[1].startswith(f"rag-splade ingest: {tmp_path / 'table.xlsx'}: unsupported file")
+    assert not (tmp_path / "i").exists()
+
+
+def test_cli_delete_missing_not_applied_is_said_once(tmp_path, cli_env, capsys) -> None:
+    root = tmp_path / "docs"
+    write_corpus(root, 2)
+    (root / "bad.txt").write_bytes(b"\xff\xff")
+    argv = [str(root), "--index-path", str(tmp_path / "i"), "--no-progress", "--delete-missing"]
+    assert main(["ingest", *argv]) == 1
+    out = capsys.readouterr()
+    both = out.out + out.err
+    assert both.count("--delete-missing not applied") == 1
+    assert "--delete-missing not applied: 1 input failed to read" in out.out
+    assert "1 failed input:" in out.out and "inputs failed" not in both
+
+
+def test_cli_dry_run_writes_nothing(tmp_path, cli_env, capsys) -> None:
+    root = tmp_path / "docs"
+    write_corpus(root, 3)
+    index_path = tmp_path / "i"
+    base = [str(root), "--index-path", str(index_path), "--no-progress"]
+    assert main(["ingest", *base, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert f"No index at {index_path} yet" in out and "dry run: nothing written" in out
+    assert "3 to add, 0 to replace, 0 unchanged, 0 to delete" in out
+    assert "would add: doc1.txt, doc2.txt, sub/doc0.txt" in out
+    assert not index_path.exists()  # no index created
+
+    assert main(["ingest", *base]) == 0
+    capsys.readouterr()
+    (root / "doc1.txt").write_text(TEXTS[40], encoding="utf-8")  # changed
+    (root / "doc2.txt").unlink()  # gone
+    (root / "new.txt").write_text(TEXTS[41], encoding="utf-8")
+    with HybridIndex.from_settings(_settings(index_path)) as index:
+        before = (index.count(), {k: v.metadata for k, v in index.documents().items()})
+    assert main(["ingest", *base, "--dry-run", "--delete-missing"]) == 0
+    out = capsys.readouterr().out
+    assert "1 to add, 1 to replace, 1 unchanged, 1 to delete, 0 failed" in out
+    assert "would add: new.txt" in out and "would replace: doc1.txt" in out
+    assert "would delete: doc2.txt" in out
+    with HybridIndex.from_settings(_settings(index_path)) as index:
+        after = (index.count(), {k: v.metadata for k, v in index.documents().items()})
+    assert after == before
+
+
+def test_cli_reindex_rebuilds_with_other_models(
+    tmp_path, cli_env, capsys, monkeypatch, lexical_splade_path
+) -> None:
+    from rag_splade.testing import build_dense_model
+
+    root = tmp_path / "docs"
+    write_corpus(root, 3)
+    index_path = tmp_path / "i"
+    base = [str(root), "--index-path", str(index_path), "--no-progress"]
+    assert main(["ingest", *base]) == 0
+    capsys.readouterr()
+    # another dense model, of another dimension: the old index does not fit it
+    other = build_dense_model(tmp_path / "dense32", hidden=32, tokenizer_dir=lexical_splade_path)
+    monkeypatch.setenv("RAG_SPLADE_DENSE_MODEL", str(other))
+    assert main(["ingest", *base]) == 2
+    assert "does not fit the encoders" in capsys.readouterr().err
+
+    (root / "bad.txt").write_bytes(b"\xff")  # a failed input: nothing is deleted
+    assert main(["ingest", *base, "--reindex"]) == 1
+    assert "--reindex not applied: 1 input failed to read; nothing deleted" in (
+        capsys.readouterr().err
+    )
+    assert (index_path / "rag_splade.json").exists()
+    (root / "bad.txt").unlink()
+
+    assert main(["ingest", *base, "--reindex", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert f"--reindex: would delete the index at {index_path}" in out
+    assert "3 to add" in out
+
+    assert main(["ingest", *base, "--reindex"]) == 0
+    out = capsys.readouterr().out
+    said, summary = out.index("--reindex: deleting the index"), out.index("3 added")
+    assert said < summary and f"dense={other}" in out
+    with HybridIndex.from_settings(_settings(index_path)) as index:
+        assert index.dense.dimension == 32 and len(index.documents()) == 3

@@ -1,7 +1,8 @@
 """Ingestion: files and folders into a `HybridIndex`, incrementally.
 
-Formats: `.txt`, `.md`, `.jsonl`, `.csv`, SQuAD-style `.json` (or a JSON list of
-records) and `.pdf`. Command line: `rag-splade ingest PATH...` (see `add_arguments`).
+Formats: `.txt`, `.md`, `.jsonl`, `.csv` (values typed), SQuAD-style `.json` (or a JSON
+list of records), `.pdf` (chunked page by page), and with the extra `formats` `.docx`
+and `.html`. Command line: `rag-splade ingest PATH...` (see `add_arguments`).
 
 Example:
     >>> from rag_splade.pipelines.ingest import ingest
@@ -17,8 +18,8 @@ from .core import (
     ingest,
     is_current,
 )
-from .pdf import PAGE_STARTS, pages_of
-from .readers import SUFFIXES, Problem, ReadError, ReadOptions, read_documents
+from .pdf import PAGE_STARTS, page_chunks, pages_of
+from .readers import SUFFIXES, Problem, ReadError, ReadOptions, read_documents, typed_value
 
 __all__ = [
     "CONTENT_HASH",
@@ -32,7 +33,9 @@ __all__ = [
     "content_hash",
     "ingest",
     "is_current",
+    "page_chunks",
     "pages_of",
     "read_documents",
     "run",
+    "typed_value",
 ]

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..index_options import add_index_arguments, index_overrides
+from ..index_options import add_index_arguments, index_overrides, settings_problem
 from .readers import SUFFIXES, Problem, ReadOptions
+
+if TYPE_CHECKING:
+    from rag_splade import Settings
+
+    from .core import IngestReport
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -14,8 +22,9 @@ DESCRIPTION = f"""\
 Add files and folders (recursively) to the index: {", ".join(SUFFIXES)}.
 Unchanged documents are skipped (content hash), changed ones replaced. Models, device
 and index come from RAG_SPLADE_* settings; the flags below override them. Exit status:
-0 done, 1 some inputs failed (the rest was ingested), 2 bad settings, 130 interrupted
-(what was written is kept; run again to resume)."""
+0 done, 1 some inputs failed (the rest was ingested), 2 bad settings or a missing input
+path (checked before any model loads), 130 interrupted (what was written is kept; run
+again to resume)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,6 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="A,B",
         help="comma-separated fields kept as metadata (default: all other fields)",
+    )
+    records.add_argument(
+        "--no-infer-types",
+        action="store_true",
+        help="keep every CSV value a string (default: numbers and true/false are typed, "
+        "per value, so range filters work)",
     )
     parser.add_argument(
         "--encoding", default="utf-8", help="encoding of text files (default utf-8)"
@@ -61,35 +76,123 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-optimize", action="store_true", help="do not optimise the Edge index at the end"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="say what would be added, replaced and deleted; write nothing (no index is "
+        "created; an existing one is opened to compare, which loads the models)",
+    )
+    parser.add_argument(
+        "--reindex",
+        action="store_true",
+        help="delete the index and rebuild it from the inputs with the configured models "
+        "(for an index built with other models); the inputs are read first and nothing is "
+        "deleted if one fails",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Run `ingest` with parsed arguments; print problems (stderr) and a summary (stdout)."""
     from pydantic import ValidationError
-    from tqdm import tqdm
 
-    from rag_splade import HybridIndex, Settings
+    from rag_splade import Settings
 
-    from .core import IngestReport, ingest
-
+    missing = input_problems(args.paths)
+    if missing:  # before any model loads
+        for line in missing:
+            print(f"rag-splade ingest: {line}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         settings = Settings(**index_overrides(args, "batch_size", "tokenizer_workers"))
-        index = HybridIndex.from_settings(settings)
-    except (ValidationError, ValueError, ImportError, OSError, RuntimeError) as e:
-        print(f"rag-splade ingest: {e}", file=sys.stderr)
+    except ValidationError as e:
+        print(f"rag-splade ingest: {settings_problem(e)}", file=sys.stderr)
         return EXIT_USAGE
-    where = settings.qdrant_url or str(settings.index_path)
-    print(f"Ingesting into {where} (sparse={settings.sparse_model}, dense={settings.dense_model})")
-
-    def show(problem: Problem) -> None:
-        tqdm.write(problem.describe(), file=sys.stderr)
-
     options = ReadOptions(
         id_field=args.id_field,
         text_field=args.text_field,
         metadata_fields=args.metadata_fields,
         encoding=args.encoding,
+        infer_types=not args.no_infer_types,
     )
+    try:
+        return _run(args, settings, options)
+    except (ValueError, ImportError, OSError, RuntimeError) as e:
+        print(f"rag-splade ingest: {e}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def input_problems(paths: Sequence[str]) -> list[str]:
+    """What is wrong with the input paths themselves (missing, or a file of a type that
+    cannot be read), one line each; folders are walked later."""
+    problems = []
+    for raw in paths:
+        path = Path(raw)
+        if not (path.exists() or path.is_symlink()):
+            problems.append(f"no such file or folder: {path.absolute()}")
+        elif not path.is_dir() and path.suffix.lower() not in SUFFIXES:
+            problems.append(f"{path}: unsupported file type (supported: {', '.join(SUFFIXES)})")
+    return problems
+
+
+def _run(args: argparse.Namespace, settings: Settings, options: ReadOptions) -> int:
+    from tqdm import tqdm
+
+    from rag_splade import HybridIndex
+    from rag_splade.factories import drop_index, index_exists
+
+    from .core import IngestReport, ingest, plural
+    from .readers import read_documents
+
+    where = settings.qdrant_url or str(settings.index_path)
+    models = f"sparse={settings.sparse_model}, dense={settings.dense_model}"
+
+    def show(problem: Problem) -> None:
+        tqdm.write(problem.describe(), file=sys.stderr)
+
+    exists = index_exists(settings)
+    if args.reindex and exists:
+        # Read everything before deleting anything: a failed input leaves the index as it is.
+        readable = IngestReport()
+        count = sum(1 for _ in read_documents(args.paths, options, on_problem=show_into(readable)))
+        if readable.failed:
+            print(
+                f"--reindex not applied: {plural(readable.failed, 'input')} failed to read; "
+                f"nothing deleted, the index at {where} is unchanged",
+                file=sys.stderr,
+            )
+            return EXIT_FAILED
+        verb = "would delete" if args.dry_run else "deleting"
+        print(
+            f"--reindex: {verb} the index at {where} and rebuild it from "
+            f"{plural(count, 'document')} in the inputs with {models}"
+        )
+        if not args.dry_run:
+            drop_index(settings)
+            exists = False
+    if args.dry_run:
+        report = IngestReport()
+        if exists and not args.reindex:
+            print(f"Comparing with {where} ({models})")
+            with HybridIndex.from_settings(settings, load_reranker=False) as index:
+                ingest(
+                    args.paths,
+                    index,
+                    options=options,
+                    dry_run=True,
+                    on_problem=show,
+                    delete_missing=args.delete_missing,
+                    force=args.force,
+                    report=report,
+                )
+        else:  # no index (or one that would be rebuilt): every document is new
+            if not args.reindex:
+                print(f"No index at {where} yet: every document would be added")
+            ingest(args.paths, None, options=options, dry_run=True, on_problem=show, report=report)
+        print(report.summary())
+        return EXIT_FAILED if report.failed else EXIT_OK
+
+    index = HybridIndex.from_settings(settings, load_reranker=False)
+    print(f"Ingesting into {where} ({models})")
     report = IngestReport()
     code = EXIT_OK
     try:
@@ -116,6 +219,16 @@ def run(args: argparse.Namespace) -> int:
     if code == EXIT_OK and report.failed:
         code = EXIT_FAILED
     return code
+
+
+def show_into(report: IngestReport) -> Callable[[Problem], None]:
+    """A problem callback that prints the problem and keeps it in `report`."""
+
+    def show(problem: Problem) -> None:
+        report.problems.append(problem)
+        print(problem.describe(), file=sys.stderr)
+
+    return show
 
 
 def _field_list(value: str) -> tuple[str, ...]:

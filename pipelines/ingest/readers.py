@@ -1,4 +1,5 @@
-"""Turn files into `Document`s: plain text, Markdown, JSON Lines, CSV, SQuAD-style JSON, PDF.
+"""Turn files into `Document`s: plain text, Markdown, JSON Lines, CSV, SQuAD-style JSON, PDF,
+Word (`.docx`) and HTML (the last two with the extra `formats`).
 
 A file that cannot be read or decoded, or a record without text, is reported as a
 `Problem` and skipped; the rest of the input is still read.
@@ -11,6 +12,7 @@ import io
 import json
 import logging
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,7 @@ from typing import Any
 from rag_splade import Document
 from rag_splade.store.edge import EdgeStore
 
+from .formats import HTML_SUFFIXES, read_docx, read_html
 from .pdf import read_pdf
 from .problems import Problem, ReadError
 
@@ -26,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 TEXT_SUFFIXES = (".txt", ".md")
 RECORD_SUFFIXES = (".jsonl", ".csv")
-SUFFIXES = (*TEXT_SUFFIXES, *RECORD_SUFFIXES, ".json", ".pdf")
+SUFFIXES = (*TEXT_SUFFIXES, *RECORD_SUFFIXES, ".json", ".pdf", ".docx", *HTML_SUFFIXES)
 JSQUAD_SEP = " [SEP] "  # JSQuAD contexts start with "<title> [SEP] "
 
 
@@ -39,13 +42,19 @@ class ReadOptions:
             `<file>#<line or row>` (which moves when rows are inserted above it).
         text_field: field holding the text to index.
         metadata_fields: fields kept as metadata; None keeps every other field.
-        encoding: encoding of text, Markdown, JSON Lines, CSV and JSON files.
+        encoding: encoding of text, Markdown, JSON Lines, CSV and JSON files (and of HTML
+            files that declare no charset of their own).
+        infer_types: CSV metadata values that read as an integer, a decimal number or
+            `true`/`false` are stored as numbers and booleans (so range filters work);
+            False keeps every CSV value a string. Decided per value; a number with a
+            leading zero (`007`, a code) stays a string.
     """
 
     id_field: str = "id"
     text_field: str = "text"
     metadata_fields: tuple[str, ...] | None = None
     encoding: str = "utf-8"
+    infer_types: bool = True
 
 
 OnProblem = Callable[[Problem], None]
@@ -63,7 +72,7 @@ def read_documents(
     Text and PDF files give one document each, with the path relative to the input folder
     (a file given directly: its name) as id and `metadata["source"]`. Records of `.jsonl`,
     `.csv` and JSON-list files give one document each; a SQuAD-style `.json` gives one per
-    paragraph, id `<title>-<n>`.
+    paragraph, id `<file>#<title>-<n>` (so two files with the same titles do not collide).
 
     Args:
         on_problem: called for every input skipped; by default a failure raises
@@ -116,6 +125,10 @@ def _read_file(
     try:
         if suffix == ".pdf":
             records: Iterable[tuple[str, Any]] = [("", read_pdf(path, source))]
+        elif suffix == ".docx":
+            records = [("", read_docx(path, source))]
+        elif suffix in HTML_SUFFIXES:
+            records = [("", read_html(path.read_bytes(), source, options.encoding))]
         else:
             raw = path.read_bytes()
             text = _decode(raw, options.encoding)
@@ -174,8 +187,37 @@ def _text_document(text: str, source: str, suffix: str) -> Document:
 RecordItem = tuple[str, "Document | Problem"]
 
 
-def _record(record: object, source: str, n: int, options: ReadOptions) -> Document | Problem:
-    """Record `n` (JSON object or CSV row) as a document, or the problem with it."""
+_INT = re.compile(r"[+-]?(0|[1-9][0-9]*)")
+_FLOAT = re.compile(
+    r"[+-]?(0|[1-9][0-9]*)?\.[0-9]+([eE][+-]?[0-9]+)?"  # 1.5, .5, 1.5e3
+    r"|[+-]?(0|[1-9][0-9]*)[eE][+-]?[0-9]+"  # 1e3
+)
+_BOOLS = {"true": True, "false": False}
+
+
+def typed_value(value: object) -> object:
+    """A CSV cell as the value it spells: `42` -> 42, `-1.5` -> -1.5, `1e3` -> 1000.0,
+    `true`/`False` -> bool; anything else (`007`, `1,000`, `nan`, an empty cell) unchanged.
+
+    Example:
+        >>> [typed_value(v) for v in ["4", "4.5", "TRUE", "007", "4 stars"]]
+        [4, 4.5, True, '007', '4 stars']
+    """
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if _INT.fullmatch(text):
+        return int(text)
+    if _FLOAT.fullmatch(text):
+        return float(text)
+    return _BOOLS.get(text.lower(), value)
+
+
+def _record(
+    record: object, source: str, n: int, options: ReadOptions, *, typed: bool = False
+) -> Document | Problem:
+    """Record `n` (JSON object or CSV row) as a document, or the problem with it; `typed`:
+    metadata strings become the numbers and booleans they spell (CSV)."""
     where = ""  # the caller adds the file and line
     if not isinstance(record, dict):
         return Problem("failed", where, f"expected a JSON object, got {type(record).__name__}")
@@ -203,6 +245,8 @@ def _record(record: object, source: str, n: int, options: ReadOptions) -> Docume
     skip = {options.id_field, options.text_field}
     keys = options.metadata_fields or [k for k in record if k not in skip]
     metadata = {k: record[k] for k in keys if k in record and k not in skip}
+    if typed:
+        metadata = {k: typed_value(v) for k, v in metadata.items()}
     metadata.setdefault("source", source)
     return Document(id=doc_id, text=text, metadata=metadata)
 
@@ -228,7 +272,7 @@ def _csv_records(text: str, source: str, options: ReadOptions) -> Iterator[Recor
             if None in row:  # more cells than header columns
                 yield where, Problem("failed", "", "more cells than header columns")
                 continue
-            yield where, _record(row, source, n, options)
+            yield where, _record(row, source, n, options, typed=options.infer_types)
     except csv.Error as e:
         raise ReadError(f"invalid CSV: {e}") from e
 
@@ -262,7 +306,5 @@ def _json_records(text: str, source: str, options: ReadOptions) -> Iterator[Reco
                 continue
             prefix = f"{title}{JSQUAD_SEP}"
             body = context[len(prefix) :] if context.startswith(prefix) else context
-            yield (
-                where,
-                Document(id=f"{title}-{n}", text=body, metadata={"title": title, "source": source}),
-            )
+            metadata = {"title": title, "source": source}
+            yield where, Document(id=f"{source}#{where}", text=body, metadata=metadata)
