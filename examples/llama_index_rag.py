@@ -1,14 +1,19 @@
 """A LlamaIndex RAG set-up on rag_splade, as a LlamaIndex user writes it.
 
-Models and index come from RAG_SPLADE_* settings (hub ids by default, or local
-directories). The LLM is LlamaIndex's MockLLM unless you pass your own.
+Models come from RAG_SPLADE_* settings (hub ids by default, or local directories). The
+64 sample documents go into a temporary Edge index that is deleted at the end, never into
+the index or server your settings configure; pass `--index-path DIR` to keep it in DIR.
+The LLM is LlamaIndex's MockLLM unless you pass your own.
 
     python examples/llama_index_rag.py "日本で梅雨がないのは北海道とどこか。"
+    python examples/llama_index_rag.py --index-path ./data/example-index
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
+import tempfile
+from pathlib import Path
 
 from llama_index.core.llms import MockLLM
 from llama_index.core.query_engine import RetrieverQueryEngine
@@ -17,22 +22,35 @@ from rag_splade import HybridIndex, Settings
 from rag_splade.llama_index import SpladeHybridRetriever
 from rag_splade.sample import sample_documents
 
+QUESTION = "日本で梅雨がないのは北海道とどこか。"
 
-def main(question: str) -> None:
-    index = HybridIndex.from_settings(Settings())
-    index.add(sample_documents())  # Japanese Wikipedia paragraphs (JSQuAD, CC BY-SA 4.0)
 
-    retriever = SpladeHybridRetriever(index, similarity_top_k=3)
-    engine = RetrieverQueryEngine.from_args(retriever, llm=MockLLM())
-    response = engine.query(question)
+def main(question: str, index_path: Path) -> None:
+    # Only this example's own index: not RAG_SPLADE_INDEX_PATH, not RAG_SPLADE_QDRANT_URL.
+    settings = Settings().model_copy(update={"index_path": index_path, "qdrant_url": None})
+    with HybridIndex.from_settings(settings) as index:
+        index.add(sample_documents())  # Japanese Wikipedia paragraphs (JSQuAD, CC BY-SA 4.0)
+
+        retriever = SpladeHybridRetriever(index, similarity_top_k=3)
+        engine = RetrieverQueryEngine.from_args(retriever, llm=MockLLM())
+        response = engine.query(question)
 
     print(f"Q: {question}\nA: {response}\n")
     for n, source in enumerate(response.source_nodes, start=1):
         meta = source.node.metadata
         print(f"[{n}] {meta['doc_id']}  score={source.score:.4f}  matched: {meta['key_terms']}")
         print(f"    {source.node.get_content()[:80]}…")
-    index.close()
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "日本で梅雨がないのは北海道とどこか。")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("question", nargs="?", default=QUESTION)
+    parser.add_argument(
+        "--index-path", type=Path, help="keep the example's index here (default: a temp folder)"
+    )
+    args = parser.parse_args()
+    if args.index_path is not None:
+        main(args.question, args.index_path.absolute())
+    else:
+        with tempfile.TemporaryDirectory(prefix="rag-splade-example-") as folder:
+            main(args.question, Path(folder) / "index")

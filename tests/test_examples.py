@@ -1,0 +1,50 @@
+"""The example scripts leave the user's own index and working folder alone."""
+
+from __future__ import annotations
+
+import runpy
+from pathlib import Path
+
+import pytest
+
+from rag_splade import HybridIndex, Settings
+from rag_splade.documents import Document
+
+pytest.importorskip("llama_index.core")
+
+SCRIPT = Path(__file__).parents[1] / "examples" / "llama_index_rag.py"
+
+
+def _run(monkeypatch, *argv: str) -> None:
+    monkeypatch.setattr("sys.argv", [str(SCRIPT), *argv])
+    runpy.run_path(str(SCRIPT), run_name="__main__")
+
+
+def test_example_uses_a_temporary_index(
+    tmp_path, monkeypatch, capsys, lexical_splade_path, lexical_dense_path
+) -> None:
+    """The issue's reproduction: the example wrote 64 documents into the configured index
+    (and replaced same-id ones); with nothing configured it left ./data/index behind."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RAG_SPLADE_SPARSE_MODEL", str(lexical_splade_path))
+    monkeypatch.setenv("RAG_SPLADE_DENSE_MODEL", str(lexical_dense_path))
+    monkeypatch.setenv("RAG_SPLADE_DEVICE", "cpu")
+    monkeypatch.delenv("RAG_SPLADE_QDRANT_URL", raising=False)
+    mine = tmp_path / "my-index"
+    monkeypatch.setenv("RAG_SPLADE_INDEX_PATH", str(mine))
+    with HybridIndex.from_settings(Settings()) as index:
+        index.add([Document("梅雨-0", "私の文書。梅雨の話。")])
+        before = index.documents()
+
+    _run(monkeypatch, "石油の主成分は何か。")
+    out = capsys.readouterr().out
+    assert "Q: 石油の主成分は何か。" in out and "[1] 石油-" in out and "[3] " in out
+    with HybridIndex.from_settings(Settings()) as index:
+        assert index.documents() == before  # untouched
+        assert index.get("梅雨-0")[0].text == "私の文書。梅雨の話。"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["my-index"]  # no ./data/index
+
+    kept = tmp_path / "kept"
+    _run(monkeypatch, "石油の主成分は何か。", "--index-path", str(kept))
+    with HybridIndex.from_settings(Settings(index_path=kept)) as index:
+        assert len(index.documents()) == 64
