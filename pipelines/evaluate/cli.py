@@ -104,6 +104,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     models.add_argument("--device", help="auto, cpu, cuda, cuda:N, mps")
     models.add_argument("--batch-size", type=int, help="encoder batch size")
     models.add_argument(
+        "--rerank",
+        action="store_true",
+        help="add the +rerank variant of every index run (needs a reranker model)",
+    )
+    models.add_argument("--rerank-model", help="cross-encoder reranker: hub id or local folder")
+    models.add_argument(
+        "--rerank-candidates", type=int, help="chunks the reranker reorders per query (50)"
+    )
+    models.add_argument(
         "--index-path",
         help="build (or reuse, when built from the same corpus and models) the Edge index "
         "here instead of a temporary folder",
@@ -141,6 +150,8 @@ def run(args: argparse.Namespace) -> int:
                 ("dense_model", args.dense_model),
                 ("device", args.device),
                 ("batch_size", args.batch_size),
+                ("rerank_model", args.rerank_model),
+                ("rerank_candidates", args.rerank_candidates),
             )
             if value is not None
         }
@@ -159,6 +170,7 @@ def run(args: argparse.Namespace) -> int:
         bm25_tokens=args.bm25_tokens,
         latency_queries=args.latency_queries,
         index_path=args.index_path,
+        rerank=args.rerank,
     )
     output = Path(args.output_dir)
     output.mkdir(parents=True, exist_ok=True)

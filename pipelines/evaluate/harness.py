@@ -58,6 +58,7 @@ def evaluate(
     latency_queries: int = 100,
     index_path: str | Path | None = None,
     ingest: bool = True,
+    rerank: bool = False,
 ) -> EvaluationReport:
     """Evaluate retrieval runs on `dataset`, at document level.
 
@@ -79,13 +80,22 @@ def evaluate(
         index_path: where a `Settings` target builds its Edge index; an existing index
             there is reused only when it was built from the same corpus and models.
         ingest: add the corpus to a `HybridIndex` target (upserts by document id).
+        rerank: add the `+rerank` variant of every index run (the reranker of the target,
+            or of `Settings.rerank_model`); each `+rerank` run is also tested against the
+            same run without reranking.
 
     Example:
         >>> ds = load_dataset("rag_splade/data/jsquad_sample.json")  # doctest: +SKIP
         >>> print(evaluate(Settings(), ds, runs="bm25,hybrid-rrf").to_markdown())  # doctest: +SKIP
     """
-    specs = parse_runs(runs, rrf_sweep)
+    specs = parse_runs(runs, rrf_sweep, rerank=rerank)
     names = [s.name for s in specs]
+    reranked = [s.name for s in specs if s.rerank]
+    if reranked and not _has_reranker(target):
+        raise ValueError(
+            f"runs {reranked} need a reranker: set RAG_SPLADE_RERANK_MODEL (or --rerank-model), "
+            "or pass a HybridIndex built with reranker=..."
+        )
     metrics = check_metrics(metrics)
     baseline = baseline or default_baseline(names)
     if baseline not in names:
@@ -120,7 +130,9 @@ def evaluate(
     index_specs = [s for s in specs if s.needs_index]
     if index_specs:
         with ExitStack() as stack:
-            index = _open_index(target, dataset, docs, include_title, index_path, ingest, stack)
+            index = _open_index(
+                target, dataset, docs, include_title, index_path, ingest, stack, bool(reranked)
+            )
             chunks = index.count()
             info["chunks"] = chunks
             config.update(
@@ -128,6 +140,11 @@ def evaluate(
                 dense_model=str(index.dense.model_name),
                 rrf_k=index.rrf_k,
             )
+            if index.reranker is not None and reranked:
+                config.update(
+                    rerank_model=str(index.reranker.model_name),
+                    rerank_candidates=index.rerank_candidates,
+                )
             top_k = chunk_depth(depth, len(docs), chunks)
             started = time.perf_counter()
             for out in execute_index_runs(
@@ -143,16 +160,45 @@ def evaluate(
 
     ordered = {n: outputs[n].results for n in names}
     compared = compare_runs(dataset.qrels, ordered, baseline, metrics, stat_test=stat_test)
+    versus_plain = _versus_without_rerank(specs, ordered, dataset, metrics, stat_test)
     results = [
         RunResult(
             name=n,
             metrics=compared[n]["scores"],
             p_values=compared[n]["p_values"],
             latency=outputs[n].latency(),
+            rerank_p_values=versus_plain.get(n, {}),
         )
         for n in names
     ]
     return EvaluationReport(info, list(metrics), baseline, stat_test, alpha, results, config)
+
+
+def _has_reranker(target: HybridIndex | Settings | None) -> bool:
+    from rag_splade import HybridIndex, Settings
+
+    if isinstance(target, HybridIndex):
+        return target.reranker is not None
+    return bool((target or Settings()).rerank_model)
+
+
+def _versus_without_rerank(
+    specs: Sequence[RunSpec],
+    rankings: dict[str, dict[str, dict[str, float]]],
+    dataset: RetrievalDataset,
+    metrics: Sequence[str],
+    stat_test: str,
+) -> dict[str, dict[str, float | None]]:
+    """Each `+rerank` run's p-values against the same run without reranking (when it ran)."""
+    out = {}
+    for spec in specs:
+        plain = spec.without_rerank
+        if plain is None or plain not in rankings:
+            continue
+        pair = {plain: rankings[plain], spec.name: rankings[spec.name]}
+        compared = compare_runs(dataset.qrels, pair, plain, metrics, stat_test=stat_test)
+        out[spec.name] = compared[spec.name]["p_values"]
+    return out
 
 
 def _open_index(
@@ -163,6 +209,7 @@ def _open_index(
     index_path: str | Path | None,
     ingest: bool,
     stack: ExitStack,
+    load_reranker: bool,
 ) -> HybridIndex:
     from rag_splade import HybridIndex, Settings
 
@@ -181,7 +228,7 @@ def _open_index(
     # Evaluation always uses its own embedded Edge index, never a configured server.
     settings = settings.model_copy(update={"index_path": path, "qdrant_url": None})
     logger.info("loading models: sparse=%s dense=%s", settings.sparse_model, settings.dense_model)
-    index = stack.enter_context(HybridIndex.from_settings(settings))
+    index = stack.enter_context(HybridIndex.from_settings(settings, load_reranker=load_reranker))
     stamp = _fingerprint(docs, settings, include_title)
     stamp_file = path / FINGERPRINT
     existing = index.count()

@@ -15,6 +15,8 @@ class RunResult:
     """One run's mean metrics, p-values against the baseline, and latency.
 
     A p-value is None where the test is undefined (identical scores on every query).
+    `rerank_p_values` are a `+rerank` run's p-values against the same run without
+    reranking (empty for other runs, or when that run was not evaluated).
 
     `latency` holds `p50_ms`, `p95_ms`, `mean_ms` (None when not measured) and
     `queries` (the size of the latency sample).
@@ -24,6 +26,7 @@ class RunResult:
     metrics: dict[str, float]
     p_values: dict[str, float | None]
     latency: dict[str, float | int | None]
+    rerank_p_values: dict[str, float | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,8 @@ class EvaluationReport:
             for m in self.metrics:
                 p = r.p_values.get(m)
                 mark = "†" if p is not None and p < self.alpha else ""
+                p_plain = r.rerank_p_values.get(m)
+                mark += "‡" if p_plain is not None and p_plain < self.alpha else ""
                 cells.append(f"{r.metrics[m]:.4f}{mark}")
             cells += [_ms(r.latency.get("p50_ms")), _ms(r.latency.get("p95_ms"))]
             lines.append("| " + " | ".join(cells) + " |")
@@ -87,6 +92,11 @@ class EvaluationReport:
             "over queries). Latency: one query at a time, encoding + Qdrant query "
             "(bm25: MeCab + bm25s).",
         ]
+        if any(r.name.endswith("+rerank") for r in self.runs):
+            lines.append(
+                f"‡ p < {self.alpha} for a `+rerank` run against the same run without "
+                "reranking (same test)."
+            )
         return "\n".join(lines)
 
     def plot(self, path: str | Path) -> Path:

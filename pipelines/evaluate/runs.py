@@ -10,6 +10,7 @@ Run names:
 | `hybrid-rrf` | both, fused by RRF inside Qdrant, equal weights |
 | `hybrid-rrf-w<r>` | RRF with Qdrant weights `(r, 1)` (sparse, dense) |
 | `hybrid-dbsf` | both, fused by DBSF inside Qdrant |
+| `<run>+rerank` | any run but bm25, its first `rerank_candidates` chunks reranked |
 
 Qdrant's weighted RRF divides the rank by the weight, it does not multiply the score:
 a point at 1-based rank `n` of a source with weight `w` scores `1 / (n / w + k - 1)`
@@ -21,12 +22,18 @@ Retrieval is at document level: the index returns chunks, and each document take
 score of its best chunk. Queries are encoded once per model (batched, as
 `HybridIndex.search_batch` does) and shared by every run that needs that model; each run
 then executes its `SearchRequest` with `HybridIndex.run`, so fusion happens in Qdrant.
+A `+rerank` run reorders the first `rerank_candidates` chunks of its fused list (the
+index's setting, `RAG_SPLADE_RERANK_CANDIDATES`) with the cross-encoder, scoring the pairs
+of many queries in shared batches; the chunks below keep their fused order, so Recall@100
+still means something when fewer than 100 candidates are reranked. Its documents are
+scored by position (the reranker's and the fusion's scales do not mix).
 Latency is measured separately on the first `latency_queries` queries, one query at a
 time through `HybridIndex.search` (encoding + Qdrant query), the runs taking turns.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import re
@@ -41,12 +48,15 @@ from rag_splade.search import MAX_TOP_K, Fusion, Mode, QueryVectors, SearchOptio
 
 if TYPE_CHECKING:
     from rag_splade import HybridIndex, SearchHit
+    from rag_splade.index import Retrieved
 
     from .bm25 import BM25Retriever
 
 DEFAULT_RUNS = ("bm25", "sparse", "dense", "hybrid-rrf", "hybrid-dbsf")
 SWEEP_RATIOS = (0.25, 0.5, 2.0, 4.0)
 _WEIGHTED = re.compile(r"^hybrid-rrf-w(\d+(?:\.\d+)?)$")
+RERANK_SUFFIX = "+rerank"
+RERANK_BATCH_QUERIES = 16  # queries whose rerank pairs go through the reranker together
 
 
 @dataclass(frozen=True)
@@ -62,11 +72,17 @@ class RunSpec:
     mode: Mode | Literal["bm25"]
     fusion: Fusion | None = None
     weights: tuple[float, float] | None = None
+    rerank: bool = False
 
     @classmethod
     def parse(cls, name: str) -> RunSpec:
         """A run from its name (see the module docstring)."""
         name = name.strip()
+        if name.endswith(RERANK_SUFFIX):
+            base = cls.parse(name.removesuffix(RERANK_SUFFIX))
+            if base.mode == "bm25" or base.rerank:
+                raise ValueError(f"run {name!r}: +rerank applies once, to an index run")
+            return dataclasses.replace(base, name=name, rerank=True)
         fixed = {
             "bm25": cls("bm25", "bm25"),
             "sparse": cls("sparse", "sparse"),
@@ -81,8 +97,14 @@ class RunSpec:
             return cls(name, "hybrid", "rrf", (float(match.group(1)), 1.0))
         raise ValueError(
             f"unknown run {name!r}: use {', '.join(DEFAULT_RUNS)}, or hybrid-rrf-w<ratio> "
-            "(sparse:dense RRF weight ratio > 0, e.g. hybrid-rrf-w2)"
+            "(sparse:dense RRF weight ratio > 0, e.g. hybrid-rrf-w2), each but bm25 with an "
+            "optional +rerank (e.g. hybrid-rrf+rerank)"
         )
+
+    @property
+    def without_rerank(self) -> str | None:
+        """The name of the same run without reranking (None for a run that does not rerank)."""
+        return self.name.removesuffix(RERANK_SUFFIX) if self.rerank else None
 
     @property
     def needs_index(self) -> bool:
@@ -102,11 +124,14 @@ class RunSpec:
             raise ValueError("the bm25 run does not search the index")
         return SearchOptions(
             top_k=top_k, mode=self.mode, fusion=self.fusion, weights=self.weights, explain=False
-        )
+        )  # +rerank runs rerank the head of this list themselves (`rerank_heads`)
 
 
-def parse_runs(names: Sequence[str] | str, sweep: Sequence[float] = ()) -> list[RunSpec]:
-    """Run specs from names (a list or a comma-separated string) plus RRF sweep ratios."""
+def parse_runs(
+    names: Sequence[str] | str, sweep: Sequence[float] = (), *, rerank: bool = False
+) -> list[RunSpec]:
+    """Run specs from names (a list or a comma-separated string) plus RRF sweep ratios; with
+    `rerank`, each index run is followed by its `+rerank` variant."""
     if isinstance(names, str):
         names = [n for n in names.split(",") if n.strip()]
     specs = [RunSpec.parse(n) for n in names]
@@ -114,6 +139,16 @@ def parse_runs(names: Sequence[str] | str, sweep: Sequence[float] = ()) -> list[
         if ratio <= 0:
             raise ValueError(f"RRF sweep ratios must be > 0, got {ratio!r}")
         specs.append(RunSpec.parse("hybrid-rrf" if ratio == 1 else f"hybrid-rrf-w{ratio:g}"))
+    if rerank:
+        specs = [
+            variant
+            for spec in specs
+            for variant in (
+                [spec, RunSpec.parse(spec.name + RERANK_SUFFIX)]
+                if spec.needs_index and not spec.rerank
+                else [spec]
+            )
+        ]
     unique = list(dict.fromkeys(specs))
     if not unique:
         raise ValueError("no runs selected")
@@ -152,6 +187,41 @@ def best_chunk_per_document(hits: Sequence[SearchHit], depth: int) -> dict[str, 
     return docs
 
 
+def documents_by_position(hits: Sequence[SearchHit], depth: int) -> dict[str, float]:
+    """Chunk hits (best first) to documents scored by position: the first document scores
+    `depth`, the next `depth - 1`, and so on (for rankings whose scores do not share one
+    scale, such as reranked heads above fused tails)."""
+    docs: dict[str, float] = {}
+    for hit in hits:
+        if hit.doc_id not in docs:
+            docs[hit.doc_id] = float(depth - len(docs))
+            if len(docs) == depth:
+                break
+    return docs
+
+
+def rerank_heads(
+    index: HybridIndex, retrieved: Sequence[Retrieved], head: int
+) -> list[list[SearchHit]]:
+    """Each fused list with its first `head` chunks reordered by the reranker (the pairs of
+    `RERANK_BATCH_QUERIES` queries scored together) and the rest in fused order below."""
+    out: list[list[SearchHit]] = []
+    for start in range(0, len(retrieved), RERANK_BATCH_QUERIES):
+        group = retrieved[start : start + RERANK_BATCH_QUERIES]
+        heads = []
+        for r in group:
+            top = r.ranked[:head]
+            asked = dataclasses.replace(
+                r.request, top_k=max(len(top), 1), rerank=True, rerank_candidates=max(len(top), 1)
+            )
+            heads.append(dataclasses.replace(r, request=asked, ranked=top))
+        scores = index.rerank_scores(heads)
+        for r, h, s in zip(group, heads, scores, strict=True):
+            tail = dataclasses.replace(r, ranked=r.ranked[head:])
+            out.append(index.finish(h, s) + index.finish(tail, None))
+    return out
+
+
 def chunk_depth(depth: int, documents: int, chunks: int) -> int:
     """How many chunks to ask for so that about `depth` distinct documents come back."""
     per_doc = chunks / documents if documents else 1.0
@@ -183,14 +253,28 @@ def execute_index_runs(
     rankings: list[dict[str, dict[str, float]]] = []
     for spec in specs:
         options = spec.options(chunk_top_k)
-        results = {}
-        for qid, query, sv, dv in zip(qids, texts, sparse_vecs, dense_vecs, strict=True):
-            hits = index.run(options.with_query(query), QueryVectors(sv, dv))
-            results[qid] = best_chunk_per_document(hits, depth)
+        retrieved = [
+            index.retrieve(options.with_query(query), QueryVectors(sv, dv))
+            for query, sv, dv in zip(texts, sparse_vecs, dense_vecs, strict=True)
+        ]
+        if spec.rerank:
+            hit_lists = rerank_heads(index, retrieved, index.rerank_candidates)
+            results = {
+                q: documents_by_position(h, depth) for q, h in zip(qids, hit_lists, strict=True)
+            }
+        else:
+            hit_lists = [index.finish(r, None) for r in retrieved]
+            results = {
+                q: best_chunk_per_document(h, depth) for q, h in zip(qids, hit_lists, strict=True)
+            }
         rankings.append(results)
 
     def one(query: str, spec: RunSpec) -> object:
-        return index.search_requests([spec.options(chunk_top_k).with_query(query)])
+        request = spec.options(chunk_top_k).with_query(query)
+        if not spec.rerank:
+            return index.search_requests([request])
+        retrieved = index.retrieve(request, index.encode_queries([request])[0])
+        return rerank_heads(index, [retrieved], index.rerank_candidates)
 
     # Latency: runs take turns on each query, so that a slow spell of the machine does not
     # land on one run only; the first query warms every path up and is not timed.
