@@ -33,6 +33,11 @@ from .common import (
     model_paths,
 )
 
+TINY_NOTE = (
+    "Tiny models (--tiny): these rows check that every path runs; they do not measure "
+    "speed (a tiny model's time is mostly fixed overhead), so compare no ratio here."
+)
+
 SECTIONS = ["encode", "tokenizer", "query", "store", "size", "serving", "explain"]
 DEFAULT_SECTIONS = "encode,tokenizer,query,store,size,serving,explain"
 
@@ -133,18 +138,27 @@ def run(args: argparse.Namespace) -> int:
             f"unknown or unavailable sections {unknown}; choose from {available}", file=sys.stderr
         )
         return 2
+    if args.tiny:
+        print(TINY_NOTE, file=sys.stderr)
     ctx = build_context(args)
     started = time.time()
     results: dict[str, Section] = {}
+    bar = section_bar(len(chosen))
     for name in chosen:
-        print(f"[bench] {name} ...", file=sys.stderr, flush=True)
+        bar.set_postfix_str(name)
+        if bar.disable:  # no terminal: one plain line per section for the log
+            print(f"[bench] {name} ...", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
         module = importlib.import_module(f"{__package__}.{name}")
         section = module.run(args, ctx)
         section.notes.append(f"Section time {time.perf_counter() - t0:.0f} s.")
         results[name] = section
+        bar.update()
+    bar.close()
     line = machine_line(ctx["machine"])
     print(f"## rag_splade benchmark\n\n{line}\n")
+    if args.tiny:
+        print(f"**{TINY_NOTE}**\n")
     for section in results.values():
         print(section.to_markdown())
     if args.json_out:
@@ -152,8 +166,22 @@ def run(args: argparse.Namespace) -> int:
             "machine": ctx["machine"],
             "started": started,
             "model": ctx["model_label"],
+            "note": TINY_NOTE if args.tiny else None,
             "args": {k: v for k, v in vars(args).items() if not callable(v)},
             "sections": {name: s.to_json() for name, s in results.items()},
         }
         Path(args.json_out).write_text(json.dumps(payload, indent=2, ensure_ascii=False))
     return 0
+
+
+def section_bar(total: int) -> Any:
+    """A tqdm bar over the sections on stderr; disabled when stderr is not a terminal."""
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total, desc="bench", unit=" section", file=sys.stderr, disable=not _on_terminal()
+    )
+
+
+def _on_terminal() -> bool:
+    return bool(getattr(sys.stderr, "isatty", lambda: False)())
