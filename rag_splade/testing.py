@@ -198,12 +198,16 @@ def build_cross_encoder(
     *,
     lexical: bool = False,
     hidden: int = 96,
+    layers: int = 2,
+    heads: int = 1,
     seed: int = 2,
     tokenizer_dir: str | Path | None = None,
 ) -> Path:
-    """Save a tiny 1-label `BertForSequenceClassification` reranker under `path`.
+    """Save a 1-label `BertForSequenceClassification` reranker under `path`: tiny by default;
+    `hidden=384, layers=12, heads=12` is the shape of a small reranker, for speed.
 
-    `lexical=False` gives random weights. `lexical=True` sets the weights by hand so that the
+    `lexical=False` gives random weights. `lexical=True` (2 layers, 1 head) sets the weights
+    by hand so that the
     score rises with the share of the query's tokens that occur in the passage:
 
     - layer 1: each query token attends to the passage token with the same word embedding
@@ -215,6 +219,8 @@ def build_cross_encoder(
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
+    if lexical and (layers, heads) != (2, 1):
+        raise ValueError(f"the lexical reranker has 2 layers and 1 head, got {layers}, {heads}")
     path = Path(path)
     if tokenizer_dir is not None:
         tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
@@ -231,9 +237,9 @@ def build_cross_encoder(
     config = BertConfig(
         vocab_size=len(tokenizer),
         hidden_size=hidden,
-        num_hidden_layers=2,
-        num_attention_heads=1,
-        intermediate_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=hidden if lexical else hidden * 4,
         max_position_embeddings=512,
     )
     config.num_labels = 1  # one relevance score per pair

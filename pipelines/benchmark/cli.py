@@ -4,9 +4,10 @@ Sections (`--sections`): `encode` (sparse document encoding against LlamaIndex's
 sentence-transformers' paths), `tokenizer` (the Japanese tokenizer alone), `query` (query
 encoding latency and a hybrid search's breakdown), `store` (hybrid query latency and
 upserts per store), `size` (index size per chunk and its nDCG@10 cost),
-`serving` (API throughput at several concurrencies) and `explain` (what explanations add
-to a search). A section module has `run(args, ctx) -> Section` and may have
-`add_arguments(parser)` for flags of its own.
+`serving` (API throughput at several concurrencies), `explain` (what explanations add
+to a search) and `rerank` (what a cross-encoder over 20/50/100 candidates adds). A
+section module has `run(args, ctx) -> Section` and may have `add_arguments(parser)` for
+flags of its own.
 Peer libraries are imported only by the sections that use them.
 """
 
@@ -38,8 +39,8 @@ TINY_NOTE = (
     "speed (a tiny model's time is mostly fixed overhead), so compare no ratio here."
 )
 
-SECTIONS = ["encode", "tokenizer", "query", "store", "size", "serving", "explain"]
-DEFAULT_SECTIONS = "encode,tokenizer,query,store,size,serving,explain"
+SECTIONS = ["encode", "tokenizer", "query", "store", "size", "serving", "explain", "rerank"]
+DEFAULT_SECTIONS = ",".join(SECTIONS)
 
 
 def available_sections() -> list[str]:
