@@ -175,14 +175,17 @@ def test_demo_on_other_models_has_no_tiny_note(tmp_path, lexical_splade_path, le
 def test_cli_bad_model_path_is_one_line(in_folder, monkeypatch, capsys) -> None:
     """The issue's reproduction: a relative model path run from a folder that lacks it."""
     monkeypatch.setenv("RAG_SPLADE_SPARSE_MODEL", "./models/typo/splade")
-    for argv in (["search", "山"], ["demo"], ["ingest", str(in_folder)]):
+    from rag_splade.sample import sample_path
+
+    evaluate = ["eval", str(sample_path()), "--runs", "sparse", "--output-dir", "out"]
+    for argv in (["search", "山"], ["demo"], ["ingest", str(in_folder)], evaluate):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert err == (
             f"rag-splade {argv[0]}: sparse_model (RAG_SPLADE_SPARSE_MODEL): "
             f"not found: {in_folder / 'models' / 'typo' / 'splade'}"
         )
-    assert not (in_folder / "data").exists()
+    assert not (in_folder / "data").exists() and not (in_folder / "out").exists()
 
 
 def test_cli_without_hub_access_is_one_line_with_the_fix(in_folder, monkeypatch, capsys) -> None:

@@ -7,12 +7,12 @@ mounts both under its `eval` sub-command.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
 from .datasets import FORMATS
 from .metrics import DEFAULT_METRICS, STAT_TESTS
+from .progress import stage_progress
 from .runs import DEFAULT_RUNS, SWEEP_RATIOS
 
 DESCRIPTION = (
@@ -123,18 +123,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="data/eval",
         help="writes results.md, results.json, results.png here (data/eval)",
     )
-    out.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
+    out.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress on stderr (on a terminal: a line with the elapsed time and stage)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the evaluation the parsed `args` describe; print the table; 0 on success."""
+
+    with stage_progress(__package__ or "", enabled=not args.quiet):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from .datasets import load_dataset
     from .harness import evaluate
 
-    if not args.quiet:
-        logging.getLogger(__package__).setLevel(logging.INFO)
-        if not logging.getLogger().handlers:
-            logging.basicConfig(level=logging.WARNING, format="%(message)s")
     dataset = load_dataset(args.dataset, split=args.split, format=args.format, qrels=args.qrels)
     if args.limit is not None or args.corpus_limit is not None:
         dataset = dataset.limit(args.limit, args.corpus_limit)

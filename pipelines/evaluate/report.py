@@ -2,12 +2,41 @@
 
 from __future__ import annotations
 
+import datetime
+import importlib.metadata
 import json
+import platform
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 EXTRAS_HINT = 'pip install "rag-splade[eval]"'
+# Distributions whose versions decide the numbers; recorded with every report.
+VERSIONED = (
+    "rag-splade",
+    "torch",
+    "transformers",
+    "sentence-transformers",
+    "qdrant-edge-py",
+    "qdrant-client",
+    "ranx",
+    "bm25s",
+)
+
+
+def package_versions() -> dict[str, str | None]:
+    """Python's and each of `VERSIONED`'s installed version (None: not installed)."""
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in VERSIONED:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True)
@@ -46,6 +75,8 @@ class EvaluationReport:
     alpha: float
     runs: list[RunResult]
     config: dict[str, Any] = field(default_factory=dict)
+    created: str = field(default_factory=_now)  # ISO 8601, UTC
+    versions: dict[str, str | None] = field(default_factory=package_versions)
 
     def run(self, name: str) -> RunResult:
         """The result of the run called `name`."""
@@ -97,6 +128,12 @@ class EvaluationReport:
                 f"‡ p < {self.alpha} for a `+rerank` run against the same run without "
                 "reranking (same test)."
             )
+        v = self.versions
+        lines.append(
+            f"Run {self.created}: rag-splade {v.get('rag-splade')}, torch {v.get('torch')}, "
+            f"transformers {v.get('transformers')}, qdrant-edge-py {v.get('qdrant-edge-py')}, "
+            f"Python {v.get('python')}."
+        )
         return "\n".join(lines)
 
     def plot(self, path: str | Path) -> Path:
