@@ -161,11 +161,11 @@ def _run(args: argparse.Namespace, settings: Settings, options: ReadOptions) -> 
                 file=sys.stderr,
             )
             return EXIT_FAILED
-        verb = "would delete" if args.dry_run else "deleting"
-        print(
-            f"--reindex: {verb} the index at {where} and rebuild it from "
-            f"{plural(count, 'document')} in the inputs with {models}"
-        )
+        what = f"{plural(count, 'document')} in the inputs with {models}"
+        if args.dry_run:
+            print(f"--reindex: would delete the index at {where} and rebuild it from {what}")
+        else:
+            print(f"--reindex: deleting the index at {where}, then rebuilding it from {what}")
         if not args.dry_run:
             drop_index(settings)
             exists = False
