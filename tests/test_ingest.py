@@ -648,3 +648,18 @@ def test_cli_reindex_rebuilds_with_other_models(
     assert said < summary and f"dense={other}" in out
     with HybridIndex.from_settings(_settings(index_path)) as index:
         assert index.dense.dimension == 32 and len(index.documents()) == 3
+
+
+def test_drop_index_deletes_only_an_index(tmp_path) -> None:
+    from rag_splade import Settings
+    from rag_splade.factories import drop_index, index_exists
+
+    folder = tmp_path / "papers"
+    folder.mkdir()
+    (folder / "thesis.txt").write_text("大事な原稿。", encoding="utf-8")
+    settings = Settings(index_path=folder)
+    assert not index_exists(settings)
+    with pytest.raises(ValueError, match="not an index this library wrote"):
+        drop_index(settings)
+    assert (folder / "thesis.txt").exists()
+    drop_index(Settings(index_path=tmp_path / "nothing-here"))  # nothing there: nothing to do

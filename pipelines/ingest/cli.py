@@ -164,9 +164,8 @@ def _run(args: argparse.Namespace, settings: Settings, options: ReadOptions) -> 
         what = f"{plural(count, 'document')} in the inputs with {models}"
         if args.dry_run:
             print(f"--reindex: would delete the index at {where} and rebuild it from {what}")
-        else:
+        else:  # said before anything is deleted
             print(f"--reindex: deleting the index at {where}, then rebuilding it from {what}")
-        if not args.dry_run:
             drop_index(settings)
             exists = False
     if args.dry_run:
