@@ -71,6 +71,9 @@ def _options(
     rrf_k: int | None,
     rerank: bool,
     rerank_candidates: int | None,
+    offset: int,
+    min_score: float | None,
+    group_by_document: int | None,
 ) -> SearchOptions:
     return SearchOptions(
         top_k=top_k,
@@ -83,6 +86,9 @@ def _options(
         rrf_k=rrf_k,
         rerank=rerank,
         rerank_candidates=rerank_candidates,
+        offset=offset,
+        min_score=min_score,
+        group_by_document=group_by_document,
     )
 
 
@@ -117,6 +123,35 @@ def _rrf_by_fixed_ranks(
         return None
     rescored = [dataclasses.replace(r, score=s) for r, s in zip(ranked, scores, strict=True)]
     return sorted(rescored, key=tie_break_key)
+
+
+def _cut_position(ranked: Sequence[RankedChunk], keep: int, per_document: int | None) -> int | None:
+    """How many of `ranked` give `keep` candidates once at most `per_document` chunks of a
+    document are kept (None: fewer than `keep`)."""
+    if per_document is None:
+        return keep if len(ranked) >= keep else None
+    counts: dict[str, int] = {}
+    kept = 0
+    for position, r in enumerate(ranked, start=1):
+        counts[r.chunk.doc_id] = counts.get(r.chunk.doc_id, 0) + 1
+        if counts[r.chunk.doc_id] <= per_document:
+            kept += 1
+            if kept == keep:
+                return position
+    return None
+
+
+def _per_document(ranked: Sequence[RankedChunk], per_document: int | None) -> list[RankedChunk]:
+    """`ranked` with at most `per_document` chunks of each document, the best ones."""
+    if per_document is None:
+        return list(ranked)
+    counts: dict[str, int] = {}
+    kept = []
+    for r in ranked:
+        counts[r.chunk.doc_id] = counts.get(r.chunk.doc_id, 0) + 1
+        if counts[r.chunk.doc_id] <= per_document:
+            kept.append(r)
+    return kept
 
 
 def split_scores(retrieved: Sequence[Retrieved], scores: np.ndarray) -> list[np.ndarray | None]:
@@ -332,16 +367,21 @@ class HybridIndex:
         rrf_k: int | None = None,
         rerank: bool = False,
         rerank_candidates: int | None = None,
+        offset: int = 0,
+        min_score: float | None = None,
+        group_by_document: int | None = None,
     ) -> list[SearchHit]:
         """Search in one Qdrant round trip and return hits, best first.
 
         The arguments are those of `SearchOptions` (see there); fusion, rrf_k, candidates
         and rerank_candidates default to this index's settings. With `rerank`, the best
         `rerank_candidates` fused hits are scored by the reranker, which picks the `top_k`.
+        `offset` pages, `min_score` drops weak hits, `group_by_document` caps the chunks
+        of one document.
         """
         options = _options(
             top_k, mode, fusion, weights, filters, explain, candidates, rrf_k, rerank,
-            rerank_candidates,
+            rerank_candidates, offset, min_score, group_by_document,
         )  # fmt: skip
         return self.search_requests([options.with_query(query)])[0]
 
@@ -359,12 +399,15 @@ class HybridIndex:
         rrf_k: int | None = None,
         rerank: bool = False,
         rerank_candidates: int | None = None,
+        offset: int = 0,
+        min_score: float | None = None,
+        group_by_document: int | None = None,
     ) -> list[list[SearchHit]]:
         """`search` for many queries: one encoder forward pass per model for all of them,
         and the rerank pairs of all of them scored in shared batches."""
         options = _options(
             top_k, mode, fusion, weights, filters, explain, candidates, rrf_k, rerank,
-            rerank_candidates,
+            rerank_candidates, offset, min_score, group_by_document,
         )  # fmt: skip
         return self.search_requests(requests_for(queries, options))
 
@@ -433,9 +476,11 @@ class HybridIndex:
         if request.mode == "sparse" and sparse is not None and len(sparse) == 0:
             return Retrieved(request, sparse, [])  # an all-zero query matches nothing lexically
         assert request.fusion is not None and request.rrf_k and request.candidates  # resolved
-        keep = request.pool
+        keep, per_document = request.pool, request.group_by_document
         limit = keep + TIE_MARGIN
-        while True:  # ask for more while a group of equal scores straddles the cut
+        # Ask for more while a group of equal scores straddles the cut, or while grouping by
+        # document left fewer than `keep` and the store has more.
+        while True:
             ranked = self.store.query(
                 HybridQuery(
                     mode=request.mode,
@@ -457,8 +502,12 @@ class HybridIndex:
                         limit = 2 * request.candidates  # all the fused list: none missed
                         continue
                     ranked = rescored
-            if not cut_inside_tie(ranked, keep, limit):
-                return Retrieved(request, sparse if request.explain else None, ranked[:keep])
+            cut = _cut_position(ranked, keep, per_document)
+            if cut is None and len(ranked) < limit:  # fewer than `keep` exist: take them all
+                cut = len(ranked)
+            if cut is not None and not cut_inside_tie(ranked, cut, limit):
+                kept = _per_document(ranked[:cut], per_document)
+                return Retrieved(request, sparse if request.explain else None, kept)
             limit *= 2
 
     def rerank_scores(self, retrieved: Sequence[Retrieved]) -> list[np.ndarray | None]:
@@ -476,14 +525,22 @@ class HybridIndex:
         scores keep the fused order), cut to `top_k`, explained when asked."""
         request, ranked = retrieved.request, retrieved.ranked
         if rerank_scores is None:
-            return [self._hit(r, retrieved.query_vector) for r in ranked[: request.top_k]]
-        if len(rerank_scores) != len(ranked):
-            raise ValueError(f"{len(rerank_scores)} rerank scores for {len(ranked)} candidates")
-        order = sorted(range(len(ranked)), key=lambda i: (-rerank_scores[i], i))
-        return [
-            self._hit(ranked[i], retrieved.query_vector, float(rerank_scores[i]), rank)
-            for rank, i in enumerate(order[: request.top_k], start=1)
-        ]
+            order: list[tuple[RankedChunk, float | None, int | None]] = [
+                (r, None, None) for r in ranked
+            ]
+        else:
+            if len(rerank_scores) != len(ranked):
+                raise ValueError(f"{len(rerank_scores)} rerank scores for {len(ranked)} candidates")
+            by_score = sorted(range(len(ranked)), key=lambda i: (-rerank_scores[i], i))
+            order = [
+                (ranked[i], float(rerank_scores[i]), rank)
+                for rank, i in enumerate(by_score, start=1)
+            ]
+        if request.min_score is not None:
+            floor = request.min_score
+            order = [o for o in order if (o[0].score if o[1] is None else o[1]) >= floor]
+        page = order[request.offset : request.offset + request.top_k]
+        return [self._hit(r, retrieved.query_vector, score, rank) for r, score, rank in page]
 
     def _hit(
         self,

@@ -70,8 +70,15 @@ class SearchOptions:
         explain: attach an `Explanation` (term contributions) to every hit.
         rerank: reorder the best `rerank_candidates` fused hits with the index's
             cross-encoder (`Reranker`) and return its `top_k`.
-        rerank_candidates: fused hits the reranker scores (at least `top_k`; with `rerank`
-            only); None: the index's setting.
+        rerank_candidates: fused hits the reranker scores (at least `offset + top_k`; with
+            `rerank` only); None: the index's setting.
+        offset: hits to skip before the `top_k` returned (paging: the order is fixed, so
+            pages do not overlap); `offset + top_k` is at most `MAX_TOP_K`.
+        min_score: drop hits scoring below it: the reranker's score when reranking, else the
+            fused score (a retriever's own score in sparse or dense mode). Fewer than
+            `top_k` hits may come back.
+        group_by_document: at most this many chunks of one document among the candidates
+            and the hits (1: one chunk per document, its best).
 
     Example:
         >>> options = SearchOptions(top_k=3, filters={"source": "faq"})
@@ -89,6 +96,9 @@ class SearchOptions:
     explain: bool = DEFAULT_EXPLAIN
     rerank: bool = False
     rerank_candidates: int | None = None
+    offset: int = 0
+    min_score: float | None = None
+    group_by_document: int | None = None
     conditions: tuple[Condition, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -106,7 +116,20 @@ class SearchOptions:
         for name in ("explain", "rerank"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
-        _check_rerank_candidates(self.rerank_candidates, self.rerank, self.top_k)
+        if isinstance(self.offset, bool) or not isinstance(self.offset, int) or self.offset < 0:
+            raise ValueError(f"offset must be an int >= 0, got {self.offset!r}")
+        if self.offset + self.top_k > MAX_TOP_K:
+            raise ValueError(
+                f"offset + top_k must be at most {MAX_TOP_K}, got {self.offset} + {self.top_k}"
+            )
+        if self.min_score is not None and (
+            isinstance(self.min_score, bool)
+            or not isinstance(self.min_score, (int, float))
+            or not math.isfinite(self.min_score)
+        ):
+            raise ValueError(f"min_score must be a finite number or None, got {self.min_score!r}")
+        check_positive_int("group_by_document", self.group_by_document, optional=True)
+        _check_rerank_candidates(self.rerank_candidates, self.rerank, self.top_k, self.offset)
         _set(self, "weights", _check_weights(self.weights, self.mode, self.fusion))
         # A private copy: the caller changing its dict later cannot change a checked request.
         filters = None if self.filters is None else copy.deepcopy(self.filters)
@@ -154,10 +177,15 @@ class SearchRequest(SearchOptions):
         return SearchOptions(**fields)
 
     @property
+    def wanted(self) -> int:
+        """Hits up to the end of the page asked for: `offset + top_k`."""
+        return self.offset + self.top_k
+
+    @property
     def pool(self) -> int:
-        """Hits the store returns: `rerank_candidates` when reranking, else `top_k` (once
-        `resolved`)."""
-        return max(self.rerank_candidates or 0, self.top_k) if self.rerank else self.top_k
+        """Candidates the index keeps from the store: `rerank_candidates` when reranking
+        (once `resolved`), else `offset + top_k`."""
+        return max(self.rerank_candidates or 0, self.wanted) if self.rerank else self.wanted
 
     def resolved(
         self, *, fusion: Fusion, rrf_k: int, candidates: int, rerank_candidates: int
@@ -165,12 +193,12 @@ class SearchRequest(SearchOptions):
         """The request with the index's settings in place of the options left as None
         (checked again: weights given with the index's fusion `dbsf` are refused here).
         Each retriever's list is at least as long as the hits asked of the fused one."""
-        pool = max(self.rerank_candidates or rerank_candidates, self.top_k)
+        pool = max(self.rerank_candidates or rerank_candidates, self.wanted)
         return dataclasses.replace(
             self,
             fusion=self.fusion or fusion,
             rrf_k=self.rrf_k or rrf_k,
-            candidates=max(self.candidates or candidates, pool if self.rerank else self.top_k),
+            candidates=max(self.candidates or candidates, pool if self.rerank else self.wanted),
             rerank_candidates=pool if self.rerank else None,
         )
 
@@ -219,7 +247,7 @@ def _check_weights(
     return float(weights[0]), float(weights[1])
 
 
-def _check_rerank_candidates(value: int | None, rerank: bool, top_k: int) -> None:
+def _check_rerank_candidates(value: int | None, rerank: bool, top_k: int, offset: int) -> None:
     if value is None:
         return
     check_positive_int("rerank_candidates", value)
@@ -227,10 +255,11 @@ def _check_rerank_candidates(value: int | None, rerank: bool, top_k: int) -> Non
         raise ValueError(f"rerank_candidates must be at most {MAX_RERANK_CANDIDATES}, got {value}")
     if not rerank:
         raise ValueError("rerank_candidates applies only with rerank=True")
-    if value < top_k:
+    if value < top_k + offset:
+        wanted = f"top_k ({top_k})" if not offset else f"offset + top_k ({offset} + {top_k})"
         raise ValueError(
-            f"rerank_candidates ({value}) must be at least top_k ({top_k}): the reranker "
-            "chooses the top_k hits among them"
+            f"rerank_candidates ({value}) must be at least {wanted}: the reranker chooses "
+            "the hits among them"
         )
 
 

@@ -189,3 +189,33 @@ def test_index_settings_fill_what_the_request_left_open(splade, dense) -> None: 
     assert idx.resolve(SearchRequest(query="燃費")).fusion == "dbsf"
     with pytest.raises(ValueError, match="weights apply to hybrid mode with rrf"):
         idx.search("燃費", weights=(1.0, 2.0))
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"offset": -1}, "offset must be an int >= 0"),
+        ({"offset": 1.5}, "offset must be an int >= 0"),
+        ({"offset": True}, "offset must be an int >= 0"),
+        ({"offset": 996, "top_k": 5}, "offset \\+ top_k must be at most 1000"),
+        ({"min_score": float("nan")}, "min_score must be a finite number"),
+        ({"min_score": float("inf")}, "min_score must be a finite number"),
+        ({"min_score": "0.5"}, "min_score must be a finite number"),
+        ({"group_by_document": 0}, "group_by_document must be None or a positive int"),
+        (
+            {"offset": 5, "top_k": 5, "rerank": True, "rerank_candidates": 8},
+            "at least offset \\+ top_k \\(5 \\+ 5\\)",
+        ),
+    ],
+)
+def test_paging_threshold_and_grouping_options_are_checked(options, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        SearchRequest(query="燃費", **options)
+
+
+def test_pool_covers_the_page() -> None:
+    index = {"fusion": "rrf", "rrf_k": 61, "candidates": 5, "rerank_candidates": 10}
+    paged = SearchRequest(query="燃費", top_k=5, offset=20).resolved(**index)  # type: ignore[arg-type]
+    assert (paged.wanted, paged.pool, paged.candidates) == (25, 25, 25)
+    reranked = SearchRequest(query="燃費", top_k=5, offset=20, rerank=True).resolved(**index)  # type: ignore[arg-type]
+    assert reranked.pool == 25

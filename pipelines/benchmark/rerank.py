@@ -46,7 +46,13 @@ def reranker_model(splade_dir: Path, tiny: bool) -> Path:
     shape = TINY_SHAPE if tiny else SMALL_SHAPE
     path = splade_dir.parent / f"reranker-{'tiny' if tiny else 'small'}"
     if not (path / "config.json").exists():
-        build_cross_encoder(path, tokenizer_dir=splade_dir, **shape)
+        build_cross_encoder(
+            path,
+            tokenizer_dir=splade_dir,
+            hidden=shape["hidden"],
+            layers=shape["layers"],
+            heads=shape["heads"],
+        )
     return path
 
 
