@@ -16,7 +16,7 @@ $(BIN)/rag-splade: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -q -e ".[dev,docs,api,llama-index,pdf,formats,eval,bench,notebooks,onnx]"
+	$(BIN)/python -m pip install -q -e ".[dev,docs,api,llama-index,pdf,formats,eval,bench,notebooks,onnx,train]"
 	touch $@
 
 # The test command (CI runs exactly this): lint, format, types, docs, then the tests.
