@@ -35,6 +35,7 @@ class ServiceSettings(Settings):
         ge=1,
         description="Largest `rerank_candidates` (pairs scored per query) a request may ask.",
     )
+    max_offset: int = Field(900, ge=0, description="Deepest `offset` (paging) a request may ask.")
     max_queries_per_request: int = Field(64, ge=1, description="Queries in one batch search.")
     max_documents_per_request: int = Field(256, ge=1, description="Documents in one add.")
     max_document_chars: int = Field(

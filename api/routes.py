@@ -50,7 +50,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 SEARCH_LIMITS = (
     "Limits (service settings): query length RAG_SPLADE_MAX_QUERY_CHARS, top_k "
     "RAG_SPLADE_MAX_TOP_K, candidates RAG_SPLADE_MAX_CANDIDATES, rerank_candidates "
-    "RAG_SPLADE_MAX_RERANK_CANDIDATES, queries per batch RAG_SPLADE_MAX_QUERIES_PER_REQUEST; "
+    "RAG_SPLADE_MAX_RERANK_CANDIDATES, offset RAG_SPLADE_MAX_OFFSET, queries per batch "
+    "RAG_SPLADE_MAX_QUERIES_PER_REQUEST; "
     "each refusal names the limit and its value."
 )
 
@@ -170,6 +171,11 @@ async def _answer(
         raise InvalidRequest(
             f"rerank_candidates must be from 1 to {settings.max_rerank_candidates} "
             f"(RAG_SPLADE_MAX_RERANK_CANDIDATES), got {body.rerank_candidates}"
+        )
+    if body.offset > settings.max_offset:
+        raise InvalidRequest(
+            f"offset must be from 0 to {settings.max_offset} (RAG_SPLADE_MAX_OFFSET), "
+            f"got {body.offset}"
         )
     fields = body.model_dump(exclude={"query", "queries", "context"})
     fields["explain"] = body.explain or body.context  # the context's key terms need them

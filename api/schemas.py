@@ -58,6 +58,21 @@ class SearchOptions(Strict):
         description="Fused hits the reranker scores, at least `top_k` (upper bound: "
         "RAG_SPLADE_MAX_RERANK_CANDIDATES); default RAG_SPLADE_RERANK_CANDIDATES.",
     )
+    offset: int = Field(
+        0,
+        ge=0,
+        description="Hits to skip before the `top_k` returned (paging; upper bound "
+        "RAG_SPLADE_MAX_OFFSET). The order is fixed, so pages do not overlap.",
+    )
+    min_score: float | None = Field(
+        None,
+        allow_inf_nan=False,
+        description="Drop hits scoring below it: the rerank score when reranking, else the "
+        "fused score (a retriever's own in sparse or dense mode).",
+    )
+    group_by_document: int | None = Field(
+        None, ge=1, description="At most this many chunks of one document (1: its best chunk)."
+    )
     context: bool = Field(
         True,
         description="Return the LLM-ready `context` block. Its key terms come from the "

@@ -56,6 +56,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="cross-encoder hub id or local folder, e.g. "
         "hotchpotch/japanese-reranker-cross-encoder-small-v1",
     )
+    parser.add_argument("--offset", type=int, default=0, help="hits to skip (paging)")
+    parser.add_argument(
+        "--min-score",
+        type=float,
+        help="drop hits below this score (the rerank score with --rerank, else the fused one)",
+    )
+    parser.add_argument(
+        "--group-by-document", type=int, metavar="N", help="at most N chunks per document"
+    )
+    parser.add_argument(
+        "--candidates", type=int, help="each retriever's list before fusion (default: settings)"
+    )
+    parser.add_argument("--rrf-k", type=int, help="RRF constant (default: settings, 61)")
+    parser.add_argument("--sparse-model", help="SPLADE model: hub id or local folder")
+    parser.add_argument("--dense-model", help="dense model: hub id or local folder")
     parser.add_argument("--json", action="store_true", help="print hits as JSON lines")
     parser.add_argument("--context", action="store_true", help="print the LLM context block")
     add_index_arguments(parser)
@@ -94,7 +109,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    settings = Settings(**index_overrides(args, "rerank_model"))
+    settings = Settings(**index_overrides(args, "rerank_model", "sparse_model", "dense_model"))
     with HybridIndex.from_settings(settings, load_reranker=args.rerank) as index:
         if index.count() == 0:
             print("error: the index is empty; fill it with `rag-splade ingest`", file=sys.stderr)
@@ -110,6 +125,11 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
                 explain=args.explain or args.context,  # the context's key terms need them
                 rerank=args.rerank,
                 rerank_candidates=args.rerank_candidates,
+                offset=args.offset,
+                min_score=args.min_score,
+                group_by_document=args.group_by_document,
+                candidates=args.candidates,
+                rrf_k=args.rrf_k,
             )
         except (TypeError, ValueError) as e:
             print(f"error: {e}", file=sys.stderr)
@@ -117,11 +137,13 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         for query, hits in zip(args.query, results, strict=True):
             shown = hits if args.explain else [replace(h, explanation=None) for h in hits]
             if args.json:
-                for rank, hit in enumerate(shown, start=1):
+                for rank, hit in enumerate(shown, start=args.offset + 1):
                     print(json.dumps(_as_json(query, rank, hit), ensure_ascii=False), file=out)
                 continue
             print(f"Q: {query}", file=out)
-            for rank, hit in enumerate(shown, start=1):
+            if not shown:
+                print("  (no hits)", file=out)
+            for rank, hit in enumerate(shown, start=args.offset + 1):
                 print_hit(rank, hit, out)
             if args.context:
                 print("\n" + format_context(hits) + "\n", file=out)

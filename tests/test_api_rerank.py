@@ -116,3 +116,40 @@ def test_pair_scorer_gathers_concurrent_requests(reranker) -> None:
     assert calls == [3]  # one reranker pass for the three requests
     for pairs, [scores] in zip(lists, results, strict=True):
         assert scores == pytest.approx(reranker.score(pairs), abs=1e-6)
+
+
+def test_paging_floor_and_grouping_over_http(client) -> None:
+    def ids(body) -> list[str]:
+        return [h["id"] for h in body["hits"]]
+
+    base = {"query": QUERY, "explain": False, "context": False}
+    whole = client.post("/v1/search", json={**base, "top_k": 8}).json()
+    pages = [
+        client.post("/v1/search", json={**base, "top_k": 4, "offset": o}).json() for o in (0, 4)
+    ]
+    assert ids(whole) == ids(pages[0]) + ids(pages[1])
+    floor = whole["hits"][0]["score"]
+    top = client.post("/v1/search", json={**base, "top_k": 8, "min_score": floor}).json()
+    assert top["hits"] and all(h["score"] >= floor for h in top["hits"])
+    grouped = client.post("/v1/search", json={**base, "top_k": 8, "group_by_document": 1}).json()
+    docs = [h["doc_id"] for h in grouped["hits"]]
+    assert len(docs) == len(set(docs))
+    batch = client.post(
+        "/v1/search/batch", json={"queries": [QUERY], "top_k": 4, "offset": 4, "explain": False}
+    ).json()
+    assert ids(batch["results"][0]) == ids(pages[1])
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"offset": 901}, "RAG_SPLADE_MAX_OFFSET"),
+        ({"offset": -1}, "greater than or equal to 0"),
+        ({"min_score": "high"}, "min_score"),
+        ({"group_by_document": 0}, "greater than or equal to 1"),
+    ],
+)
+def test_paging_floor_and_grouping_limits(client, options, message) -> None:
+    r = client.post("/v1/search", json={"query": QUERY, **options})
+    assert r.status_code == 422, r.text
+    assert message in r.text

@@ -99,3 +99,16 @@ def test_search_reranks(filled, capsys, lexical_reranker_path, monkeypatch) -> N
     assert "RAG_SPLADE_RERANK_MODEL" in capsys.readouterr().err
     # a model named but no --rerank: it is not even loaded
     assert main([*base, "--rerank-model", "no-such-org/never-loaded-reranker"]) == 0
+
+
+def test_search_paging_floor_grouping_and_fusion_flags(filled, capsys) -> None:
+    base = ["search", "小笠原諸島", "--index-path", str(filled), "--json"]
+    assert main([*base, "--top-k", "1", "--offset", "1", "--candidates", "5", "--rrf-k", "2"]) == 0
+    [line] = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert (line["rank"], line["doc_id"]) == (2, "b")  # the second hit, numbered as such
+    assert main([*base, "--min-score", "1e6"]) == 0
+    assert capsys.readouterr().out == ""
+    assert main(["search", "小笠原諸島", "--index-path", str(filled), "--min-score", "1e6"]) == 0
+    assert "(no hits)" in capsys.readouterr().out
+    assert main([*base, "--group-by-document", "0"]) == 2
+    assert "group_by_document" in capsys.readouterr().err
