@@ -8,12 +8,13 @@ service's own limits and shapes the answer.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from fastapi.exceptions import HTTPException
 
 from rag_splade import Document, HybridIndex
@@ -30,11 +31,14 @@ from .schemas import (
     BatchSearchResponse,
     ChunkOut,
     DeleteResponse,
+    DocumentInfoOut,
+    DocumentListResponse,
     DocumentOut,
     ErrorOut,
     HitOut,
     QueryTermOut,
     SearchResponse,
+    StatsResponse,
 )
 
 # The wire names (and so the OpenAPI schema names) are the API's own; the library's
@@ -119,6 +123,69 @@ async def add_documents(
         failure="; the add did not complete and is not acknowledged: re-send it",
     )
     return AddDocumentsResponse(documents=result.documents, chunks=result.chunks)
+
+
+@router.get("/documents", response_model=DocumentListResponse, tags=["documents"])
+async def list_documents(
+    runtime: RuntimeDep,
+    ready: ReadyDep,
+    limit: int = Query(100, ge=1, le=1000, description="Documents per page."),
+    after: str | None = Query(None, description="The `next_after` of the previous page."),
+    filters: str | None = Query(
+        None,
+        description='Metadata filters as a JSON object, as in search: {"source": "faq"}.',
+        examples=['{"source": "faq"}'],
+    ),
+) -> DocumentListResponse:
+    """Stored documents with their chunk count, metadata and completeness, a page at a
+    time in document-id order. Each page reads the index's document table (ids and
+    metadata, no texts or vectors)."""
+    parsed = _filters_param(filters)
+    index, _ = ready
+    infos = await runtime.store_call("documents", lambda: rejects(lambda: index.documents(parsed)))
+    ids = sorted(i for i in infos if after is None or i > after)
+    page = ids[:limit]
+    return DocumentListResponse(
+        documents=[DocumentInfoOut.model_validate(infos[i]) for i in page],
+        total=len(infos),
+        next_after=page[-1] if len(ids) > limit else None,
+    )
+
+
+@router.get("/stats", response_model=StatsResponse, tags=["operations"])
+async def stats(runtime: RuntimeDep, ready: ReadyDep) -> StatsResponse:
+    """Counts, the models and the index's search settings."""
+    index, _ = ready
+    infos = await runtime.store_call("documents", lambda: index.documents())
+    chunks = await runtime.store_call("count", index.count)
+    return StatsResponse(
+        documents=len(infos),
+        chunks=chunks,
+        incomplete_documents=sum(not i.complete for i in infos.values()),
+        store=type(index.store).__name__,
+        sparse_model=index.sparse.model_name,
+        dense_model=index.dense.model_name,
+        rerank_model=index.reranker.model_name if index.reranker is not None else None,
+        dense_dimension=index.dense.dimension,
+        sparse_vocab_size=index.sparse.vocab_size,
+        fusion=index.fusion,
+        rrf_k=index.rrf_k,
+        candidates=index.candidates,
+        rerank_candidates=index.rerank_candidates,
+    )
+
+
+def _filters_param(text: str | None) -> dict[str, Any] | None:
+    """The `filters` query parameter: a JSON object, or a 422 that says so."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as e:
+        raise InvalidRequest(f"filters must be a JSON object, got {text[:80]!r}: {e}") from e
+    if not isinstance(value, dict):
+        raise InvalidRequest(f"filters must be a JSON object, got {type(value).__name__}")
+    return value
 
 
 @router.get("/documents/{doc_id:path}", response_model=DocumentOut, tags=["documents"])

@@ -236,6 +236,39 @@ class DocumentOut(BaseModel):
     chunks: list[ChunkOut]
 
 
+class DocumentInfoOut(FromLibrary):
+    doc_id: str
+    chunks: int = Field(description="Chunks stored for the document.")
+    metadata: dict[str, Any]
+    complete: bool = Field(
+        description="False when a write was cut short: re-add the document to repair it."
+    )
+
+
+class DocumentListResponse(BaseModel):
+    documents: list[DocumentInfoOut] = Field(description="In document-id order.")
+    total: int = Field(description="Documents matching the filters, on every page.")
+    next_after: str | None = Field(
+        description="Pass as `after` for the next page; null on the last page."
+    )
+
+
+class StatsResponse(BaseModel):
+    documents: int
+    chunks: int
+    incomplete_documents: int = Field(description="Documents a cut-short write left partial.")
+    store: str = Field(description="`EdgeStore` (embedded) or `QdrantServerStore`.")
+    sparse_model: str
+    dense_model: str
+    rerank_model: str | None
+    dense_dimension: int
+    sparse_vocab_size: int
+    fusion: str
+    rrf_k: int
+    candidates: int
+    rerank_candidates: int
+
+
 class DeleteResponse(BaseModel):
     doc_id: str
     deleted_chunks: int
