@@ -33,8 +33,10 @@ DEMO_QUERIES = (
 def print_hit(rank: int, hit: SearchHit, out: TextIO) -> None:
     sparse = "-" if hit.sparse_rank is None else f"#{hit.sparse_rank} {hit.sparse_score:.2f}"
     dense = "-" if hit.dense_rank is None else f"#{hit.dense_rank} {hit.dense_score:.3f}"
+    rerank = "" if hit.rerank_score is None else f"  rerank={hit.rerank_score:.4f}"
     print(
-        f"  {rank}. {hit.doc_id}  fused={hit.score:.4f}  sparse {sparse}  dense {dense}", file=out
+        f"  {rank}. {hit.doc_id}{rerank}  fused={hit.score:.4f}  sparse {sparse}  dense {dense}",
+        file=out,
     )
     if hit.explanation is None:
         return

@@ -94,6 +94,9 @@ def test_search_reranks(filled, capsys, lexical_reranker_path, monkeypatch) -> N
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["rerank_rank"] for r in lines] == [1, 2]
     assert lines[0]["doc_id"] == "b" and lines[0]["rerank_score"] > lines[1]["rerank_score"]
+    shown = [*base[:-3], "--rerank", "--rerank-model", str(lexical_reranker_path)]
+    assert main([arg for arg in shown if arg != "--json"]) == 0
+    assert "rerank=" in capsys.readouterr().out  # the plain listing shows the rerank score
     # without a model: one clear line, exit 2
     assert main([*base, "--rerank"]) == 2
     assert "RAG_SPLADE_RERANK_MODEL" in capsys.readouterr().err
