@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -69,6 +70,14 @@ class EdgeStore(QdrantStoreBase[qe.Filter, qe.Point, qe.QueryRequest]):
             self.optimize()
             return True
         return False
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Hold off every write (this process's) with the shard flushed, e.g. while its files
+        are copied into a snapshot."""
+        with self._lock:
+            self._require().flush()
+            yield
 
     def close(self) -> None:
         with self._lock:
