@@ -1,4 +1,4 @@
-"""`rag-splade`: the command-line entry point (ingest, search, eval, bench, serve, demo,
+"""`rag-splade`: the command-line entry point (ingest, search, eval, train, bench, serve, demo,
 tiny-models)."""
 
 from __future__ import annotations
@@ -16,12 +16,14 @@ COMMANDS = {
     "ingest": (".ingest", "add or update files and folders in the index, with progress"),
     "search": (".search", "ask the index; explained hits, optionally as JSON"),
     "eval": (".evaluate", "evaluate sparse, dense, hybrid and BM25 runs on a dataset"),
+    "train": (".train", "fine-tune the SPLADE model on your question-passage pairs, measured"),
     "bench": (".benchmark", "measure speed, memory and size against the peer paths"),
     "serve": (".serve", "run the HTTP service (uvicorn) on the index"),
     "demo": (
         ".demo",
         "index the bundled JSQuAD sample in an embedded Qdrant Edge index and search it",
     ),
+    "snapshot": (".snapshot", "create, list, verify or restore snapshots of the index"),
     "tiny-models": (
         ".tiny_models",
         "build tiny offline Japanese models (for trying the demo without the model hub)",
