@@ -19,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from rag_splade import HybridIndex, __version__
 
+from .admin import admin
 from .config import ServiceSettings
 from .errors import add_error_handlers
 from .middleware import RequestContextMiddleware
@@ -61,6 +62,7 @@ def create_app(
     app.state.settings = s
 
     app.include_router(router)
+    app.include_router(admin)
     _add_operational_routes(app, runtime, metrics)
     add_error_handlers(app)
     if s.cors_origin_list:

@@ -122,6 +122,34 @@ class Runtime:
                 self.logger.warning("store unreachable at start-up: %s", e)
                 await asyncio.sleep(self.settings.store_retry_interval_seconds)
 
+    async def swap_index(self, replace: Callable[[], T]) -> T:
+        """Close the store, run `replace` (which swaps the index's files), reopen the store.
+
+        New requests get a 503 meanwhile; the store's lock lets the operations already in
+        it finish before it closes. If the store cannot be reopened the service reports
+        `failed` with the reason."""
+        index = self.index
+        if index is None:
+            raise ServiceUnavailable(
+                f"not ready: {self.detail}", retry_after=self.settings.retry_after_seconds
+            )
+        self.state, self.detail = "loading", "restoring a snapshot"
+        self.metrics.ready.set(0)
+        try:
+            await asyncio.to_thread(index.store.close)
+            try:
+                return await asyncio.to_thread(replace)
+            finally:
+                await asyncio.to_thread(index.store.open, index.spec)
+        except Exception as e:
+            self.state, self.detail = "failed", f"the index did not reopen: {type(e).__name__}"
+            self.logger.exception("reopening the index after a restore failed")
+            raise
+        finally:
+            if self.state == "loading":
+                self.state, self.detail = "ready", "ready"
+                self.metrics.ready.set(1)
+
     # -- use -------------------------------------------------------------------------------
     def ready(self) -> tuple[HybridIndex, QueryEncoder]:
         """The index and encoder, or `ServiceUnavailable` saying why not yet."""

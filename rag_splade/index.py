@@ -235,7 +235,9 @@ class HybridIndex:
             overlap_sentences=chunk_overlap_sentences,
             normalize=normalize_text,
         )
-        store.open(VectorSpec(dense_size=dense.dimension, sparse_vocab_size=sparse.vocab_size))
+        # what the encoders' vectors look like; the store refuses an index built for others
+        self.spec = VectorSpec(dense_size=dense.dimension, sparse_vocab_size=sparse.vocab_size)
+        store.open(self.spec)
 
     @classmethod
     def from_settings(

@@ -83,6 +83,10 @@ class Settings(BaseSettings):
         description="Folder of the embedded Qdrant Edge index (made absolute on load).",
         validate_default=True,
     )
+    snapshot_dir: Path | None = Field(
+        None,
+        description="Folder of the embedded index's snapshots; unset: `<index_path>.snapshots`.",
+    )
     qdrant_url: str | None = Field(
         None, description="Qdrant server URL; when set it wins over `index_path`."
     )
@@ -131,6 +135,7 @@ class Settings(BaseSettings):
         "query_prefix",
         "document_prefix",
         "rerank_model",
+        "snapshot_dir",
         mode="before",
     )
     @classmethod
@@ -146,6 +151,11 @@ class Settings(BaseSettings):
     @classmethod
     def _index_path_is_absolute(cls, value: Path) -> Path:
         return resolve_path(value)
+
+    @field_validator("snapshot_dir")
+    @classmethod
+    def _snapshot_dir_is_absolute(cls, value: Path | None) -> Path | None:
+        return None if value is None else resolve_path(value)
 
 
 def _bases() -> list[Path]:

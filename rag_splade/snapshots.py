@@ -199,6 +199,37 @@ class EdgeSnapshots:
         )
 
 
+def open_for_snapshot(index_path: str | Path) -> EdgeStore:
+    """The Edge index at `index_path`, opened for snapshots without its models: the vector
+    layout comes from its own manifest. Raises `SnapshotError` when it is no index, and
+    `IndexInUseError` when another process has it open."""
+    from rag_splade.store.base import VectorSpec
+    from rag_splade.store.edge import MANIFEST, EdgeStore
+
+    path = Path(index_path)
+    if not EdgeStore.is_index_dir(path):
+        raise SnapshotError(f"no index at {path} (no {MANIFEST})")
+    manifest = json.loads((path / MANIFEST).read_text())
+    [(dense_name, dense_size)] = manifest["dense"].items()
+    [sparse_name] = manifest["sparse"]
+    spec = VectorSpec(dense_size, manifest.get("sparse_vocab_size") or 0, dense_name, sparse_name)
+    store = EdgeStore(path, sparse_datatype=manifest.get("sparse_datatype", "float32"))
+    try:
+        store.open(spec)
+    except Exception as e:
+        if "WouldBlock" in str(e):  # Edge's WAL lock: another process has the shard open
+            raise IndexInUseError(
+                f"the index at {path} is open in another process (a running service?): "
+                "stop it, or use its admin route POST /v1/admin/snapshots"
+            ) from e
+        raise
+    return store
+
+
+class IndexInUseError(SnapshotError):
+    """The index is open in another process."""
+
+
 class ServerSnapshots:
     """Snapshots of a Qdrant server collection, through the server's snapshot API.
 

@@ -1,0 +1,114 @@
+"""The `/v1/admin` routes: snapshots of the index (create, list, restore), behind the API key.
+
+With no `RAG_SPLADE_API_KEY` set the service is open and so are these routes: set a key
+before exposing the service (see Deployment).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+
+from rag_splade.snapshots import EdgeSnapshots, ServerSnapshots, SnapshotError, SnapshotInfo
+from rag_splade.store.edge import EdgeStore
+
+from .deps import ReadyDep, RuntimeDep, SettingsDep, require_api_key
+from .errors import InvalidRequest
+from .schemas import ErrorOut
+
+admin = APIRouter(
+    prefix="/v1/admin",
+    tags=["admin"],
+    dependencies=[Depends(require_api_key)],
+    responses={code: {"model": ErrorOut} for code in (401, 404, 422, 503)},
+)
+
+
+class SnapshotOut(BaseModel):
+    name: str
+    created: str = Field(description="When it was taken, UTC (ISO 8601).")
+    points: int | None = Field(description="Chunks in it (null where the server does not say).")
+    size_bytes: int
+
+
+class SnapshotListOut(BaseModel):
+    snapshots: list[SnapshotOut] = Field(description="Oldest first.")
+
+
+class RestoreOut(BaseModel):
+    restored: SnapshotOut
+    previous_index: str | None = Field(
+        description="Where the replaced embedded index was kept (null for a server)."
+    )
+
+
+@admin.post("/snapshots", response_model=SnapshotOut)
+async def create_snapshot(
+    settings: SettingsDep, runtime: RuntimeDep, ready: ReadyDep
+) -> SnapshotOut:
+    """Snapshot the index now; writes wait while its files are copied, searches go on."""
+    index, _ = ready
+    if isinstance(index.store, EdgeStore):
+        snapshots = EdgeSnapshots(index.store.path, settings.snapshot_dir)
+        store = index.store
+        info = await runtime.store_call(
+            "snapshot", lambda: _checked(lambda: snapshots.create(store))
+        )
+    else:
+        server = _checked(lambda: ServerSnapshots(index.store))  # type: ignore[arg-type]
+        info = await runtime.store_call("snapshot", lambda: _checked(server.create))
+    return _out(info)
+
+
+@admin.get("/snapshots", response_model=SnapshotListOut)
+async def list_snapshots(
+    settings: SettingsDep, runtime: RuntimeDep, ready: ReadyDep
+) -> SnapshotListOut:
+    """The index's snapshots, oldest first."""
+    index, _ = ready
+    if isinstance(index.store, EdgeStore):
+        snapshots = EdgeSnapshots(index.store.path, settings.snapshot_dir)
+        found = await runtime.store_call("snapshot", snapshots.list)
+    else:
+        server = _checked(lambda: ServerSnapshots(index.store))  # type: ignore[arg-type]
+        found = await runtime.store_call("snapshot", lambda: _checked(server.list))
+    return SnapshotListOut(snapshots=[_out(s) for s in found])
+
+
+@admin.post("/snapshots/{name}/restore", response_model=RestoreOut)
+async def restore_snapshot(
+    name: str, settings: SettingsDep, runtime: RuntimeDep, ready: ReadyDep
+) -> RestoreOut:
+    """Replace the index with snapshot `name` (`latest`: the newest). The snapshot is checked
+    whole first, while the service keeps serving; then the service answers 503 for the
+    moment it takes to swap the index and reopen it."""
+    index, _ = ready
+    if isinstance(index.store, EdgeStore):
+        snapshots = EdgeSnapshots(index.store.path, settings.snapshot_dir)
+        checked = await runtime.store_call(
+            "snapshot", lambda: _checked(lambda: snapshots.verify(name))
+        )
+        info, kept = await runtime.swap_index(
+            lambda: _checked(lambda: snapshots.restore(checked.name))
+        )
+        return RestoreOut(restored=_out(info), previous_index=str(kept) if kept else None)
+    server = _checked(lambda: ServerSnapshots(index.store))  # type: ignore[arg-type]
+    info = await runtime.store_call("snapshot", lambda: _checked(lambda: server.restore(name)))
+    return RestoreOut(restored=_out(info), previous_index=None)
+
+
+def _checked(fn: Any) -> Any:
+    """`fn()`, a `SnapshotError` (a missing or damaged snapshot, local mode) as a 422."""
+    try:
+        return fn()
+    except SnapshotError as e:
+        raise InvalidRequest(str(e)) from e
+
+
+def _out(info: SnapshotInfo) -> SnapshotOut:
+    # the archive's path stays private: clients name snapshots, not files
+    return SnapshotOut(
+        name=info.name, created=info.created, points=info.points, size_bytes=info.size_bytes
+    )

@@ -1,0 +1,113 @@
+"""`rag-splade snapshot create|list|verify|restore`: back up the index and bring it back.
+
+The embedded Edge index is archived into `RAG_SPLADE_SNAPSHOT_DIR` (default: a folder
+`<index>.snapshots` beside it); a Qdrant server collection (`RAG_SPLADE_QDRANT_URL`) uses
+the server's snapshots. A restore checks the snapshot whole before it replaces anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+from .index_options import add_index_arguments, index_overrides
+
+if TYPE_CHECKING:
+    from rag_splade import Settings
+
+ACTIONS = ("create", "list", "verify", "restore")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = __doc__
+    parser.add_argument("action", choices=ACTIONS)
+    parser.add_argument(
+        "name", nargs="?", default="latest", help="snapshot to verify or restore (latest)"
+    )
+    parser.add_argument(
+        "--snapshot-dir", help="folder of the Edge index's snapshots (RAG_SPLADE_SNAPSHOT_DIR)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_index_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rag_splade import Settings
+    from rag_splade.snapshots import SnapshotError
+
+    settings = Settings(**index_overrides(args, "snapshot_dir"))
+    try:
+        result = _server(settings, args) if settings.qdrant_url else _edge(settings, args)
+    except SnapshotError as e:
+        print(f"rag-splade snapshot {args.action}: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+    else:
+        for line in _lines(args.action, result):
+            print(line)
+    return 0
+
+
+def _edge(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    from rag_splade.snapshots import EdgeSnapshots, open_for_snapshot
+
+    snapshots = EdgeSnapshots(settings.index_path, settings.snapshot_dir)
+    if args.action == "list":
+        return {"snapshots": [s.to_dict() for s in snapshots.list()]}
+    if args.action == "verify":
+        return {"verified": snapshots.verify(args.name).to_dict()}
+    if args.action == "create":
+        store = open_for_snapshot(settings.index_path)
+        try:
+            return {"created": snapshots.create(store).to_dict()}
+        finally:
+            store.close()
+    # restore: nobody may hold the index; a damaged one (the reason to restore) is replaced
+    if settings.index_path.exists():
+        from rag_splade.snapshots import IndexInUseError
+
+        try:
+            open_for_snapshot(settings.index_path).close()
+        except IndexInUseError:
+            raise
+        except Exception:  # damaged or unreadable: exactly what a restore is for
+            pass
+    info, kept = snapshots.restore(args.name)
+    return {"restored": info.to_dict(), "previous_index": str(kept) if kept else None}
+
+
+def _server(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    from rag_splade.factories import store_from_settings
+    from rag_splade.snapshots import ServerSnapshots, SnapshotError
+
+    if args.action == "verify":
+        raise SnapshotError("verify applies to the embedded index; the server checks its own")
+    store = store_from_settings(settings)
+    snapshots = ServerSnapshots(store)  # type: ignore[arg-type]
+    if args.action == "list":
+        return {"snapshots": [s.to_dict() for s in snapshots.list()]}
+    if args.action == "create":
+        return {"created": snapshots.create().to_dict()}
+    return {"restored": snapshots.restore(args.name).to_dict(), "previous_index": None}
+
+
+def _lines(action: str, result: dict[str, Any]) -> list[str]:
+    if action == "list":
+        rows = result["snapshots"]
+        if not rows:
+            return ["no snapshots"]
+        return [
+            f"{s['name']}  {s['created']}  {s['points'] if s['points'] is not None else '?'} "
+            f"points  {s['size_bytes'] / 1e6:.1f} MB" for s in rows
+        ]  # fmt: skip
+    key = {"create": "created", "verify": "verified", "restore": "restored"}[action]
+    s = result[key]
+    lines = [f"{key} {s['name']} ({s['points']} points, {s['size_bytes'] / 1e6:.1f} MB)"]
+    if s.get("path"):
+        lines.append(f"  {s['path']}")
+    if result.get("previous_index"):
+        lines.append(f"  the replaced index was kept at {result['previous_index']}")
+    return lines
