@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from rag_splade import HybridIndex, __version__
@@ -51,7 +52,9 @@ def create_app(
         finally:
             await runtime.stop()
 
-    app = FastAPI(
+    # FastAPIOffline serves the /docs and /redoc assets from its package, not from a CDN:
+    # the OpenAPI UI works on a machine without internet access.
+    app = FastAPIOffline(
         title="rag_splade",
         summary="Japanese SPLADE + dense hybrid retrieval with per-term explanations for RAG.",
         version=__version__,

@@ -71,3 +71,14 @@ def test_stats(client, lexical_splade_path, lexical_dense_path) -> None:
     assert stats["dense_model"] == str(lexical_dense_path)
     assert stats["rerank_model"] is None
     assert (stats["store"], stats["fusion"], stats["rrf_k"]) == ("EdgeStore", "rrf", 61)
+
+
+def test_docs_work_without_internet(client) -> None:
+    page = client.get("/docs")
+    assert page.status_code == 200
+    assert "cdn.jsdelivr.net" not in page.text and "unpkg.com" not in page.text
+    assets = [a for a in page.text.split('"') if a.endswith((".js", ".css"))]
+    assert assets, page.text[:500]
+    for asset in assets:  # every asset the page loads is served by the app itself
+        assert asset.startswith("/"), asset
+        assert client.get(asset).status_code == 200, asset
