@@ -16,6 +16,7 @@ from .observability import request_id_var
 T = TypeVar("T")
 HTTP_ERROR_CODES = {
     400: "bad_request",
+    415: "unsupported_media_type",
     401: "unauthorized",
     404: "not_found",
     405: "method_not_allowed",
@@ -51,6 +52,12 @@ class BadEncoding(ApiError):
     """A request body that is not UTF-8."""
 
     status, error = 400, "invalid_encoding"
+
+
+class NotJson(ApiError):
+    """A request body sent with a content type other than JSON."""
+
+    status, error = 415, "unsupported_media_type"
 
 
 class ServiceUnavailable(ApiError):
@@ -111,7 +118,9 @@ def add_error_handlers(app: FastAPI) -> None:
             reason = (exc.errors()[0].get("ctx") or {}).get("error", "")
             where = details[0]["loc"][-1]
             message = f"the request body is not valid JSON ({reason} at character {where})"
-            return error_response(422, "invalid_json", message)
+            # a body that cannot be parsed is malformed (400), like one that is not UTF-8;
+            # 422 is for JSON that parses but breaks the schema
+            return error_response(400, "invalid_json", message)
         summary = "; ".join(
             f"{'.'.join(str(p) for p in d['loc'][1:]) or 'body'}: {d['msg']}" for d in details[:5]
         )

@@ -11,7 +11,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import BadEncoding, TooLarge, error_body
+from .errors import BadEncoding, NotJson, TooLarge, error_body
 from .observability import Metrics, request_id_var
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -58,7 +58,7 @@ class RequestContextMiddleware:
             if scope["method"] in _BODY_METHODS:
                 receive = await self._buffered(headers, receive)
             await self.app(scope, receive, send_with_id)
-        except (TooLarge, BadEncoding) as r:  # raised before the app saw the request
+        except (TooLarge, BadEncoding, NotJson) as r:  # raised before the app saw the request
             await _send_error(send_with_id, r.status, r.error, r.message)
         except Exception:
             if status["sent"]:
@@ -96,7 +96,8 @@ class RequestContextMiddleware:
             request_id_var.reset(token)
 
     async def _buffered(self, headers: dict[str, str], receive: Receive) -> Receive:
-        """Read the whole body (bounded), check it is UTF-8, and replay it to the app."""
+        """Read the whole body (bounded), check it is JSON by content type and UTF-8, and
+        replay it to the app."""
         limit = self.max_body_bytes
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
@@ -115,6 +116,12 @@ class RequestContextMiddleware:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
+        media_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        if body and not (media_type == "application/json" or media_type.endswith("+json")):
+            raise NotJson(
+                f"the request body must be JSON sent as `Content-Type: application/json`, got "
+                f"{media_type or 'no content type'!r}"
+            )
         try:
             body.decode("utf-8")
         except UnicodeDecodeError as e:
