@@ -60,8 +60,10 @@ def test_search_errors_are_clear(filled, tmp_path, capsys) -> None:
     assert "FIELD=VALUE" in capsys.readouterr().err
     assert main(["search", "x", "--index-path", str(filled), "--filter", 'n={"bad": 1}']) == 2
     assert "range operators" in capsys.readouterr().err
-    assert main(["search", "x", "--index-path", str(tmp_path / "empty")]) == 1
-    assert "index is empty" in capsys.readouterr().err
+    # a mistyped path is not created (and then called empty): it is not there
+    assert main(["search", "x", "--index-path", str(tmp_path / "typo")]) == 2
+    assert f"no index at {tmp_path / 'typo'}" in capsys.readouterr().err
+    assert not (tmp_path / "typo").exists()
 
 
 def test_search_weights_and_no_explain(filled, capsys) -> None:
