@@ -505,7 +505,9 @@ class HybridIndex:
                         continue
                     ranked = rescored
             cut = _cut_position(ranked, keep, per_document)
-            if cut is None and len(ranked) < limit:  # fewer than `keep` exist: take them all
+            # fewer than `keep` exist, or grouping has read as far as it may (two lists of
+            # `candidates`): take what there is
+            if cut is None and (len(ranked) < limit or limit >= 2 * request.candidates):
                 cut = len(ranked)
             if cut is not None and not cut_inside_tie(ranked, cut, limit):
                 kept = _per_document(ranked[:cut], per_document)

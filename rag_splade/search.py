@@ -78,7 +78,8 @@ class SearchOptions:
             fused score (a retriever's own score in sparse or dense mode). Fewer than
             `top_k` hits may come back.
         group_by_document: at most this many chunks of one document among the candidates
-            and the hits (1: one chunk per document, its best).
+            and the hits (1: one chunk per document, its best); the index reads at most
+            `2 x candidates` chunks to fill `top_k`.
 
     Example:
         >>> options = SearchOptions(top_k=3, filters={"source": "faq"})

@@ -87,3 +87,9 @@ def test_grouping_fetches_past_the_first_list(index) -> None:
     `top_k + margin` chunks, which hold several chunks of the same documents."""
     hits = index.search(QUERIES[0], top_k=15, explain=False, group_by_document=1, candidates=200)
     assert len({h.doc_id for h in hits}) == len(hits) == 15
+
+
+def test_grouping_reads_at_most_two_candidate_lists(index) -> None:
+    hits = index.search(QUERIES[0], top_k=15, explain=False, group_by_document=1, candidates=6)
+    assert 0 < len(hits) < 15  # what 12 chunks hold, not a scan of the index
+    assert len({h.doc_id for h in hits}) == len(hits)
