@@ -52,6 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--encoding", default="utf-8", help="encoding of text files (default utf-8)"
     )
     store = add_index_arguments(parser)
+    store.add_argument("--sparse-model", help="SPLADE model: hub id or local folder")
+    store.add_argument("--dense-model", help="dense model: hub id or local folder")
     store.add_argument(
         "--batch-size",
         type=_positive_int,
@@ -103,7 +105,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"rag-splade ingest: {line}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        settings = Settings(**index_overrides(args, "batch_size", "tokenizer_workers"))
+        settings = Settings(
+            **index_overrides(
+                args, "batch_size", "tokenizer_workers", "sparse_model", "dense_model"
+            )
+        )
     except ValidationError as e:
         print(f"rag-splade ingest: {settings_problem(e)}", file=sys.stderr)
         return EXIT_USAGE
