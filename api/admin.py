@@ -11,9 +11,11 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
+from rag_splade import HybridIndex
 from rag_splade.snapshots import EdgeSnapshots, ServerSnapshots, SnapshotError, SnapshotInfo
 from rag_splade.store.edge import EdgeStore
 
+from .config import ServiceSettings
 from .deps import ReadyDep, RuntimeDep, SettingsDep, require_api_key
 from .errors import InvalidRequest
 from .schemas import ErrorOut
@@ -50,15 +52,12 @@ async def create_snapshot(
 ) -> SnapshotOut:
     """Snapshot the index now; writes wait while its files are copied, searches go on."""
     index, _ = ready
-    if isinstance(index.store, EdgeStore):
-        snapshots = EdgeSnapshots(index.store.path, settings.snapshot_dir)
+    snapshots = _snapshots(index, settings)
+    if isinstance(snapshots, EdgeSnapshots):
         store = index.store
-        info = await runtime.store_call(
-            "snapshot", lambda: _checked(lambda: snapshots.create(store))
-        )
+        info = await runtime.store_call("snapshot", lambda: snapshots.create(store))  # type: ignore[arg-type]
     else:
-        server = _checked(lambda: ServerSnapshots(index.store))  # type: ignore[arg-type]
-        info = await runtime.store_call("snapshot", lambda: _checked(server.create))
+        info = await runtime.store_call("snapshot", lambda: _checked(snapshots.create))
     return _out(info)
 
 
@@ -68,12 +67,8 @@ async def list_snapshots(
 ) -> SnapshotListOut:
     """The index's snapshots, oldest first."""
     index, _ = ready
-    if isinstance(index.store, EdgeStore):
-        snapshots = EdgeSnapshots(index.store.path, settings.snapshot_dir)
-        found = await runtime.store_call("snapshot", snapshots.list)
-    else:
-        server = _checked(lambda: ServerSnapshots(index.store))  # type: ignore[arg-type]
-        found = await runtime.store_call("snapshot", lambda: _checked(server.list))
+    snapshots = _snapshots(index, settings)
+    found = await runtime.store_call("snapshot", lambda: _checked(snapshots.list))
     return SnapshotListOut(snapshots=[_out(s) for s in found])
 
 
@@ -85,18 +80,22 @@ async def restore_snapshot(
     whole first, while the service keeps serving; then the service answers 503 for the
     moment it takes to swap the index and reopen it."""
     index, _ = ready
-    if isinstance(index.store, EdgeStore):
-        snapshots = EdgeSnapshots(index.store.path, settings.snapshot_dir)
-        checked = await runtime.store_call(
-            "snapshot", lambda: _checked(lambda: snapshots.verify(name))
-        )
-        info, kept = await runtime.swap_index(
-            lambda: _checked(lambda: snapshots.restore(checked.name))
-        )
+    snapshots = _snapshots(index, settings)
+    if isinstance(snapshots, EdgeSnapshots):
+        edge = snapshots
+        checked = await runtime.store_call("snapshot", lambda: _checked(lambda: edge.verify(name)))
+        info, kept = await runtime.swap_index(lambda: _checked(lambda: edge.restore(checked.name)))
         return RestoreOut(restored=_out(info), previous_index=str(kept) if kept else None)
-    server = _checked(lambda: ServerSnapshots(index.store))  # type: ignore[arg-type]
+    server = snapshots
     info = await runtime.store_call("snapshot", lambda: _checked(lambda: server.restore(name)))
     return RestoreOut(restored=_out(info), previous_index=None)
+
+
+def _snapshots(index: HybridIndex, settings: ServiceSettings) -> EdgeSnapshots | ServerSnapshots:
+    """The embedded index's snapshot folder, or the server's snapshot API."""
+    if isinstance(index.store, EdgeStore):
+        return EdgeSnapshots(index.store.path, settings.snapshot_dir)
+    return _checked(lambda: ServerSnapshots(index.store))  # type: ignore[arg-type]
 
 
 def _checked(fn: Any) -> Any:

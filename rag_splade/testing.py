@@ -72,6 +72,17 @@ def build_tokenizer(
     return tokenizer
 
 
+def _tokenizer(path: Path, tokenizer_dir: str | Path | None, vocab_size: int | None = None) -> Any:
+    """A copy of the tokenizer in `tokenizer_dir` saved under `path`, or a new one."""
+    if tokenizer_dir is None:
+        return build_tokenizer(path, vocab_size=vocab_size)
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    tokenizer.save_pretrained(str(path))
+    return tokenizer
+
+
 def _bert_config(vocab_size: int, hidden: int, layers: int, heads: int):
     from transformers import BertConfig
 
@@ -129,14 +140,10 @@ def build_splade_model(
     default; `hidden=768, layers=12, heads=12, vocab_size=32768` is BERT-base-shaped,
     like japanese-splade-v2, for speed measurements (speed does not depend on weights)."""
     import torch
-    from transformers import AutoTokenizer, BertForMaskedLM
+    from transformers import BertForMaskedLM
 
     path = Path(path)
-    if tokenizer_dir is not None:
-        tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
-        tokenizer.save_pretrained(str(path))
-    else:
-        tokenizer = build_tokenizer(path, vocab_size=vocab_size)
+    tokenizer = _tokenizer(path, tokenizer_dir, vocab_size)
     torch.manual_seed(seed)
     model = BertForMaskedLM(_bert_config(len(tokenizer), hidden, layers, heads)).eval()
     if lexical:
@@ -172,15 +179,11 @@ def build_dense_model(
     import torch
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
-    from transformers import AutoTokenizer, BertModel
+    from transformers import BertModel
 
     path = Path(path)
     backbone = path / "backbone"
-    if tokenizer_dir is not None:
-        tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
-        tokenizer.save_pretrained(str(backbone))
-    else:
-        tokenizer = build_tokenizer(backbone)
+    tokenizer = _tokenizer(backbone, tokenizer_dir)
     torch.manual_seed(seed)
     bert = BertModel(_bert_config(len(tokenizer), hidden, layers, heads)).eval()
     if lexical:
@@ -217,16 +220,12 @@ def build_cross_encoder(
     - the pooler and the classifier read [CLS]'s signal: logit = tanh(gain x share found).
     """
     import torch
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+    from transformers import BertConfig, BertForSequenceClassification
 
     if lexical and (layers, heads) != (2, 1):
         raise ValueError(f"the lexical reranker has 2 layers and 1 head, got {layers}, {heads}")
     path = Path(path)
-    if tokenizer_dir is not None:
-        tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
-        tokenizer.save_pretrained(str(path))
-    else:
-        tokenizer = build_tokenizer(path)
+    tokenizer = _tokenizer(path, tokenizer_dir)
     # A pair model tells the query from the passage by token type: ask the tokenizer for them
     # (BertJapaneseTokenizer leaves them out unless its config names them).
     config_file = path / "tokenizer_config.json"
