@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import weakref
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -16,6 +17,8 @@ if TYPE_CHECKING:
 
     from rag_splade.encoders import SpladeEncoder
 
+# An encoder's weights do not change once loaded: its fingerprint is computed once.
+_BY_ENCODER: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 # Config keys that say where or with what a model was saved, not what it computes.
 VOLATILE_KEYS = ("_name_or_path", "transformers_version", "torch_dtype", "dtype", "_commit_hash")
 
@@ -63,8 +66,12 @@ def model_fingerprint(model: torch.nn.Module) -> str:
 
 
 def sparse_fingerprint(encoder: SpladeEncoder) -> str:
-    """The fingerprint of a `SpladeEncoder`'s masked LM (see `model_fingerprint`)."""
-    return model_fingerprint(encoder._hf_model)
+    """The fingerprint of a `SpladeEncoder`'s masked LM (see `model_fingerprint`), computed
+    once per encoder (it reads every weight)."""
+    found = _BY_ENCODER.get(encoder)
+    if found is None:
+        found = _BY_ENCODER[encoder] = model_fingerprint(encoder._hf_model)
+    return found
 
 
 __all__ = ["model_fingerprint", "sparse_fingerprint"]
