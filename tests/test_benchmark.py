@@ -150,6 +150,7 @@ def test_every_row_is_reported_with_sane_numbers(results: dict) -> None:
         "size",
         "serving",
         "explain",
+        "rerank",
     ]
     for name, expected in EXPECTED_ROWS.items():
         rows = {row["name"]: row for row in sections[name]["rows"]}
@@ -205,7 +206,9 @@ def test_every_row_is_reported_with_sane_numbers(results: dict) -> None:
 def test_machine_and_notes_are_recorded(results: dict) -> None:
     machine = results["machine"]
     assert machine["cpu"] and machine["cores"] >= 1 and machine["torch"]
-    assert "gpu" in machine
+    assert "gpu" in machine and isinstance(machine["cpu_isa"], list)
+    for name in ("encode", "tokenizer", "query"):  # the CPU and its instruction sets
+        assert results["sections"][name]["notes"][0].startswith(f"CPU: {machine['cpu']}")
     assert any("Fidelity" in note for note in results["sections"]["encode"]["notes"])
 
 

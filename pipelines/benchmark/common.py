@@ -24,6 +24,19 @@ class Shape(TypedDict):
     vocab_size: int | None  # None: the vocabulary of the bundled sample
 
 
+# instruction sets that decide CPU speed here: bf16 and int8 dot products, AMX tiles
+ISA_FLAGS = (
+    "avx2",
+    "avx512f",
+    "avx512_vnni",
+    "avx_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+)
+
 BASE_SHAPE: Shape = {"hidden": 768, "layers": 12, "heads": 12, "vocab_size": 32768}
 TINY_SHAPE: Shape = {"hidden": 64, "layers": 2, "heads": 2, "vocab_size": None}
 
@@ -108,8 +121,14 @@ def machine() -> dict[str, Any]:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:  # pragma: no cover - not Linux
         flags = ""
+    present = set()
+    for line in flags.splitlines():
+        if line.startswith("flags"):
+            present = set(line.split(":", 1)[1].split())
+            break
     info: dict[str, Any] = {
         "cpu": cpu,
+        "cpu_isa": [flag for flag in ISA_FLAGS if flag in present],
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "cpu_bf16": "avx512_bf16" in flags or "amx_bf16" in flags,
@@ -132,12 +151,19 @@ def machine() -> dict[str, Any]:
     return info
 
 
+def cpu_line(info: dict[str, Any]) -> str:
+    """The CPU and the instruction sets of `ISA_FLAGS` it has, for every table."""
+    isa = ", ".join(info.get("cpu_isa") or []) or "none of " + ", ".join(ISA_FLAGS)
+    return f"CPU: {info['cpu']}, {info['cores']} cores; instruction sets: {isa}."
+
+
 def machine_line(info: dict[str, Any]) -> str:
     gpu = f", GPU {info['gpu']}" if info.get("gpu") else ", no GPU"
     mem = f", {info['memory_gb']} GiB RAM" if info.get("memory_gb") else ""
+    isa = ", ".join(info.get("cpu_isa") or []) or "none listed"
     return (
         f"Machine: {info['cpu']} ({info['cores']} cores{mem}, torch threads "
-        f"{info['torch_threads']}){gpu}; Python {info['python']}, torch {info['torch']}, "
+        f"{info['torch_threads']}; {isa}){gpu}; Python {info['python']}, torch {info['torch']}, "
         f"transformers {info.get('transformers')}, sentence-transformers "
         f"{info.get('sentence_transformers')}"
     )

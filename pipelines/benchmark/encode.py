@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import Row, Section, document_texts
+from .common import Row, Section, cpu_line, document_texts
 from .gates import fidelity, load_vectors
 
 COLUMNS = [
@@ -239,8 +239,9 @@ def run(args: Any, ctx: dict[str, Any]) -> Section:
         section.notes.append(onnx_note)
     section.notes += set_notes
     _gates(args, ctx, section, kinds, int8)
+    section.notes.insert(0, cpu_line(ctx["machine"]))
     section.notes.insert(
-        0,
+        1,
         "Text sets: "
         + "; ".join(set_lines)
         + f". Device {args.device}; model {ctx['model_label']}. Each path runs in its own "

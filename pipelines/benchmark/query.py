@@ -10,7 +10,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from .common import Row, Section, percentiles
+from .common import Row, Section, cpu_line, percentiles
 
 COLUMNS = [
     ("p50_ms", "p50 ms"),
@@ -101,6 +101,7 @@ def run(args: Any, ctx: dict[str, Any]) -> Section:
         "Qdrant query and hits": stats["search"]["p50_ms"] - stats["both"]["p50_ms"],
         "explanations": stats["explained"]["p50_ms"] - stats["search"]["p50_ms"],
     }
+    section.notes.append(cpu_line(ctx["machine"]))
     section.notes.append(
         f"{len(queries)} JSQuAD questions (query truncation {sparse.query_max_length} tokens), "
         f"device {args.device}, dtype {sparse.dtype}, models {ctx['model_label']} (sparse) and "

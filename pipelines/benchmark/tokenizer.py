@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import Row, Section
+from .common import Row, Section, cpu_line
 
 COLUMNS = [
     ("texts", "texts"),
@@ -49,6 +49,7 @@ def run(args: Any, ctx: dict[str, Any]) -> Section:
     from rag_splade.text.fast_tokenizer import fast_tokenizer_for
 
     section = Section("tokenizer", "Japanese tokenizer alone (one core)", COLUMNS)
+    section.notes.append(cpu_line(ctx["machine"]))
     tokenizer = AutoTokenizer.from_pretrained(str(ctx["models"]["splade"]))
     fast = fast_tokenizer_for(tokenizer)
     if fast is None:
