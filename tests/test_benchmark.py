@@ -76,6 +76,12 @@ EXPECTED_ROWS = {
         "random model: without explanations",
         "random model: with explanations",
     ],
+    "rerank": [
+        "hybrid search, no rerank",
+        "hybrid search + rerank of 20 candidates",
+        "hybrid search + rerank of 50 candidates",
+        "hybrid search + rerank of 100 candidates",
+    ],
 }
 
 
@@ -131,6 +137,7 @@ def results(tmp_path_factory: pytest.TempPathFactory, bench_models: Path, jsquad
             "--serving-requests=8",
             "--serving-docs=8",
             "--explain-queries=3",
+            "--rerank-queries=2",
             f"--model-dir={bench_models}",
             f"--json={out / 'bench.json'}",
         ]
@@ -198,6 +205,12 @@ def test_every_row_is_reported_with_sane_numbers(results: dict) -> None:
     assert all(m["x_unexplained"] > 0 and m["shared_terms"] >= 1 for m in explained)
     size = {r["name"]: r["metrics"] for r in sections["size"]["rows"]}
     assert size["top-32, float16"]["bytes"] < size["unpruned, float32"]["bytes"]
+    rerank = {r["name"]: r for r in sections["rerank"]["rows"]}
+    for n in (20, 50, 100):
+        m = rerank[f"hybrid search + rerank of {n} candidates"]["metrics"]
+        assert m["x_search"] > 0 and m["ms_per_pair"] > 0
+    # the bundled corpus has 64 paragraphs: a row that could not rerank 100 says so
+    assert "64 chunks" in rerank["hybrid search + rerank of 100 candidates"]["note"]
     assert size["weights ≥ 1.5, float32"]["terms"] < size["unpruned, float32"]["terms"]
     assert 0 < size["unpruned, float32"]["ndcg10"] <= 1
 
