@@ -24,6 +24,7 @@ from rag_splade.encoders.reranker import Reranker, reranker_from_settings
 from rag_splade.encoders.splade import SpladeEncoder
 from rag_splade.explain import explain_match, explain_query
 from rag_splade.factories import encoders_from_settings, store_from_settings
+from rag_splade.metadata import check_metadata
 from rag_splade.search import (
     DEFAULT_EXPLAIN,
     FUSIONS,
@@ -302,6 +303,8 @@ class HybridIndex:
         check_positive_int("batch_size", batch_size)
         docs = list(documents)
         planned = plan_chunks(docs, self.chunk, chunks, chunk_metadata)
+        for p in planned:  # again: a dict can change after its Document was built
+            check_metadata(p.metadata, p.doc_id)
         for start in range(0, len(planned), batch_size):
             self._write_batch(planned[start : start + batch_size])
         if isinstance(self.store, Optimizable):

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from rag_splade.metadata import check_metadata, check_text
+
 JsonScalar = str | int | float | bool
 
 
@@ -114,6 +116,9 @@ class Document:
             raise TypeError(f"Document.text must be a str, got {type(self.text).__name__}")
         if not isinstance(self.metadata, dict):
             raise TypeError(f"Document.metadata must be a dict, got {type(self.metadata).__name__}")
+        check_text(self.id, "Document.id")
+        check_text(self.text, f"document {self.id!r}: text")
+        check_metadata(self.metadata, self.id)  # rules: rag_splade.metadata
 
 
 MatchKind = Literal["whole", "partial", "expansion"]

@@ -7,9 +7,12 @@ Keys name metadata fields, except `doc_id` and `chunk_index`, which are the chun
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from rag_splade.metadata import KEY_RULE, check_int, check_key, check_text
 
 RANGE_OPERATORS = ("gt", "gte", "lt", "lte")
 CHUNK_FIELDS = ("doc_id", "chunk_index")
@@ -42,15 +45,36 @@ def parse_filters(filters: Mapping[str, Any] | None) -> list[Condition]:
         )
     conditions = []
     for key, value in filters.items():
-        if not isinstance(key, str) or not key.strip():
-            raise ValueError(f"filter keys must be non-empty strings, got {key!r}")
+        _check_path(key)
         conditions.append(_condition(key, value))
     return conditions
+
+
+def _check_path(key: object) -> None:
+    """A filter key is a metadata key, or a dotted path into nested metadata (`a.b`): each
+    part must be a key Qdrant's JSON paths can name (`rag_splade.metadata`)."""
+    if not isinstance(key, str) or not key:
+        raise ValueError(f"filter keys must be non-empty strings, got {key!r:.60}")
+    for part in key.split("."):
+        if not part:
+            raise ValueError(
+                f"filter key {key!r:.60} has an empty part; allowed: {KEY_RULE}, "
+                "joined by '.' for nested fields"
+            )
+        check_key(part, f"filter key {key!r:.60}")
+
+
+def _check_scalar(key: str, value: Any) -> None:
+    if isinstance(value, str):
+        check_text(value, f"filter {key!r}")
+    elif isinstance(value, int) and not isinstance(value, bool):
+        check_int(value, f"filter {key!r}")
 
 
 def _condition(key: str, value: Any) -> Condition:
     field = payload_field(key)
     if isinstance(value, (str, bool, int)):
+        _check_scalar(key, value)
         return Condition(field, "eq", value)
     if isinstance(value, float):
         raise TypeError(
@@ -63,6 +87,8 @@ def _condition(key: str, value: Any) -> Condition:
             raise TypeError(
                 f"filter {key!r}: a list must be non-empty and all str or all int, got {value!r}"
             )
+        for item in value:
+            _check_scalar(key, item)
         return Condition(field, "any", list(value))
     if isinstance(value, Mapping):
         unknown = set(value) - set(RANGE_OPERATORS)
@@ -74,5 +100,7 @@ def _condition(key: str, value: Any) -> Condition:
         for op, bound in value.items():
             if isinstance(bound, bool) or not isinstance(bound, (int, float)):
                 raise TypeError(f"filter {key!r}: range bound {op} must be a number, got {bound!r}")
+            if not math.isfinite(bound):
+                raise ValueError(f"filter {key!r}: range bound {op} must be finite, got {bound}")
         return Condition(field, "range", {op: float(b) for op, b in value.items()})
     raise TypeError(f"filter {key!r}: got {type(value).__name__} {value!r}; allowed: {ALLOWED}")
