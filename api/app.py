@@ -81,6 +81,7 @@ def create_app(
         metrics=metrics,
         logger=logger,
         max_body_bytes=s.max_request_bytes,
+        api_key=s.api_key.get_secret_value() if s.api_key else None,
     )
     return app
 

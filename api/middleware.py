@@ -3,6 +3,8 @@ and a JSON answer instead of a stack trace when something escapes the routes."""
 
 from __future__ import annotations
 
+import asyncio
+import hmac
 import json
 import logging
 import re
@@ -17,6 +19,9 @@ from .observability import Metrics, request_id_var
 REQUEST_ID_HEADER = "x-request-id"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
+# Metric labels take bounded values: any other method is "other", any unmatched path is
+# "unmatched", so that random requests cannot add series without end.
+_KNOWN_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
 
 class RequestContextMiddleware:
@@ -27,11 +32,13 @@ class RequestContextMiddleware:
         metrics: Metrics,
         logger: logging.Logger,
         max_body_bytes: int,
+        api_key: str | None = None,
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.logger = logger
         self.max_body_bytes = max_body_bytes
+        self.api_key = api_key
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -55,12 +62,26 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
+            if scope["method"] != "OPTIONS" and self._unauthorized(scope["path"], headers):
+                # before the body is read: an unauthenticated client costs no parsing
+                await _send_error(
+                    send_with_id,
+                    401,
+                    "unauthorized",
+                    "a valid API key is required: send it as `X-API-Key: <key>` or "
+                    "`Authorization: Bearer <key>`",
+                    {"www-authenticate": "Bearer"},
+                )
+                return
             if scope["method"] in _BODY_METHODS:
                 receive = await self._buffered(headers, receive)
             await self.app(scope, receive, send_with_id)
         except (TooLarge, BadEncoding, NotJson) as r:  # raised before the app saw the request
             await _send_error(send_with_id, r.status, r.error, r.message)
-        except Exception:
+        except BaseException as e:
+            # BaseException: pyo3's PanicException (a Qdrant Edge panic) is not an Exception
+            if isinstance(e, (KeyboardInterrupt, SystemExit, asyncio.CancelledError)):
+                raise
             if status["sent"]:
                 raise
             # Store outages were answered 503 where the store is called (Runtime.store_call):
@@ -78,22 +99,36 @@ class RequestContextMiddleware:
             label = getattr(route, "path", None)
             if label is None:  # Starlette's own routes (/docs, /openapi.json) set no "route"
                 label = scope["path"] if "endpoint" in scope else "unmatched"
-            self.metrics.requests.labels(label, scope["method"], str(status["code"])).inc()
-            self.metrics.latency.labels(label, scope["method"]).observe(elapsed)
+            method = scope["method"] if scope["method"] in _KNOWN_METHODS else "other"
+            self.metrics.requests.labels(label, method, str(status["code"])).inc()
+            self.metrics.latency.labels(label, method).observe(elapsed)
+            path = _printable(scope["path"])  # a %0A in a URL must not start a log line
             self.logger.info(
                 "%s %s %s",
-                scope["method"],
-                scope["path"],
+                _printable(scope["method"]),
+                path,
                 status["code"],
                 extra={
-                    "method": scope["method"],
-                    "path": scope["path"],
+                    "method": _printable(scope["method"]),
+                    "path": path,
                     "route": label,
                     "status": status["code"],
                     "duration_ms": round(elapsed * 1000, 2),
                 },
             )
             request_id_var.reset(token)
+
+    def _unauthorized(self, path: str, headers: dict[str, str]) -> bool:
+        """With an API key set, a `/v1` request without it (checked in constant time)."""
+        if self.api_key is None or not (path == "/v1" or path.startswith("/v1/")):
+            return False
+        given = headers.get("x-api-key")
+        auth = headers.get("authorization", "")
+        if given is None and auth[:7].lower() == "bearer ":
+            given = auth[7:]
+        return given is None or not hmac.compare_digest(
+            given.encode("latin-1"), self.api_key.encode("latin-1", "replace")
+        )
 
     async def _buffered(self, headers: dict[str, str], receive: Receive) -> Receive:
         """Read the whole body (bounded), check it is JSON by content type and UTF-8, and
@@ -138,6 +173,11 @@ class RequestContextMiddleware:
             return await receive()
 
         return replay
+
+
+def _printable(text: str) -> str:
+    """`text` with control characters escaped (`\n` -> `\\n`), for one-line logs."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode() for ch in text)
 
 
 def _too_large(size: int, limit: int, at_least: bool = False) -> str:

@@ -111,5 +111,14 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    uvicorn.run(APP, host=args.host, port=args.port, workers=args.workers, log_level=args.log_level)
+    # access_log=False: the service logs every request itself (one format, escaped); uvicorn's
+    # own access log would print each request a second time
+    uvicorn.run(
+        APP,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=args.log_level,
+        access_log=False,
+    )
     return EXIT_OK

@@ -1,0 +1,93 @@
+"""The service under hostile requests: bounded metrics, authentication before the body,
+one escaped log format, and a JSON 500 for anything that escapes (a Qdrant panic too)."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from fastapi.testclient import TestClient
+
+from rag_splade.api.app import create_app
+from tests.api_support import service_settings, wait_ready
+
+KEY = {"x-api-key": "s3cret"}
+
+
+@pytest.fixture(scope="module")
+def client(lexical_splade_path, lexical_dense_path, tmp_path_factory):
+    settings = service_settings(
+        lexical_splade_path,
+        lexical_dense_path,
+        tmp_path_factory.mktemp("hostile") / "index",
+        api_key="s3cret",
+    )
+    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
+        wait_ready(c)
+        yield c
+
+
+def series(client) -> int:
+    text = client.get("/metrics").text
+    return sum(1 for line in text.splitlines() if line.startswith("rag_splade_http"))
+
+
+def test_random_methods_and_paths_add_no_series(client) -> None:
+    for i in range(3):  # warm every label combination this test can reach
+        client.request(f"BREW{i}", "/v1/search")
+        client.request("PROPFIND", f"/nowhere/{i}")
+        client.get(f"/nowhere/{i}")
+    series(client)  # the first scrape adds the /metrics route's own series
+    before = series(client)
+    for i in range(40):
+        client.request(f"M{i}X", f"/v1/search/{i}")
+        client.request("PROPFIND", f"/random/{i}")
+        client.get(f"/junk-{i}")
+    assert series(client) == before
+    text = client.get("/metrics").text
+    assert 'method="other"' in text and 'route="unmatched"' in text
+
+
+@pytest.mark.parametrize(
+    "body", [b"\xff" * 64, b"{not json", b"x" * (1 << 20), b'{"query": "\\ud800"}']
+)
+def test_no_key_is_401_before_the_body_is_read(client, body) -> None:
+    r = client.post("/v1/search", content=body, headers={"content-type": "text/plain"})
+    assert r.status_code == 401 and r.json()["error"] == "unauthorized"
+    assert r.headers["www-authenticate"] == "Bearer"
+    wrong = client.post("/v1/search", content=body, headers={"x-api-key": "nope"})
+    assert wrong.status_code == 401
+    assert client.get("/v1/stats", headers={"authorization": "Bearer s3cret"}).status_code == 200
+
+
+def test_a_panic_in_the_store_is_a_json_500(client, monkeypatch) -> None:
+    import qdrant_edge
+
+    from rag_splade.store.edge import EdgeStore
+
+    panic = type(
+        "PanicException", (BaseException,), {}
+    )  # pyo3's PanicException derives from BaseException, as this stand-in does
+
+    def broken(*args, **kwargs):
+        raise panic("Payload storage is corrupted")
+
+    monkeypatch.setattr(EdgeStore, "count", broken)
+    r = client.get("/v1/stats", headers=KEY)
+    assert r.status_code == 500
+    assert r.json()["error"] == "internal_error" and "corrupted" not in r.text
+    assert qdrant_edge  # the real class is not needed for the stand-in
+
+
+def test_log_lines_cannot_be_forged(client, caplog) -> None:
+    logger = logging.getLogger("rag_splade.api")
+    logger.addHandler(caplog.handler)
+    try:
+        client.get("/v1/documents/x%0A%7B%22level%22%3A%22error%22%7D", headers=KEY)
+    finally:
+        logger.removeHandler(caplog.handler)
+    lines = [r.getMessage() for r in caplog.records if "/v1/documents/" in r.getMessage()]
+    assert lines and all("\n" not in line for line in lines)
+    assert any("\\n" in line for line in lines)
+    assert json.dumps({"ok": True})  # the JSON formatter escapes on its own
