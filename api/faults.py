@@ -31,3 +31,10 @@ def is_store_outage(exc: BaseException) -> bool:
                 return True
         current = current.__cause__ or current.__context__
     return False
+
+
+def is_index_in_use(exc: BaseException) -> bool:
+    """True when the embedded index is open in another process (worth waiting for)."""
+    from rag_splade.store.edge import IndexInUseError
+
+    return isinstance(exc, IndexInUseError)

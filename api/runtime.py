@@ -20,7 +20,7 @@ from rag_splade.factories import encoders_from_settings
 from .batching import PairScorer, QueryEncoder
 from .config import ServiceSettings
 from .errors import ServiceUnavailable
-from .faults import is_store_outage
+from .faults import is_index_in_use, is_store_outage
 from .observability import Metrics
 
 T = TypeVar("T")
@@ -96,8 +96,12 @@ class Runtime:
             await self.encoder.start()
         except asyncio.CancelledError:
             raise
-        except Exception as e:
-            self.state, self.detail = "failed", f"start-up failed: {type(e).__name__}: {e}"
+        except BaseException as e:  # BaseException: pyo3's PanicException from a damaged index
+            if isinstance(e, (KeyboardInterrupt, SystemExit)):
+                raise
+            # the reason goes to the log; /readyz is unauthenticated and shows no paths
+            self.state = "failed"
+            self.detail = f"start-up failed ({type(e).__name__}); the server log has the reason"
             self.logger.exception("start-up failed")
             return
         self.state, self.detail = "ready", "ready"
@@ -115,11 +119,18 @@ class Runtime:
                     )
                 )
             except Exception as e:
-                if not is_store_outage(e):
+                if is_index_in_use(e):  # another process holds the Edge index: wait for it
+                    self.state = "store_unavailable"
+                    self.detail = "the index is open in another process; retrying"
+                    self.logger.warning("index in use by another process at start-up: %s", e)
+                elif is_store_outage(e):
+                    self.state = "store_unavailable"
+                    self.detail = (
+                        f"the Qdrant store cannot be reached ({type(e).__name__}); retrying"
+                    )
+                    self.logger.warning("store unreachable at start-up: %s", e)
+                else:
                     raise
-                self.state = "store_unavailable"
-                self.detail = f"the Qdrant store cannot be reached ({type(e).__name__}); retrying"
-                self.logger.warning("store unreachable at start-up: %s", e)
                 await asyncio.sleep(self.settings.store_retry_interval_seconds)
 
     async def swap_index(self, replace: Callable[[], T]) -> T:

@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rag_splade.store.edge import IndexInUseError as EdgeIndexInUse
+
 if TYPE_CHECKING:
     from rag_splade.store.edge import EdgeStore
     from rag_splade.store.server import QdrantServerStore
@@ -216,13 +218,10 @@ def open_for_snapshot(index_path: str | Path) -> EdgeStore:
     store = EdgeStore(path, sparse_datatype=manifest.get("sparse_datatype", "float32"))
     try:
         store.open(spec)
-    except Exception as e:
-        if "WouldBlock" in str(e):  # Edge's WAL lock: another process has the shard open
-            raise IndexInUseError(
-                f"the index at {path} is open in another process (a running service?): "
-                "stop it, or use its admin route POST /v1/admin/snapshots"
-            ) from e
-        raise
+    except EdgeIndexInUse as e:
+        raise IndexInUseError(
+            f"{e}; a running service takes snapshots at /v1/admin/snapshots"
+        ) from e
     return store
 
 

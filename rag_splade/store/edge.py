@@ -21,6 +21,10 @@ SHARD_DIR = "shard"
 FORMAT_VERSION = 1
 
 
+class IndexInUseError(RuntimeError):
+    """The Edge index is open in another process (Qdrant Edge allows one)."""
+
+
 class EdgeStore(QdrantStoreBase[qe.Filter, qe.Point, qe.QueryRequest]):
     """A persistent index in a local folder, created on first use and reopened after.
 
@@ -99,7 +103,15 @@ class EdgeStore(QdrantStoreBase[qe.Filter, qe.Point, qe.QueryRequest]):
         return None
 
     def _load(self) -> None:
-        self._shard = qe.EdgeShard.load(str(self.path / SHARD_DIR))
+        try:
+            self._shard = qe.EdgeShard.load(str(self.path / SHARD_DIR))
+        except Exception as e:
+            if "WouldBlock" in str(e):  # Edge's WAL lock: one process per index
+                raise IndexInUseError(
+                    f"the index at {self.path} is open in another process (a running service, "
+                    "an ingest?): stop it first, or use the service's routes"
+                ) from e
+            raise
 
     def _create(self, spec: VectorSpec) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
