@@ -103,3 +103,10 @@ def test_dockerfile_serves_the_app(services) -> None:
     for path in ("rag_splade", "pipelines", "api", "pyproject.toml", "README.md"):
         assert (ROOT / path).exists() and path in copied
     assert services["api"]["ports"] == ["8000:8000"]
+
+
+@pytest.mark.parametrize("name", ["api", "api-cluster"])
+def test_compose_refuses_to_start_the_api_without_a_key(services, name) -> None:
+    # `${VAR:?message}`: compose stops with the message when the variable is unset or empty
+    key = services[name]["environment"]["RAG_SPLADE_API_KEY"]
+    assert re.fullmatch(r"\$\{RAG_SPLADE_API_KEY:\?.+\}", key), key
