@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import HTTPException
 
 from rag_splade import Document, HybridIndex
@@ -175,6 +175,15 @@ async def stats(runtime: RuntimeDep, ready: ReadyDep) -> StatsResponse:
     )
 
 
+def _exact_doc_id(request: Request, matched: str) -> str:
+    """The document id exactly as sent: the routing pattern would stop at a trailing newline
+    (`/v1/documents/a%0A` matching `a`), so the id is read from the decoded path itself."""
+    prefix = "/v1/documents/"
+    path = request.scope["path"]
+    doc_id = path[len(prefix) :] if path.startswith(prefix) else matched
+    return rejects(lambda: check_doc_id(doc_id))
+
+
 def _filters_param(text: str | None) -> dict[str, Any] | None:
     """The `filters` query parameter: a JSON object, or a 422 that says so."""
     if text is None:
@@ -189,9 +198,11 @@ def _filters_param(text: str | None) -> dict[str, Any] | None:
 
 
 @router.get("/documents/{doc_id:path}", response_model=DocumentOut, tags=["documents"])
-async def get_document(doc_id: str, runtime: RuntimeDep, ready: ReadyDep) -> DocumentOut:
+async def get_document(
+    doc_id: str, request: Request, runtime: RuntimeDep, ready: ReadyDep
+) -> DocumentOut:
     """A document's stored chunks, in order."""
-    rejects(lambda: check_doc_id(doc_id))
+    doc_id = _exact_doc_id(request, doc_id)
     index, _ = ready
     chunks = await runtime.store_call("get", lambda: index.get(doc_id))
     if not chunks:
@@ -200,9 +211,11 @@ async def get_document(doc_id: str, runtime: RuntimeDep, ready: ReadyDep) -> Doc
 
 
 @router.delete("/documents/{doc_id:path}", response_model=DeleteResponse, tags=["documents"])
-async def delete_document(doc_id: str, runtime: RuntimeDep, ready: ReadyDep) -> DeleteResponse:
+async def delete_document(
+    doc_id: str, request: Request, runtime: RuntimeDep, ready: ReadyDep
+) -> DeleteResponse:
     """Delete a document's chunks."""
-    rejects(lambda: check_doc_id(doc_id))
+    doc_id = _exact_doc_id(request, doc_id)
     index, _ = ready
     deleted = await runtime.store_call("delete", lambda: index.delete(doc_id))
     if deleted == 0:

@@ -3,6 +3,8 @@ what is allowed."""
 
 from __future__ import annotations
 
+import unicodedata
+
 
 def check_query(query: object, name: str) -> str:
     if not isinstance(query, str):
@@ -19,9 +21,17 @@ def check_query(query: object, name: str) -> str:
     return query
 
 
-def check_doc_id(doc_id: object) -> str:
+def check_doc_id(doc_id: object, name: str = "doc_id") -> str:
+    """A document id: a non-empty string of printable text (no control characters, such as
+    a newline, and no lone surrogates), taken exactly as given."""
     if not isinstance(doc_id, str) or not doc_id.strip():
-        raise ValueError(f"doc_id must be a non-empty string, got {doc_id!r}")
+        raise ValueError(f"{name} must be a non-empty string, got {doc_id!r:.80}")
+    bad = next((ch for ch in doc_id if unicodedata.category(ch) in ("Cc", "Cs")), None)
+    if bad is not None:
+        raise ValueError(
+            f"{name} {doc_id!r:.80} contains {bad!r}; ids are printable text (no control "
+            "characters or lone surrogates)"
+        )
     return doc_id
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from rag_splade.checks import check_doc_id
 from rag_splade.metadata import check_metadata, check_text
 
 JsonScalar = str | int | float | bool
@@ -110,8 +111,7 @@ class Document:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.id, str) or not self.id.strip():
-            raise ValueError(f"Document.id must be a non-empty string, got {self.id!r}")
+        check_doc_id(self.id, "Document.id")
         if not isinstance(self.text, str):
             raise TypeError(f"Document.text must be a str, got {type(self.text).__name__}")
         if not isinstance(self.metadata, dict):

@@ -91,3 +91,20 @@ def test_log_lines_cannot_be_forged(client, caplog) -> None:
     assert lines and all("\n" not in line for line in lines)
     assert any("\\n" in line for line in lines)
     assert json.dumps({"ok": True})  # the JSON formatter escapes on its own
+
+
+@pytest.mark.parametrize("suffix", ["%0A", "%0D", "%09", "%00", "%0A%0A", "%7F"])
+def test_document_ids_are_taken_exactly_as_sent(client, suffix) -> None:
+    doc = {"id": "h-ok", "text": "本文です。"}
+    assert client.post("/v1/documents", json={"documents": [doc]}, headers=KEY).is_success
+    for method in ("GET", "DELETE"):
+        r = client.request(method, f"/v1/documents/h-ok{suffix}", headers=KEY)
+        # 422 naming the character; a path the route cannot match at all (two newlines) is
+        # a 404: either way the id is never cut short to h-ok
+        assert (r.status_code == 422 and "control characters" in r.text) or (
+            r.status_code == 404 and r.json()["message"] == "Not Found"
+        ), (method, r.text)
+    assert client.get("/v1/documents/h-ok", headers=KEY).status_code == 200  # not deleted
+    bad = {"id": "h-ok\n", "text": "本文"}
+    r = client.post("/v1/documents", json={"documents": [bad]}, headers=KEY)
+    assert r.status_code == 422 and "control characters" in r.text
