@@ -36,6 +36,14 @@ class ServiceSettings(Settings):
         description="Largest `rerank_candidates` (pairs scored per query) a request may ask.",
     )
     max_offset: int = Field(900, ge=0, description="Deepest `offset` (paging) a request may ask.")
+    max_hits_per_request: int = Field(
+        2000, ge=1, description="Hits one request may ask: queries x (offset + top_k) (413 above)."
+    )
+    max_terms_per_hit: int = Field(
+        100,
+        ge=1,
+        description="Explanation terms returned per hit, strongest first (the rest summed).",
+    )
     max_queries_per_request: int = Field(64, ge=1, description="Queries in one batch search.")
     max_documents_per_request: int = Field(256, ge=1, description="Documents in one add.")
     max_document_chars: int = Field(

@@ -17,7 +17,7 @@ import numpy as np
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import HTTPException
 
-from rag_splade import Document, HybridIndex
+from rag_splade import Document, HybridIndex, SearchHit
 from rag_splade.checks import check_doc_id
 from rag_splade.context import format_context
 from rag_splade.index import Retrieved
@@ -35,10 +35,12 @@ from .schemas import (
     DocumentListResponse,
     DocumentOut,
     ErrorOut,
+    ExplanationOut,
     HitOut,
     QueryTermOut,
     SearchResponse,
     StatsResponse,
+    TermMatchOut,
 )
 
 # The wire names (and so the OpenAPI schema names) are the API's own; the library's
@@ -54,9 +56,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 SEARCH_LIMITS = (
     "Limits (service settings): query length RAG_SPLADE_MAX_QUERY_CHARS, top_k "
     "RAG_SPLADE_MAX_TOP_K, candidates RAG_SPLADE_MAX_CANDIDATES, rerank_candidates "
-    "RAG_SPLADE_MAX_RERANK_CANDIDATES, offset RAG_SPLADE_MAX_OFFSET, queries per batch "
-    "RAG_SPLADE_MAX_QUERIES_PER_REQUEST; "
-    "each refusal names the limit and its value."
+    "RAG_SPLADE_MAX_RERANK_CANDIDATES, offset RAG_SPLADE_MAX_OFFSET, queries x (offset + "
+    "top_k) RAG_SPLADE_MAX_HITS_PER_REQUEST, terms per hit RAG_SPLADE_MAX_TERMS_PER_HIT, "
+    "queries per batch RAG_SPLADE_MAX_QUERIES_PER_REQUEST; each refusal names the limit and "
+    "its value."
 )
 
 router = APIRouter(prefix="/v1", responses=ERRORS, dependencies=[Depends(require_api_key)])
@@ -175,6 +178,22 @@ async def stats(runtime: RuntimeDep, ready: ReadyDep) -> StatsResponse:
     )
 
 
+def _hit_out(hit: SearchHit, max_terms: int) -> HitOut:
+    """A hit on the wire: its strongest `max_terms` terms, the rest counted and summed (a
+    random or dense model can share thousands of ids with the query)."""
+    out = HitOut.model_validate(hit)
+    if hit.explanation is not None and out.explanation is not None:
+        terms = hit.explanation.terms
+        if len(terms) > max_terms:
+            ranked = sorted(terms, key=lambda t: -t.contribution)
+            out.explanation = ExplanationOut(
+                terms=[TermMatchOut.model_validate(t) for t in ranked[:max_terms]],
+                omitted_terms=len(terms) - max_terms,
+                omitted_contribution=float(sum(t.contribution for t in ranked[max_terms:])),
+            )
+    return out
+
+
 def _exact_doc_id(request: Request, matched: str) -> str:
     """The document id exactly as sent: the routing pattern would stop at a trailing newline
     (`/v1/documents/a%0A` matching `a`), so the id is read from the decoded path itself."""
@@ -257,6 +276,13 @@ async def _answer(
             f"offset must be from 0 to {settings.max_offset} (RAG_SPLADE_MAX_OFFSET), "
             f"got {body.offset}"
         )
+    hits = len(queries) * (body.offset + body.top_k)
+    if hits > settings.max_hits_per_request:
+        raise TooLarge(
+            f"{len(queries)} queries x {body.offset + body.top_k} hits (offset + top_k) ask "
+            f"for {hits} hits; the limit is {settings.max_hits_per_request} "
+            "(RAG_SPLADE_MAX_HITS_PER_REQUEST): send fewer queries or a smaller top_k"
+        )
     fields = body.model_dump(exclude={"query", "queries", "context"})
     fields["explain"] = body.explain or body.context  # the context's key terms need them
     options = rejects(lambda: SearchOptions(**fields))
@@ -270,7 +296,14 @@ async def _answer(
     )
     scores = await _rerank(runtime, retrieved)
     return await asyncio.to_thread(
-        _shape, index, retrieved, scores, vectors, body.explain, body.context
+        _shape,
+        index,
+        retrieved,
+        scores,
+        vectors,
+        body.explain,
+        body.context,
+        settings.max_terms_per_hit,
     )
 
 
@@ -293,6 +326,7 @@ def _shape(
     vectors: Sequence[QueryVectors],
     explain: bool,
     context: bool,
+    max_terms: int,
 ) -> list[SearchResponse]:
     """Finish each request and shape its answer: hits (without explanations unless
     `explain`), the query's terms, and the context block when `context` is asked for."""
@@ -308,7 +342,7 @@ def _shape(
             SearchResponse(
                 query=request.query,
                 query_terms=[QueryTermOut.model_validate(t) for t in terms],
-                hits=[HitOut.model_validate(h) for h in shown],
+                hits=[_hit_out(h, max_terms) for h in shown],
                 context=format_context(hits) if context else None,
             )
         )

@@ -138,7 +138,14 @@ class TermMatchOut(FromLibrary):
 
 
 class ExplanationOut(FromLibrary):
-    terms: list[TermMatchOut] = Field(description="Contributions sum to sparse_score.")
+    terms: list[TermMatchOut] = Field(
+        description="The strongest terms first, at most RAG_SPLADE_MAX_TERMS_PER_HIT; with "
+        "`omitted_contribution` their contributions sum to sparse_score."
+    )
+    omitted_terms: int = Field(0, description="Weaker terms left out of `terms`.")
+    omitted_contribution: float = Field(
+        0.0, description="What the omitted terms contribute to sparse_score."
+    )
 
 
 class HitOut(FromLibrary):

@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from rag_splade.api.app import create_app
+from rag_splade.sample import sample_texts
 from tests.api_support import service_settings, wait_ready
 
 KEY = {"x-api-key": "s3cret"}
@@ -108,3 +109,43 @@ def test_document_ids_are_taken_exactly_as_sent(client, suffix) -> None:
     bad = {"id": "h-ok\n", "text": "本文"}
     r = client.post("/v1/documents", json={"documents": [bad]}, headers=KEY)
     assert r.status_code == 422 and "control characters" in r.text
+
+
+@pytest.fixture(scope="module")
+def random_client(random_splade_path, random_dense_path, tmp_path_factory):
+    """The random SPLADE model shares hundreds of ids with any query: the worst case."""
+    settings = service_settings(
+        random_splade_path,
+        random_dense_path,
+        tmp_path_factory.mktemp("costly") / "index",
+        max_terms_per_hit=10,
+        max_hits_per_request=40,
+    )
+    with TestClient(create_app(settings)) as c:
+        wait_ready(c)
+        docs = [{"id": f"d{i}", "text": t} for i, t in enumerate(sample_texts()[:8])]
+        assert c.post("/v1/documents", json={"documents": docs}).is_success
+        yield c
+
+
+def test_explanations_are_bounded_and_still_sum(random_client) -> None:
+    body = random_client.post("/v1/search", json={"query": "梅雨前線の北上", "top_k": 3}).json()
+    for hit in body["hits"]:
+        explanation = hit["explanation"]
+        assert len(explanation["terms"]) == 10 and explanation["omitted_terms"] > 0
+        total = sum(t["contribution"] for t in explanation["terms"])
+        assert total + explanation["omitted_contribution"] == pytest.approx(
+            hit["sparse_score"], rel=1e-3
+        )
+        kept = [t["contribution"] for t in explanation["terms"]]
+        assert kept == sorted(kept, reverse=True)
+
+
+def test_hits_per_request_are_bounded(random_client) -> None:
+    r = random_client.post("/v1/search/batch", json={"queries": ["梅雨"] * 5, "top_k": 9})
+    assert r.status_code == 413 and "RAG_SPLADE_MAX_HITS_PER_REQUEST" in r.text
+    paged = random_client.post("/v1/search", json={"query": "梅雨", "top_k": 5, "offset": 36})
+    assert paged.status_code == 413
+    assert random_client.post(
+        "/v1/search/batch", json={"queries": ["梅雨"] * 4, "top_k": 10}
+    ).is_success
