@@ -60,6 +60,12 @@ class NotJson(ApiError):
     status, error = 415, "unsupported_media_type"
 
 
+class InsufficientStorage(ApiError):
+    """The index's disk is (nearly) full: nothing of the write was done."""
+
+    status, error = 507, "insufficient_storage"
+
+
 class ServiceUnavailable(ApiError):
     """Not ready yet, or the store unreachable: answered 503 with `Retry-After`."""
 

@@ -16,10 +16,11 @@ from typing import Literal, TypeVar
 from rag_splade import DenseEncoder, HybridIndex, Reranker, SpladeEncoder
 from rag_splade.encoders.reranker import reranker_from_settings
 from rag_splade.factories import encoders_from_settings
+from rag_splade.store.edge import DiskFullError
 
 from .batching import PairScorer, QueryEncoder
 from .config import ServiceSettings
-from .errors import ServiceUnavailable
+from .errors import InsufficientStorage, ServiceUnavailable
 from .faults import is_index_in_use, is_store_outage
 from .observability import Metrics
 
@@ -174,6 +175,12 @@ class Runtime:
         start = time.perf_counter()
         try:
             return await asyncio.to_thread(fn)
+        except DiskFullError as e:
+            self.logger.error("disk full during %s: %s", operation, e)
+            raise InsufficientStorage(
+                "the index's disk is full: nothing of this request was written; retry once "
+                "space is freed"
+            ) from e
         except Exception as e:
             if not is_store_outage(e):
                 raise

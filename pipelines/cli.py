@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pydantic import ValidationError
 
     from rag_splade.factories import IndexNotFoundError, ModelUnavailableError
-    from rag_splade.store.edge import IndexInUseError
+    from rag_splade.store.edge import DiskFullError, IndexDamagedError, IndexInUseError
 
     from .index_options import settings_problem
 
@@ -97,7 +97,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in READING_COMMANDS:
             _require_index(args)
         return load_command(args.command).run(args)
-    except (ModelUnavailableError, IndexNotFoundError, IndexInUseError) as e:
+    except (
+        ModelUnavailableError,
+        IndexNotFoundError,
+        IndexInUseError,
+        IndexDamagedError,
+        DiskFullError,
+    ) as e:
         print(f"rag-splade {args.command}: {e}", file=sys.stderr)
     except ValidationError as e:
         if e.title != "Settings":

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import shutil
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -18,11 +20,27 @@ from rag_splade.types import SparseVector
 
 MANIFEST = "rag_splade.json"  # beside the shard: what the index was built for
 SHARD_DIR = "shard"
+CREATING = ".creating"  # present from the start of a creation until its manifest is written
 FORMAT_VERSION = 1
+# A write is refused while less than this is free on the index's disk: a full disk made
+# the engine die with SIGBUS in the middle of a write.
+MIN_FREE_BYTES = 256 * 1024 * 1024
+RECOVER = (
+    "restore it from a snapshot (rag-splade snapshot restore latest, or "
+    "POST /v1/admin/snapshots/latest/restore) or re-ingest into a new index path"
+)
 
 
 class IndexInUseError(RuntimeError):
     """The Edge index is open in another process (Qdrant Edge allows one)."""
+
+
+class IndexDamagedError(RuntimeError):
+    """The Edge index's files do not open, or hold other than what was last written."""
+
+
+class DiskFullError(OSError):
+    """Too little free disk space to write safely; nothing of the write was done."""
 
 
 class EdgeStore(QdrantStoreBase[qe.Filter, qe.Point, qe.QueryRequest]):
@@ -87,8 +105,11 @@ class EdgeStore(QdrantStoreBase[qe.Filter, qe.Point, qe.QueryRequest]):
         with self._lock:
             if self._shard is not None:
                 self._shard.flush()
+                # a clean close records the point count; the next open checks it
+                points = self._shard.count(qe.CountRequest(exact=True))
                 self._shard.close()
                 self._shard = None
+                self._update_manifest(points=points, clean=True)
 
     # -- hooks -----------------------------------------------------------------------------
     def _found(self, spec: VectorSpec) -> dict[str, Any] | None:
@@ -96,6 +117,10 @@ class EdgeStore(QdrantStoreBase[qe.Filter, qe.Point, qe.QueryRequest]):
             found: dict[str, Any] = json.loads((self.path / MANIFEST).read_text())
             return found
         shard = self.path / SHARD_DIR
+        if (self.path / CREATING).exists():  # a creation cut short: it held no data yet
+            shutil.rmtree(shard, ignore_errors=True)
+            (self.path / CREATING).unlink()
+            return None
         if shard.exists() and any(shard.iterdir()):
             raise ValueError(
                 f"{shard} holds data but no {MANIFEST}: not an index this library wrote"
@@ -104,17 +129,33 @@ class EdgeStore(QdrantStoreBase[qe.Filter, qe.Point, qe.QueryRequest]):
 
     def _load(self) -> None:
         try:
-            self._shard = qe.EdgeShard.load(str(self.path / SHARD_DIR))
-        except Exception as e:
+            shard = qe.EdgeShard.load(str(self.path / SHARD_DIR))
+            points = shard.count(qe.CountRequest(exact=True))
+        except BaseException as e:  # BaseException: pyo3's PanicException from damaged files
+            if isinstance(e, (KeyboardInterrupt, SystemExit)):
+                raise
             if "WouldBlock" in str(e):  # Edge's WAL lock: one process per index
                 raise IndexInUseError(
                     f"the index at {self.path} is open in another process (a running service, "
                     "an ingest?): stop it first, or use the service's routes"
                 ) from e
-            raise
+            raise IndexDamagedError(
+                f"the index at {self.path} does not open ({type(e).__name__}: {e}); {RECOVER}"
+            ) from e
+        manifest = json.loads((self.path / MANIFEST).read_text())
+        recorded = manifest.get("points")
+        if manifest.get("clean") and recorded is not None and recorded != points:
+            shard.close()
+            raise IndexDamagedError(
+                f"the index at {self.path} holds {points} points but was closed with "
+                f"{recorded} ({self.path / SHARD_DIR} is damaged or was changed); {RECOVER}"
+            )
+        self._shard = shard
+        self._update_manifest(clean=False)  # until a clean close records the count again
 
     def _create(self, spec: VectorSpec) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
+        (self.path / CREATING).touch()  # an open after a kill from here on starts over
         datatype = getattr(qe.VectorStorageDatatype, self.sparse_datatype.title())
         config = qe.EdgeConfig(
             vectors={spec.dense_name: qe.EdgeVectorParams(spec.dense_size, qe.Distance.Cosine)},
@@ -133,7 +174,21 @@ class EdgeStore(QdrantStoreBase[qe.Filter, qe.Point, qe.QueryRequest]):
             "sparse_vocab_size": spec.sparse_vocab_size,
             "sparse_datatype": self.sparse_datatype,
         }
-        (self.path / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        _write_json(self.path / MANIFEST, {**manifest, "points": 0, "clean": False})
+        (self.path / CREATING).unlink()
+
+    def _update_manifest(self, **fields: Any) -> None:
+        manifest = json.loads((self.path / MANIFEST).read_text())
+        _write_json(self.path / MANIFEST, {**manifest, **fields})
+
+    def _check_free_space(self, points: int) -> None:
+        free = shutil.disk_usage(self.path).free
+        if free < MIN_FREE_BYTES:
+            raise DiskFullError(
+                f"only {free / 1e6:.0f} MB free on the disk of {self.path} (a write needs "
+                f"{MIN_FREE_BYTES / 1e6:.0f} MB spare); free some space: nothing of these "
+                f"{points} points was written and the index is unchanged"
+            )
 
     def _condition(self, condition: Condition) -> qe.FieldCondition:
         field, kind, value = condition.field, condition.kind, condition.value
@@ -174,6 +229,7 @@ class EdgeStore(QdrantStoreBase[qe.Filter, qe.Point, qe.QueryRequest]):
         return qe.Query.Nearest(source.vector, using=source.using)
 
     def _upsert(self, points: list[qe.Point]) -> None:
+        self._check_free_space(len(points))
         self._require().update(qe.UpdateOperation.upsert_points(points))
         self._written += len(points)
 
@@ -201,3 +257,10 @@ class EdgeStore(QdrantStoreBase[qe.Filter, qe.Point, qe.QueryRequest]):
 
     def __repr__(self) -> str:
         return f"EdgeStore({str(self.path)!r})"
+
+
+def _write_json(path: Path, value: dict[str, Any]) -> None:
+    """Write `value` to `path` whole or not at all (a temporary file, then a rename)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(value, indent=2))
+    os.replace(tmp, path)
