@@ -149,3 +149,13 @@ def test_hits_per_request_are_bounded(random_client) -> None:
     assert random_client.post(
         "/v1/search/batch", json={"queries": ["梅雨"] * 4, "top_k": 10}
     ).is_success
+
+
+@pytest.mark.parametrize("weights", ["[NaN, 1]", "[1, Infinity]", "[-Infinity, 1]", "[1e999, 1]"])
+def test_non_finite_weights_are_refused(client, weights) -> None:
+    body = '{"query": "梅雨", "weights": ' + weights + "}"
+    r = client.post(
+        "/v1/search", content=body.encode(), headers={**KEY, "content-type": "application/json"}
+    )
+    assert r.status_code in (400, 422), r.text
+    assert "weights" in r.text or "not valid JSON" in r.text, r.text
