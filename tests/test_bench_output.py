@@ -64,3 +64,12 @@ def test_progress_bar_on_a_terminal_only(bench_models, capsys, monkeypatch) -> N
     assert run(_size_run(bench_models)) == 0
     shown = terminal.getvalue()
     assert "bench: 100%" in shown and "1/1" in shown and "[bench] size" not in shown
+
+
+def test_counts_print_as_integers() -> None:
+    from rag_splade.pipelines.benchmark.common import Row, Section, fmt
+
+    assert [fmt(v) for v in (12.0, 12, 200.0, 12_000.0, 0.0)] == ["12", "12", "200", "12,000", "0"]
+    assert [fmt(v) for v in (12.5, 1.234, float("nan"), None)] == ["12.5", "1.23", "nan", "—"]
+    section = Section("s", "S", [("queries", "queries")], [Row("a", {"queries": 12.0})])
+    assert "| a | 12 | ok |" in section.to_markdown()

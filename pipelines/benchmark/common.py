@@ -86,6 +86,8 @@ def fmt(value: float | None) -> str:
         return "—"
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
+    if float(value).is_integer():  # counts (queries, points) print as 12, not 12.0
+        return f"{int(value):,}"
     if abs(value) >= 1000:
         return f"{value:,.0f}"
     if abs(value) >= 100:
