@@ -24,6 +24,7 @@ from rag_splade.encoders.reranker import Reranker, reranker_from_settings
 from rag_splade.encoders.splade import SpladeEncoder
 from rag_splade.explain import explain_match, explain_query
 from rag_splade.factories import encoders_from_settings, store_from_settings
+from rag_splade.fingerprint import sparse_fingerprint
 from rag_splade.metadata import check_metadata
 from rag_splade.search import (
     DEFAULT_EXPLAIN,
@@ -237,7 +238,11 @@ class HybridIndex:
             normalize=normalize_text,
         )
         # what the encoders' vectors look like; the store refuses an index built for others
-        self.spec = VectorSpec(dense_size=dense.dimension, sparse_vocab_size=sparse.vocab_size)
+        self.spec = VectorSpec(
+            dense_size=dense.dimension,
+            sparse_vocab_size=sparse.vocab_size,
+            sparse_fingerprint=sparse_fingerprint(sparse),
+        )
         store.open(self.spec)
 
     @classmethod

@@ -326,3 +326,30 @@ def test_fingerprint_follows_weights_not_names_or_dtype(
     with torch.no_grad():
         model.float().bert.encoder.layer[0].output.dense.bias[0] += 0.5
     assert model_fingerprint(model) != fp
+
+
+def test_an_index_refuses_another_sparse_model_and_says_to_reindex(
+    splade: SpladeEncoder,
+    random_splade: SpladeEncoder,
+    dense: DenseEncoder,
+    tmp_path: Path,
+) -> None:
+    from rag_splade import Document, EdgeStore, HybridIndex
+    from rag_splade.store.edge import MANIFEST
+
+    path = tmp_path / "index"
+    assert splade.vocab_size == random_splade.vocab_size  # the vocabulary cannot tell them apart
+    with HybridIndex(splade, dense, EdgeStore(path)) as index:
+        index.add([Document(id="d", text="富士山は日本一高い山である。")])
+    manifest_file = path / MANIFEST
+    manifest = json.loads(manifest_file.read_text())
+    assert manifest["sparse_fingerprint"] == sparse_fingerprint(splade)
+    with HybridIndex(splade, dense, EdgeStore(path)) as index:  # the same model opens it
+        assert index.count() == 1
+    with pytest.raises(ValueError, match=r"another SPLADE model.*rag-splade ingest --reindex"):
+        HybridIndex(random_splade, dense, EdgeStore(path))
+    # An index written before fingerprints were recorded opens as before.
+    del manifest["sparse_fingerprint"]
+    manifest_file.write_text(json.dumps(manifest))
+    with HybridIndex(random_splade, dense, EdgeStore(path)) as index:
+        assert index.count() == 1

@@ -35,6 +35,8 @@ class VectorSpec:
     sparse_vocab_size: int
     dense_name: str = DENSE_VECTOR
     sparse_name: str = SPARSE_VECTOR
+    # which SPLADE model built the index (`rag_splade.fingerprint`); None: not checked
+    sparse_fingerprint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -255,6 +257,13 @@ def describe_mismatch(expected: VectorSpec, found: dict[str, Any]) -> list[str]:
     if expected.sparse_name not in sparse:
         problems.append(
             f"sparse vector {expected.sparse_name!r} missing (index has {sorted(sparse) or 'none'})"
+        )
+    built_by = found.get("sparse_fingerprint")
+    if built_by and expected.sparse_fingerprint and built_by != expected.sparse_fingerprint:
+        problems.append(
+            "it was built with another SPLADE model (a different fingerprint of its config and "
+            "weights, e.g. a fine-tuned one): its stored vectors do not match this model's; "
+            "rebuild it with `rag-splade ingest --reindex`"
         )
     vocab = found.get("sparse_vocab_size")
     if vocab is not None and vocab != expected.sparse_vocab_size:

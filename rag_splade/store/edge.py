@@ -173,6 +173,7 @@ class EdgeStore(QdrantStoreBase[qe.Filter, qe.Point, qe.QueryRequest]):
             "sparse": [spec.sparse_name],
             "sparse_vocab_size": spec.sparse_vocab_size,
             "sparse_datatype": self.sparse_datatype,
+            "sparse_fingerprint": spec.sparse_fingerprint,
         }
         _write_json(self.path / MANIFEST, {**manifest, "points": 0, "clean": False})
         (self.path / CREATING).unlink()
