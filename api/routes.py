@@ -1,7 +1,7 @@
 """The `/v1` routes: search, batch search, documents. Thin over `HybridIndex`.
 
 Each route takes what it needs as FastAPI dependencies (`deps`); the library validates
-the search (`SearchRequest`) and runs it (`HybridIndex.run`), the route only applies the
+the search (`SearchRequest`) and runs its stages (`HybridIndex.resolve`, `retrieve`, `finish`), the route only applies the
 service's own limits and shapes the answer.
 """
 

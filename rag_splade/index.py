@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from typing_extensions import Unpack
 
 from rag_splade.checks import check_choice, check_doc_id, check_positive_int, check_query
 from rag_splade.documents import (
@@ -26,15 +25,15 @@ from rag_splade.explain import explain_match, explain_query
 from rag_splade.factories import encoders_from_settings, store_from_settings
 from rag_splade.fingerprint import sparse_fingerprint
 from rag_splade.metadata import check_metadata
+from rag_splade.ranking import cut_inside_tie, cut_position, per_document, rrf_by_fixed_ranks
 from rag_splade.search import (
-    DEFAULT_EXPLAIN,
     FUSIONS,
     MAX_TOP_K,
     Fusion,
-    Mode,
     QueryVectors,
-    SearchOptions,
+    SearchArgs,
     SearchRequest,
+    options_from,
     requests_for,
 )
 from rag_splade.store.base import (
@@ -45,9 +44,6 @@ from rag_splade.store.base import (
     RankedChunk,
     StoredChunk,
     VectorSpec,
-    cut_inside_tie,
-    rrf_score,
-    tie_break_key,
 )
 from rag_splade.store.filters import parse_filters
 from rag_splade.text.chunking import Chunk, Chunker
@@ -60,38 +56,6 @@ __all__ = ["MAX_TOP_K", "AddResult", "DocumentInfo", "HybridIndex", "Retrieved"]
 
 # Hits fetched past the cut, to see whether equal scores straddle it (then more are fetched).
 TIE_MARGIN = 4
-
-
-def _options(
-    top_k: int,
-    mode: Mode,
-    fusion: Fusion | None,
-    weights: Sequence[float] | None,
-    filters: Mapping[str, Any] | None,
-    explain: bool,
-    candidates: int | None,
-    rrf_k: int | None,
-    rerank: bool,
-    rerank_candidates: int | None,
-    offset: int,
-    min_score: float | None,
-    group_by_document: int | None,
-) -> SearchOptions:
-    return SearchOptions(
-        top_k=top_k,
-        mode=mode,
-        fusion=fusion,
-        weights=None if weights is None else tuple(weights),  # type: ignore[arg-type]  # checked
-        filters=filters,
-        explain=explain,
-        candidates=candidates,
-        rrf_k=rrf_k,
-        rerank=rerank,
-        rerank_candidates=rerank_candidates,
-        offset=offset,
-        min_score=min_score,
-        group_by_document=group_by_document,
-    )
 
 
 @dataclass(frozen=True)
@@ -111,49 +75,6 @@ class Retrieved:
         if not self.request.rerank:
             return []
         return [(self.request.query, r.chunk.text) for r in self.ranked]
-
-
-def _rrf_by_fixed_ranks(
-    ranked: list[RankedChunk], rrf_k: int, weights: Sequence[float] | None
-) -> list[RankedChunk] | None:
-    """The hits rescored from their fixed per-retriever ranks, or None when Qdrant's own
-    scores already agree. They differ only where one retriever gave equal scores (copies of a
-    passage): Qdrant then ranks the copies in its own order, which can change between calls,
-    and RRF turns those ranks into different fused scores."""
-    scores = [rrf_score(r.sparse_rank, r.dense_rank, rrf_k, weights) for r in ranked]
-    if all(math.isclose(r.score, s, rel_tol=1e-5) for r, s in zip(ranked, scores, strict=True)):
-        return None
-    rescored = [dataclasses.replace(r, score=s) for r, s in zip(ranked, scores, strict=True)]
-    return sorted(rescored, key=tie_break_key)
-
-
-def _cut_position(ranked: Sequence[RankedChunk], keep: int, per_document: int | None) -> int | None:
-    """How many of `ranked` give `keep` candidates once at most `per_document` chunks of a
-    document are kept (None: fewer than `keep`)."""
-    if per_document is None:
-        return keep if len(ranked) >= keep else None
-    counts: dict[str, int] = {}
-    kept = 0
-    for position, r in enumerate(ranked, start=1):
-        counts[r.chunk.doc_id] = counts.get(r.chunk.doc_id, 0) + 1
-        if counts[r.chunk.doc_id] <= per_document:
-            kept += 1
-            if kept == keep:
-                return position
-    return None
-
-
-def _per_document(ranked: Sequence[RankedChunk], per_document: int | None) -> list[RankedChunk]:
-    """`ranked` with at most `per_document` chunks of each document, the best ones."""
-    if per_document is None:
-        return list(ranked)
-    counts: dict[str, int] = {}
-    kept = []
-    for r in ranked:
-        counts[r.chunk.doc_id] = counts.get(r.chunk.doc_id, 0) + 1
-        if counts[r.chunk.doc_id] <= per_document:
-            kept.append(r)
-    return kept
 
 
 def split_scores(retrieved: Sequence[Retrieved], scores: np.ndarray) -> list[np.ndarray | None]:
@@ -197,7 +118,7 @@ class HybridIndex:
         rerank_candidates: fused hits the reranker scores unless a search says otherwise.
 
     Hits come in a fixed order: equal fused scores are ordered by the better of the two
-    retriever ranks, then the sparse rank, then the point id (`store.base.tie_break_key`),
+    retriever ranks, then the sparse rank, then the point id (`ranking.tie_break_key`),
     so the same search on the same index gives the same list every time; equal rerank
     scores keep that order.
     """
@@ -363,67 +284,34 @@ class HybridIndex:
             self.store.optimize()
 
     # -- searching -------------------------------------------------------------------------
-    def search(
-        self,
-        query: str,
-        top_k: int = 5,
-        *,
-        mode: Mode = "hybrid",
-        fusion: Fusion | None = None,
-        weights: Sequence[float] | None = None,
-        filters: Mapping[str, Any] | None = None,
-        explain: bool = DEFAULT_EXPLAIN,
-        candidates: int | None = None,
-        rrf_k: int | None = None,
-        rerank: bool = False,
-        rerank_candidates: int | None = None,
-        offset: int = 0,
-        min_score: float | None = None,
-        group_by_document: int | None = None,
-    ) -> list[SearchHit]:
+    def search(self, query: str, top_k: int = 5, **options: Unpack[SearchArgs]) -> list[SearchHit]:
         """Search in one Qdrant round trip and return hits, best first.
 
-        The arguments are those of `SearchOptions` (see there); fusion, rrf_k, candidates
-        and rerank_candidates default to this index's settings. With `rerank`, the best
-        `rerank_candidates` fused hits are scored by the reranker, which picks the `top_k`.
-        `offset` pages, `min_score` drops weak hits, `group_by_document` caps the chunks
-        of one document.
+        The keyword arguments are the fields of `SearchOptions` (see there): `mode`,
+        `fusion`, `weights`, `rrf_k`, `candidates`, `filters`, `explain`, `rerank`,
+        `rerank_candidates`, `offset`, `min_score`, `group_by_document`. Fusion, rrf_k,
+        candidates and rerank_candidates default to this index's settings. With `rerank`,
+        the best `rerank_candidates` fused hits are scored by the reranker, which picks the
+        `top_k`.
+
+        Example:
+            >>> index.search("燃費を良くするには", top_k=5, mode="hybrid",
+            ...              filters={"source": "faq"})  # doctest: +SKIP
         """
-        options = _options(
-            top_k, mode, fusion, weights, filters, explain, candidates, rrf_k, rerank,
-            rerank_candidates, offset, min_score, group_by_document,
-        )  # fmt: skip
-        return self.search_requests([options.with_query(query)])[0]
+        return self.search_requests([options_from(top_k, options).with_query(query)])[0]
 
     def search_batch(
-        self,
-        queries: Sequence[str],
-        top_k: int = 5,
-        *,
-        mode: Mode = "hybrid",
-        fusion: Fusion | None = None,
-        weights: Sequence[float] | None = None,
-        filters: Mapping[str, Any] | None = None,
-        explain: bool = DEFAULT_EXPLAIN,
-        candidates: int | None = None,
-        rrf_k: int | None = None,
-        rerank: bool = False,
-        rerank_candidates: int | None = None,
-        offset: int = 0,
-        min_score: float | None = None,
-        group_by_document: int | None = None,
+        self, queries: Sequence[str], top_k: int = 5, **options: Unpack[SearchArgs]
     ) -> list[list[SearchHit]]:
         """`search` for many queries: one encoder forward pass per model for all of them,
         and the rerank pairs of all of them scored in shared batches."""
-        options = _options(
-            top_k, mode, fusion, weights, filters, explain, candidates, rrf_k, rerank,
-            rerank_candidates, offset, min_score, group_by_document,
-        )  # fmt: skip
-        return self.search_requests(requests_for(queries, options))
+        return self.search_requests(requests_for(queries, options_from(top_k, options)))
 
     def search_requests(self, requests: Sequence[SearchRequest]) -> list[list[SearchHit]]:
-        """Run prepared requests: encode their queries in one batch per model, retrieve,
-        rerank the pairs of all of them together, then explain."""
+        """Run prepared requests through the search stages: `resolve`, `encode_queries`
+        (one batch per model for all), `retrieve`, `rerank_scores` (the pairs of all of them
+        together), `finish`. The service runs the same stages with its shared micro-batches
+        in place of the two model steps; no front end re-implements a stage."""
         requests = [self.resolve(r) for r in requests]  # fail before any model runs
         vectors = self.encode_queries(requests)
         retrieved = [self.retrieve(r, v) for r, v in zip(requests, vectors, strict=True)]
@@ -448,7 +336,10 @@ class HybridIndex:
     def resolve(self, request: SearchRequest) -> SearchRequest:
         """`request` with this index's fusion, rrf_k, candidates and rerank_candidates where
         it left them None (raises if they do not fit it: weights with this index's `dbsf`,
-        `rerank` without a reranker)."""
+        `rerank` without a reranker). A request is resolved once: a resolved one comes back
+        as it is."""
+        if request.is_resolved:
+            return request
         if request.rerank and self.reranker is None:
             raise ValueError(
                 "rerank=True but this index has no reranker: pass HybridIndex(..., "
@@ -461,12 +352,6 @@ class HybridIndex:
             candidates=self.candidates,
             rerank_candidates=self.rerank_candidates,
         )
-
-    def run(self, request: SearchRequest, vectors: QueryVectors) -> list[SearchHit]:
-        """Run one request with its query vectors already encoded (`encode_queries`; the
-        service batches encoding across requests itself): `retrieve`, rerank, `finish`."""
-        retrieved = self.retrieve(request, vectors)
-        return self.finish(retrieved, self.rerank_scores([retrieved])[0])
 
     def retrieve(self, request: SearchRequest, vectors: QueryVectors) -> Retrieved:
         """The request's fused candidates in one Qdrant round trip, in the fixed order:
@@ -486,7 +371,7 @@ class HybridIndex:
         if request.mode == "sparse" and sparse is not None and len(sparse) == 0:
             return Retrieved(request, sparse, [])  # an all-zero query matches nothing lexically
         assert request.fusion is not None and request.rrf_k and request.candidates  # resolved
-        keep, per_document = request.pool, request.group_by_document
+        keep, group = request.pool, request.group_by_document
         limit = keep + TIE_MARGIN
         # Ask for more while a group of equal scores straddles the cut, or while grouping by
         # document left fewer than `keep` and the store has more.
@@ -506,19 +391,19 @@ class HybridIndex:
                 )
             )
             if request.mode == "hybrid" and request.fusion == "rrf":
-                rescored = _rrf_by_fixed_ranks(ranked, request.rrf_k, request.weights)
+                rescored = rrf_by_fixed_ranks(ranked, request.rrf_k, request.weights)
                 if rescored is not None:
                     if len(ranked) >= limit < 2 * request.candidates:
                         limit = 2 * request.candidates  # all the fused list: none missed
                         continue
                     ranked = rescored
-            cut = _cut_position(ranked, keep, per_document)
+            cut = cut_position(ranked, keep, group)
             # fewer than `keep` exist, or grouping has read as far as it may (two lists of
             # `candidates`): take what there is
             if cut is None and (len(ranked) < limit or limit >= 2 * request.candidates):
                 cut = len(ranked)
             if cut is not None and not cut_inside_tie(ranked, cut, limit):
-                kept = _per_document(ranked[:cut], per_document)
+                kept = per_document(ranked[:cut], group)
                 return Retrieved(request, sparse if request.explain else None, kept)
             limit *= 2
 
@@ -590,7 +475,7 @@ class HybridIndex:
     ) -> list[QueryTerm]:
         """The query's strongest SPLADE terms, expansion terms marked.
 
-        `vector` is the query's SPLADE vector when it is already encoded (as `run` got it).
+        `vector` is the query's SPLADE vector when it is already encoded (`encode_queries`).
         """
         check_query(query, "query")
         if vector is None:

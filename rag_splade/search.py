@@ -1,9 +1,12 @@
 """The search contract: `SearchOptions` and `SearchRequest`, validated once, on construction.
 
-The library, the HTTP service, the evaluation and the LlamaIndex retriever all describe a
-search with these types, and `HybridIndex.run` is the one place that executes one. Each
-choice is spelled once here (`Mode`, `Fusion`); the API schemas, `Settings` and the CLI
-take their choices from `typing.get_args`.
+`SearchOptions` is the one declaration of the search options. Every front end (the
+library's `HybridIndex.search` keywords, `SearchArgs`; the HTTP schema; the CLI flags; the
+LlamaIndex retriever; the MCP tool) is derived from it or checked against it by
+`tests/test_option_congruence.py`. A request is validated once, when it is built, and
+resolved against an index once (`HybridIndex.resolve`); deriving a request from options
+(`with_query`) or resolving it copies the checked values instead of checking them again.
+The choices (`Mode`, `Fusion`) are spelled once, in `rag_splade.ranking`.
 
 Example:
     >>> request = SearchRequest(query="燃費を良くするには", top_k=3, mode="sparse")
@@ -22,9 +25,10 @@ import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, cast
 
 from rag_splade.checks import check_choice, check_positive_int, check_query
+from rag_splade.ranking import FUSIONS, MODES, Fusion, Mode
 from rag_splade.store.filters import Condition, parse_filters
 
 if TYPE_CHECKING:
@@ -32,10 +36,24 @@ if TYPE_CHECKING:
 
     from rag_splade.types import SparseVector
 
-Mode = Literal["hybrid", "sparse", "dense"]
-Fusion = Literal["rrf", "dbsf"]
-MODES: tuple[Mode, ...] = get_args(Mode)
-FUSIONS: tuple[Fusion, ...] = get_args(Fusion)
+__all__ = [
+    "DEFAULT_EXPLAIN",
+    "FUSIONS",
+    "MAX_RERANK_CANDIDATES",
+    "MAX_TOP_K",
+    "MODES",
+    "Fusion",
+    "Mode",
+    "OptionArgs",
+    "QueryVectors",
+    "SearchArgs",
+    "SearchOptions",
+    "SearchRequest",
+    "options_from",
+    "requests_for",
+    "vectors_needed",
+]
+
 MAX_TOP_K = 1000
 MAX_RERANK_CANDIDATES = 1000
 # Explanations are what this project is for: the LLM context's key terms come from them,
@@ -101,6 +119,8 @@ class SearchOptions:
     min_score: float | None = None
     group_by_document: int | None = None
     conditions: tuple[Condition, ...] = field(init=False, repr=False, compare=False)
+    # Set by `SearchRequest.resolved`: the index's settings are in place.
+    is_resolved: bool = field(default=False, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if (
@@ -148,8 +168,9 @@ class SearchOptions:
         return vectors_needed(self.mode, self.explain)[1]
 
     def with_query(self, query: str) -> SearchRequest:
-        """These options for one query."""
-        return SearchRequest(query=query, **self._fields())
+        """These options for one query (the options are not checked again)."""
+        check_query(query, "query")
+        return _copy(SearchRequest, self, query=query)
 
     def _fields(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
@@ -173,9 +194,7 @@ class SearchRequest(SearchOptions):
     @property
     def options(self) -> SearchOptions:
         """The options without the query."""
-        fields = self._fields()
-        del fields["query"]
-        return SearchOptions(**fields)
+        return _copy(SearchOptions, self, is_resolved=False)
 
     @property
     def wanted(self) -> int:
@@ -191,16 +210,25 @@ class SearchRequest(SearchOptions):
     def resolved(
         self, *, fusion: Fusion, rrf_k: int, candidates: int, rerank_candidates: int
     ) -> SearchRequest:
-        """The request with the index's settings in place of the options left as None
-        (checked again: weights given with the index's fusion `dbsf` are refused here).
-        Each retriever's list is at least as long as the hits asked of the fused one."""
+        """The request with the index's settings in place of the options left as None.
+        Only what the index's settings can break is checked again (weights given with the
+        index's fusion `dbsf` are refused here). Each retriever's list is at least as long
+        as the hits asked of the fused one."""
+        check_choice("fusion", fusion, FUSIONS)
+        check_positive_int("rrf_k", rrf_k)
+        check_positive_int("candidates", candidates)
+        check_positive_int("rerank_candidates", rerank_candidates)
+        chosen = self.fusion or fusion
+        _check_weights(self.weights, self.mode, chosen)
         pool = max(self.rerank_candidates or rerank_candidates, self.wanted)
-        return dataclasses.replace(
+        return _copy(
+            SearchRequest,
             self,
-            fusion=self.fusion or fusion,
+            fusion=chosen,
             rrf_k=self.rrf_k or rrf_k,
             candidates=max(self.candidates or candidates, pool if self.rerank else self.wanted),
             rerank_candidates=pool if self.rerank else None,
+            is_resolved=True,
         )
 
 
@@ -210,6 +238,43 @@ class QueryVectors:
 
     sparse: SparseVector | None = None
     dense: np.ndarray | None = None
+
+
+class OptionArgs(TypedDict, total=False):
+    """`SearchOptions` as keyword arguments, less `top_k` (a front end's own positional or
+    named argument) and `filters` (a front end may bring its own filter language)."""
+
+    mode: Mode
+    fusion: Fusion | None
+    weights: Sequence[float] | None
+    rrf_k: int | None
+    candidates: int | None
+    explain: bool
+    rerank: bool
+    rerank_candidates: int | None
+    offset: int
+    min_score: float | None
+    group_by_document: int | None
+
+
+class SearchArgs(OptionArgs, total=False):
+    """The keyword arguments of `HybridIndex.search` and `search_batch`: every
+    `SearchOptions` field but `top_k`."""
+
+    filters: Mapping[str, Any] | None
+
+
+def options_from(top_k: int, args: SearchArgs | OptionArgs) -> SearchOptions:
+    """`SearchOptions` from keyword arguments, validated whole; an unknown name is a
+    `TypeError` that lists the known ones."""
+    known = {f.name for f in dataclasses.fields(SearchOptions) if f.init}
+    unknown = sorted(set(args) - known)
+    if unknown:
+        raise TypeError(
+            f"unknown search option(s) {', '.join(unknown)}; the options are "
+            f"{', '.join(sorted(known))}"
+        )
+    return SearchOptions(top_k=top_k, **cast("Mapping[str, Any]", args))
 
 
 def requests_for(queries: Sequence[str], options: SearchOptions) -> list[SearchRequest]:
@@ -262,6 +327,19 @@ def _check_rerank_candidates(value: int | None, rerank: bool, top_k: int, offset
             f"rerank_candidates ({value}) must be at least {wanted}: the reranker chooses "
             "the hits among them"
         )
+
+
+_T = TypeVar("_T", bound=SearchOptions)
+
+
+def _copy(cls: type[_T], source: SearchOptions, **changes: Any) -> _T:
+    """A `cls` with `source`'s checked values and `changes`, without checking them again:
+    the one way a request is derived from options or resolved."""
+    new = object.__new__(cls)
+    for f in dataclasses.fields(cls):
+        value = changes[f.name] if f.name in changes else getattr(source, f.name)
+        object.__setattr__(new, f.name, value)
+    return new
 
 
 def _set(obj: object, name: str, value: object) -> None:

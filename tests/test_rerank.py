@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from rag_splade import Document, EdgeStore, HybridIndex, QdrantServerStore, Reranker
+from rag_splade.ranking import cut_inside_tie, tie_break_key
 from rag_splade.sample import sample_texts
 from rag_splade.search import SearchRequest
-from rag_splade.store.base import RankedChunk, StoredChunk, cut_inside_tie, tie_break_key
+from rag_splade.store.base import RankedChunk, StoredChunk
 
 QUERIES = ["日本で梅雨がないのは北海道とどこか。", "石油の主成分は何か。", "揚子江気団の勢力"]
 

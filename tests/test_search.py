@@ -1,4 +1,4 @@
-"""`SearchOptions` / `SearchRequest`: validated once, on construction; `HybridIndex.run`."""
+"""`SearchOptions` / `SearchRequest`: validated once, on construction; the search stages."""
 
 from __future__ import annotations
 
@@ -145,7 +145,7 @@ def test_explain_default_is_one_value() -> None:
 
     assert SearchOptions().explain is DEFAULT_EXPLAIN
     assert SearchBody(query="燃費").explain is DEFAULT_EXPLAIN
-    assert inspect.signature(HybridIndex.search).parameters["explain"].default is DEFAULT_EXPLAIN
+    assert inspect.signature(HybridIndex.search).parameters["top_k"].default == SearchOptions().top_k
 
 
 def test_settings_and_search_import_no_torch() -> None:
@@ -172,16 +172,16 @@ def test_run_matches_search_and_refuses_missing_vectors(index: HybridIndex) -> N
     request = SearchRequest(query="石油の主成分は何か。", top_k=3)
     [vectors] = index.encode_queries([request])
     assert vectors.sparse is not None and vectors.dense is not None
-    by_run = index.run(request, vectors)
+    by_run = index.finish(index.retrieve(request, vectors), None)
     by_search = index.search("石油の主成分は何か。", top_k=3)
     assert [h.id for h in by_run] == [h.id for h in by_search]
     assert all(h.explanation is not None for h in by_run)  # explain is on by default
     with pytest.raises(ValueError, match="needs the query's dense vector"):
-        index.run(request, QueryVectors(sparse=vectors.sparse))
+        index.retrieve(request, QueryVectors(sparse=vectors.sparse))
     sparse_only = SearchRequest(query="石油", mode="sparse", explain=False)
     [only] = index.encode_queries([sparse_only])
     assert only.dense is None and only.sparse is not None
-    assert index.run(sparse_only, only)
+    assert index.finish(index.retrieve(sparse_only, only), None)
 
 
 def test_index_settings_fill_what_the_request_left_open(splade, dense) -> None:  # type: ignore[no-untyped-def]

@@ -5,16 +5,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
 from rag_splade.checks import check_choice
+from rag_splade.ranking import Fusion, Mode, list_ranks, tie_break_key
 from rag_splade.store.filters import Condition
 from rag_splade.types import SparseVector
-
-if TYPE_CHECKING:  # rag_splade.search imports the store's filters: no import at run time
-    from rag_splade.search import Fusion, Mode
 
 DENSE_VECTOR = "dense"
 SPARSE_VECTOR = "sparse"
@@ -176,52 +174,14 @@ def assemble(
             )
             for rank, (_, score, chunk) in enumerate(ordered, start=1)
         ]
-    sparse = _ranks(lists[1])
-    dense = _ranks(lists[2])
+    sparse = list_ranks([(pid, score) for pid, score, _ in lists[1]])
+    dense = list_ranks([(pid, score) for pid, score, _ in lists[2]])
     hits = []
     for pid, score, chunk in answer:
         s_rank, s_score = sparse.get(pid, (None, None))
         d_rank, d_score = dense.get(pid, (None, None))
         hits.append(RankedChunk(chunk, score, s_score, d_score, s_rank, d_rank))  # type: ignore[arg-type]
     return sorted(hits, key=tie_break_key)
-
-
-def tie_break_key(hit: RankedChunk) -> tuple[float, int, int, str]:
-    """The order of hits: fused score, then the better of the two retriever ranks, then the
-    sparse rank, then the point id (a hit missing from a list ranks after every rank)."""
-    missing = 1 << 62
-    sparse_rank = hit.sparse_rank or missing
-    return (-hit.score, min(sparse_rank, hit.dense_rank or missing), sparse_rank, hit.chunk.id)
-
-
-def _ranks(items: Sequence[tuple[str, float, StoredChunk | None]]) -> dict[str, tuple[int, float]]:
-    """1-based ranks of one retriever's list, equal scores ordered by point id."""
-    ordered = sorted(items, key=lambda item: (-item[1], item[0]))
-    return {pid: (rank, score) for rank, (pid, score, _) in enumerate(ordered, start=1)}
-
-
-def rrf_score(
-    sparse_rank: int | None, dense_rank: int | None, rrf_k: int, weights: Sequence[float] | None
-) -> float:
-    """Qdrant's RRF score of a hit from its 1-based ranks: a list with weight w adds
-    1 / (rank / w + rrf_k - 1); a list the hit is missing from, or of weight 0, adds nothing."""
-    w_sparse, w_dense = weights or (1.0, 1.0)
-    return sum(
-        1.0 / (rank / w + rrf_k - 1)
-        for rank, w in ((sparse_rank, w_sparse), (dense_rank, w_dense))
-        if rank and w > 0
-    )
-
-
-def cut_inside_tie(ranked: Sequence[RankedChunk], keep: int, fetched_limit: int) -> bool:
-    """Whether keeping the first `keep` of `ranked` (a list asked with `fetched_limit`) may
-    cut a group of equal scores that goes on past what was fetched: then which of them
-    belong in the first `keep` is not known, and the list must be asked for longer."""
-    return (
-        len(ranked) >= fetched_limit > keep
-        and len(ranked) > keep
-        and ranked[keep - 1].score == ranked[-1].score
-    )
 
 
 SPARSE_DATATYPES = ("float32", "float16")
