@@ -1,8 +1,9 @@
 """The `/v1` routes: search, batch search, documents. Thin over `HybridIndex`.
 
 Each route takes what it needs as FastAPI dependencies (`deps`); the library validates
-the search (`SearchRequest`) and runs its stages (`HybridIndex.resolve`, `retrieve`, `finish`), the route only applies the
-service's own limits and shapes the answer.
+the search (`SearchRequest`) and runs its stages (`HybridIndex.resolve`, `retrieve`,
+`finish`, with the service's micro-batches for the two model steps); the route only applies
+the service's own limits and shapes the answer.
 """
 
 from __future__ import annotations

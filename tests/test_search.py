@@ -145,7 +145,8 @@ def test_explain_default_is_one_value() -> None:
 
     assert SearchOptions().explain is DEFAULT_EXPLAIN
     assert SearchBody(query="燃費").explain is DEFAULT_EXPLAIN
-    assert inspect.signature(HybridIndex.search).parameters["top_k"].default == SearchOptions().top_k
+    top_k = inspect.signature(HybridIndex.search).parameters["top_k"]
+    assert top_k.default == SearchOptions().top_k
 
 
 def test_settings_and_search_import_no_torch() -> None:
