@@ -9,7 +9,14 @@ from dataclasses import asdict, replace
 from typing import TextIO
 
 from rag_splade import HybridIndex, SearchHit, Settings, format_context
-from rag_splade.search import DEFAULT_EXPLAIN, FUSIONS, MODES
+from rag_splade.search import (
+    DEFAULT_EXPLAIN,
+    FUSIONS,
+    MODES,
+    SearchOptions,
+    option_names,
+    requests_for,
+)
 
 from .index_options import add_index_arguments, index_overrides
 
@@ -35,6 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--filter",
         action="append",
+        dest="filters",
         default=[],
         metavar="FIELD=JSON",
         help="payload filter, e.g. source='\"faq\"' or year='{\"gte\": 2020}' (repeatable)",
@@ -105,7 +113,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
     out = out or sys.stdout
     try:
-        filters = parse_filters(args.filter) or None
+        filters = parse_filters(args.filters) or None
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -115,22 +123,14 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
             print("error: the index is empty; fill it with `rag-splade ingest`", file=sys.stderr)
             return 1
         try:
-            results = index.search_batch(
-                args.query,
-                args.top_k,
-                mode=args.mode,
-                fusion=args.fusion,
-                weights=args.weights,
+            # every SearchOptions field is a flag of the same name (checked by a test)
+            fields = {name: getattr(args, name) for name in option_names()}
+            fields.update(
                 filters=filters,
                 explain=args.explain or args.context,  # the context's key terms need them
-                rerank=args.rerank,
-                rerank_candidates=args.rerank_candidates,
-                offset=args.offset,
-                min_score=args.min_score,
-                group_by_document=args.group_by_document,
-                candidates=args.candidates,
-                rrf_k=args.rrf_k,
             )
+            options = SearchOptions(**fields)
+            results = index.search_requests(requests_for(args.query, options))
         except (TypeError, ValueError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2

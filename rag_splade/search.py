@@ -49,6 +49,7 @@ __all__ = [
     "SearchArgs",
     "SearchOptions",
     "SearchRequest",
+    "option_names",
     "options_from",
     "requests_for",
     "vectors_needed",
@@ -264,10 +265,15 @@ class SearchArgs(OptionArgs, total=False):
     filters: Mapping[str, Any] | None
 
 
+def option_names() -> tuple[str, ...]:
+    """The names of the search options, in declaration order: every front end's list."""
+    return tuple(f.name for f in dataclasses.fields(SearchOptions) if f.init)
+
+
 def options_from(top_k: int, args: SearchArgs | OptionArgs) -> SearchOptions:
     """`SearchOptions` from keyword arguments, validated whole; an unknown name is a
     `TypeError` that lists the known ones."""
-    known = {f.name for f in dataclasses.fields(SearchOptions) if f.init}
+    known = set(option_names())
     unknown = sorted(set(args) - known)
     if unknown:
         raise TypeError(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -17,11 +16,12 @@ from llama_index.core.schema import (
     TextNode,
 )
 from llama_index.core.vector_stores.types import MetadataFilters
+from typing_extensions import Unpack
 
 from rag_splade.documents import BOOKKEEPING_KEYS
 from rag_splade.index import HybridIndex
 from rag_splade.llama_index.filters import to_store_filters
-from rag_splade.search import DEFAULT_EXPLAIN, Fusion, Mode, SearchOptions
+from rag_splade.search import OptionArgs, SearchArgs, options_from
 from rag_splade.types import SearchHit
 
 # Keys this retriever adds to node metadata. None of them is embedded; the LLM sees only
@@ -96,30 +96,22 @@ class SpladeHybridRetriever(BaseRetriever):
         index: HybridIndex,
         *,
         similarity_top_k: int = 5,
-        mode: Mode = "hybrid",
-        fusion: Fusion | None = None,
-        weights: Sequence[float] | None = None,
         filters: MetadataFilters | None = None,
-        explain: bool = DEFAULT_EXPLAIN,
-        rerank: bool = False,
-        rerank_candidates: int | None = None,
         key_terms: int = 6,
         callback_manager: CallbackManager | None = None,
+        **options: Unpack[OptionArgs],
     ) -> None:
+        """`similarity_top_k` is `SearchOptions.top_k` and `filters` LlamaIndex's own
+        `MetadataFilters`; every other keyword is a `SearchOptions` field (`mode`, `fusion`,
+        `weights`, `rrf_k`, `candidates`, `explain`, `rerank`, `rerank_candidates`, `offset`,
+        `min_score`, `group_by_document`)."""
         self.index = index
         self.key_terms = key_terms
         # Validated now (filters included) rather than at the first query.
-        self.options = SearchOptions(
-            top_k=similarity_top_k,
-            mode=mode,
-            fusion=fusion,
-            weights=None if weights is None else (weights[0], weights[1]),
-            filters=to_store_filters(filters),
-            explain=explain,
-            rerank=rerank,
-            rerank_candidates=rerank_candidates,
-        )
-        if rerank:  # refused now, not at the first query, when the index has no reranker
+        args = SearchArgs(**options, filters=to_store_filters(filters))
+        self.options = options_from(similarity_top_k, args)
+        # refused now, not at the first query, when the index has no reranker
+        if self.options.rerank:
             index.resolve(self.options.with_query("-"))
         super().__init__(callback_manager=callback_manager)
 
