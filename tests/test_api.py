@@ -207,3 +207,33 @@ def test_terms_say_how_they_matched(client) -> None:
         )
         assert all(t["kind"] == "whole" for t in terms if t["term"] in listed)
     assert "whole" in kinds
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/search", {"query": TARGET_WORD, "filters": {"title": ["x", "y"]}}),
+        ("/v1/search/batch", {"queries": [TARGET_WORD, "東京"], "filters": {"title": "x"}}),
+    ],
+)
+def test_one_http_search_checks_and_resolves_its_options_once(
+    client, monkeypatch, path, body
+) -> None:
+    """The options are validated once per HTTP request (filters parsed once, whatever the
+    number of queries) and each query's request is resolved against the index once."""
+    import rag_splade.search as search
+
+    parsed, resolved = [], []
+    real_parse, real_resolved = search.parse_filters, search.SearchRequest.resolved
+    monkeypatch.setattr(search, "parse_filters", lambda f: parsed.append(f) or real_parse(f))
+
+    def counting_resolved(self, **kw):  # type: ignore[no-untyped-def]
+        resolved.append(self.query)
+        return real_resolved(self, **kw)
+
+    monkeypatch.setattr(search.SearchRequest, "resolved", counting_resolved)
+    r = client.post(path, json=body)
+    assert r.status_code == 200, r.text
+    queries = body.get("queries") or [body["query"]]
+    assert len(parsed) == 1
+    assert resolved == queries

@@ -21,7 +21,8 @@ ranks of that source, which flattens its ranking; a weight below 1 steepens it. 
 Retrieval is at document level: the index returns chunks, and each document takes the
 score of its best chunk. Queries are encoded once per model (batched, as
 `HybridIndex.search_batch` does) and shared by every run that needs that model; each run
-then executes its `SearchRequest` with `HybridIndex.run`, so fusion happens in Qdrant.
+then executes its `SearchRequest` through the index's stages (`retrieve`, `finish`), so
+fusion happens in Qdrant.
 A `+rerank` run reorders the first `rerank_candidates` chunks of its fused list (the
 index's setting, `RAG_SPLADE_RERANK_CANDIDATES`) with the cross-encoder, scoring the pairs
 of many queries in shared batches; the chunks below keep their fused order, so Recall@100
