@@ -52,7 +52,7 @@ def build_tokenizer(
     texts: list[str] | None = None,
     max_words: int = 1500,
     vocab_size: int | None = None,
-):
+) -> Any:
     """Save a `BertJapaneseTokenizer` (MeCab/unidic-lite + WordPiece) under `path`."""
     from transformers import BertJapaneseTokenizer
 
@@ -61,7 +61,7 @@ def build_tokenizer(
     vocab_file = path / "vocab.txt"
     vocab = build_vocab(texts or sample_texts(), max_words, vocab_size)
     vocab_file.write_text("\n".join(vocab) + "\n")
-    tokenizer = BertJapaneseTokenizer(
+    tokenizer = BertJapaneseTokenizer(  # type: ignore[no-untyped-call]
         str(vocab_file),
         word_tokenizer_type="mecab",
         subword_tokenizer_type="wordpiece",
@@ -83,7 +83,7 @@ def _tokenizer(path: Path, tokenizer_dir: str | Path | None, vocab_size: int | N
     return tokenizer
 
 
-def _bert_config(vocab_size: int, hidden: int, layers: int, heads: int):
+def _bert_config(vocab_size: int, hidden: int, layers: int, heads: int) -> Any:
     from transformers import BertConfig
 
     return BertConfig(
@@ -101,7 +101,7 @@ def _special_ids(tokenizer: Any) -> list[int]:
     return [ids] if isinstance(ids, int) else list(ids)
 
 
-def _make_lexical(model, embeddings, special_ids: list[int]) -> None:
+def _make_lexical(model: Any, embeddings: Any, special_ids: list[int]) -> None:
     """Zero what mixes tokens so that each token's output is its own (normalised) embedding."""
     import torch
 
@@ -145,7 +145,7 @@ def build_splade_model(
     path = Path(path)
     tokenizer = _tokenizer(path, tokenizer_dir, vocab_size)
     torch.manual_seed(seed)
-    model = BertForMaskedLM(_bert_config(len(tokenizer), hidden, layers, heads)).eval()
+    model = BertForMaskedLM(_bert_config(len(tokenizer), hidden, layers, heads)).eval()  # type: ignore[no-untyped-call]
     if lexical:
         special_ids = _special_ids(tokenizer)
         _make_lexical(model, model.bert.embeddings, special_ids)
@@ -185,7 +185,7 @@ def build_dense_model(
     backbone = path / "backbone"
     tokenizer = _tokenizer(backbone, tokenizer_dir)
     torch.manual_seed(seed)
-    bert = BertModel(_bert_config(len(tokenizer), hidden, layers, heads)).eval()
+    bert = BertModel(_bert_config(len(tokenizer), hidden, layers, heads)).eval()  # type: ignore[no-untyped-call]
     if lexical:
         # Mean pooling over self-only outputs is a bag of words: cosine ranks by shared words.
         _make_lexical(bert, bert.embeddings, _special_ids(tokenizer))
@@ -242,7 +242,7 @@ def build_cross_encoder(
         max_position_embeddings=512,
     )
     config.num_labels = 1  # one relevance score per pair
-    model = BertForSequenceClassification(config).eval()
+    model = BertForSequenceClassification(config).eval()  # type: ignore[no-untyped-call]
     if lexical:
         _make_lexical_cross_encoder(model, _special_ids(tokenizer), hidden)
     model.save_pretrained(str(path))

@@ -70,3 +70,8 @@ def test_console_script_points_into_the_package(wheel: Path) -> None:
         [name] = [n for n in zf.namelist() if n.endswith(".dist-info/entry_points.txt")]
         entry_points = zf.read(name).decode()
     assert "rag-splade = rag_splade.pipelines.cli:main" in entry_points
+
+
+def test_wheel_ships_py_typed(wheel_names: set[str]) -> None:
+    """Type checkers read the package's own hints (PEP 561)."""
+    assert "rag_splade/py.typed" in wheel_names

@@ -1,8 +1,9 @@
 """Sparse (SPLADE) and dense encoders, and the cross-encoder reranker."""
 
-from rag_splade.encoders.dense import DEFAULT_DENSE_MODEL, DenseEncoder
+from rag_splade.encoders.dense import DenseEncoder
 from rag_splade.encoders.reranker import DEFAULT_RERANK_MODEL, Reranker
-from rag_splade.encoders.splade import DEFAULT_SPARSE_MODEL, SpladeEncoder
+from rag_splade.encoders.splade import SpladeEncoder
+from rag_splade.settings import DEFAULT_DENSE_MODEL, DEFAULT_SPARSE_MODEL
 
 __all__ = [
     "DEFAULT_DENSE_MODEL",

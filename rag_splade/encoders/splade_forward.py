@@ -89,7 +89,7 @@ def pool_max_logits(
     """`[batch, vocab]` max over unmasked tokens of the MLM logits (before the activation)."""
     parts = mlm_parts(model)
     if parts is None:  # unknown head layout: whole logits tensor, pooled the same way
-        logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
+        logits: torch.Tensor = model(input_ids=input_ids, attention_mask=attention_mask).logits
         return logits.masked_fill_(~attention_mask.bool()[:, :, None], float("-inf")).amax(1)
     encoder, head = parts
     hidden = encoder(input_ids=input_ids, attention_mask=attention_mask)[0]

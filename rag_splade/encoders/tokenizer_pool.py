@@ -92,7 +92,7 @@ class TokenizerPool:
         works on one wave, the workers tokenize the next."""
         size = self.texts_per_worker * self.workers
         starts = range(0, len(texts), size)
-        pending: list[tuple[int, list[Future]]] = []
+        pending: list[tuple[int, list[Future[Any]]]] = []
         for start in starts:
             pending.append((start, self._submit(texts[start : start + size], max_length)))
             if len(pending) == 2:
@@ -100,7 +100,7 @@ class TokenizerPool:
         for item in pending:
             yield self._collect(*item)
 
-    def _submit(self, texts: Sequence[str], max_length: int) -> list[Future]:
+    def _submit(self, texts: Sequence[str], max_length: int) -> list[Future[Any]]:
         piece = -(-len(texts) // self.workers)  # ceil: one piece per worker
         return [
             self._executor.submit(_tokenize, list(texts[i : i + piece]), max_length)
@@ -108,7 +108,7 @@ class TokenizerPool:
         ]
 
     @staticmethod
-    def _collect(start: int, futures: list[Future]) -> tuple[int, TokenIds]:
+    def _collect(start: int, futures: list[Future[Any]]) -> tuple[int, TokenIds]:
         ids: TokenIds = []
         for future in futures:
             flat, lengths = _result(future)
@@ -119,7 +119,7 @@ class TokenizerPool:
         self._executor.shutdown(wait=True, cancel_futures=True)
 
 
-def _result(future: Future) -> Any:
+def _result(future: Future[Any]) -> Any:
     try:
         return future.result()
     except BrokenProcessPool as e:

@@ -86,19 +86,19 @@ class DenseEmbedding(BaseEmbedding):
         return self._encoder
 
     def _get_query_embedding(self, query: str) -> list[float]:
-        return self._encoder.encode_queries([query])[0].tolist()
+        return [float(x) for x in self._encoder.encode_queries([query])[0]]
 
     async def _aget_query_embedding(self, query: str) -> list[float]:
         return await asyncio.to_thread(self._get_query_embedding, query)
 
     def _get_text_embedding(self, text: str) -> list[float]:
-        return self._encoder.encode_documents([text])[0].tolist()
+        return [float(x) for x in self._encoder.encode_documents([text])[0]]
 
     async def _aget_text_embedding(self, text: str) -> list[float]:
         return await asyncio.to_thread(self._get_text_embedding, text)
 
     def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-        return self._encoder.encode_documents(texts).tolist()
+        return [[float(x) for x in row] for row in self._encoder.encode_documents(texts)]
 
     async def _aget_text_embeddings(self, texts: list[str]) -> list[list[float]]:
         return await asyncio.to_thread(self._get_text_embeddings, texts)

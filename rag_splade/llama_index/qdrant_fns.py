@@ -6,14 +6,15 @@ leave `fastembed_sparse_model` unset, as the store then creates it without one.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from rag_splade.encoders.splade import SpladeEncoder
+from rag_splade.types import SparseVector
 
 BatchSparse = tuple[list[list[int]], list[list[float]]]
 
 
-def _as_batch(vectors: list) -> BatchSparse:
+def _as_batch(vectors: Sequence[SparseVector]) -> BatchSparse:
     return [v.indices.tolist() for v in vectors], [v.values.tolist() for v in vectors]
 
 

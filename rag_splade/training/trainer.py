@@ -232,7 +232,7 @@ def train_splade(config: TrainConfig, examples: Sequence[TrainingExample]) -> Tr
 def _last_checkpoint(folder: Path) -> Path:
     from transformers.trainer_utils import get_last_checkpoint
 
-    last = get_last_checkpoint(str(folder)) if folder.is_dir() else None
+    last = get_last_checkpoint(str(folder)) if folder.is_dir() else None  # type: ignore[no-untyped-call]
     if last is None:
         raise FileNotFoundError(
             f"--resume: no checkpoint in {str(folder)!r}; run without --resume to start afresh"
@@ -251,7 +251,7 @@ def _tracked_loss_class(base: type) -> type:
     """`base` (the ranking loss) that also records the active dims of each batch."""
     import torch
 
-    class TrackedRankingLoss(base):
+    class TrackedRankingLoss(base):  # type: ignore[misc]  # a class chosen at run time
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.query_dims: list[float] = []
