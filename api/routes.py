@@ -1,4 +1,4 @@
-"""The `/v1` routes: search, batch search, documents. Thin over `HybridIndex`.
+"""The `/v1` routes: search, batch search, documents.
 
 Each route takes what it needs as FastAPI dependencies (`deps`); the library validates
 the search (`SearchRequest`) and runs its stages (`HybridIndex.resolve`, `retrieve`,

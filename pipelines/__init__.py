@@ -1,1 +1,2 @@
-"""Command-line jobs over rag_splade: demo (and, in time, ingest / eval / bench)."""
+"""The command line and its jobs over rag_splade: demo, ingest, search, eval, bench, train,
+serve, snapshots and the tiny models (one module or package per job)."""

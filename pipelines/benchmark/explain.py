@@ -36,7 +36,7 @@ def add_arguments(parser: Any) -> None:
 def run(args: Any, ctx: dict[str, Any]) -> Section:
     from rag_splade import DenseEncoder, Document, EdgeStore, HybridIndex, SpladeEncoder
 
-    section = Section("explain", "6. Explanation cost (hybrid search, top 10)", COLUMNS)
+    section = Section("explain", "7. Explanation cost (hybrid search, top 10)", COLUMNS)
     questions = [q for q, _ in ctx["questions"]]
     queries = [questions[i % len(questions)] for i in range(max(args.explain_queries, 1))]
     docs = [Document(id=f"p{i}", text=t) for i, t in enumerate(ctx["paragraphs"])]

@@ -26,7 +26,7 @@ def run(args: Any, ctx: dict[str, Any]) -> Section:
     from rag_splade import DenseEncoder, EdgeStore, HybridIndex, SpladeEncoder
     from rag_splade.sample import sample_documents
 
-    section = Section("query", "2. Query encoding latency (one query at a time)", COLUMNS)
+    section = Section("query", "3. Query encoding latency (one query at a time)", COLUMNS)
     dtype = args.dtype.split(",")[0].strip()  # `auto`: fp32 on CPU, bf16/fp16 on CUDA
     sparse = SpladeEncoder(str(ctx["models"]["splade"]), device=args.device, dtype=dtype)
     dense = DenseEncoder(str(ctx["models"]["dense"]), device=args.device, dtype=dtype)

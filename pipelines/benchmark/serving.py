@@ -79,7 +79,7 @@ def serving_section(
     startup_timeout: float = 600.0,
 ) -> Section:
     """Throughput and latency of `POST /v1/search` at each concurrency, batching on and off."""
-    title = "5. Serving: POST /v1/search (hybrid, top_k 5, explain and context off)"
+    title = "6. Serving: POST /v1/search (hybrid, top_k 5, explain and context off)"
     section = Section("serving", title, COLUMNS)
     index_path = work_dir / "serving-index"
     by_mode: dict[bool, dict[int, float]] = {}

@@ -103,7 +103,7 @@ def ndcg10(rankings: list[list[tuple[int, float]]], relevant: list[int]) -> floa
 def run(args: Any, ctx: dict[str, Any]) -> Section:
     from rag_splade import SpladeEncoder
 
-    section = Section("size", "4. Sparse index size per chunk and nDCG@10", COLUMNS)
+    section = Section("size", "5. Sparse index size per chunk and nDCG@10", COLUMNS)
     encoder = SpladeEncoder(str(ctx["models"]["lexical"]), device="cpu")
     paragraphs, questions = jsquad(args.size_texts)
     docs = encoder.encode_documents(paragraphs)

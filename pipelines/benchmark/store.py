@@ -108,7 +108,7 @@ def upsert_timed(store: Any, points: list[ChunkPoint]) -> float:
 
 
 def run(args: Any, ctx: dict[str, Any]) -> Section:
-    section = Section("store", "3. Store: hybrid query latency and upserts", COLUMNS)
+    section = Section("store", "4. Store: hybrid query latency and upserts", COLUMNS)
     sizes = sorted(args.points)
     queries = make_queries(args.store_queries)
     local_queries = queries[: args.local_queries]

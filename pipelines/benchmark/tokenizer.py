@@ -48,7 +48,7 @@ def run(args: Any, ctx: dict[str, Any]) -> Section:
 
     from rag_splade.text.fast_tokenizer import fast_tokenizer_for
 
-    section = Section("tokenizer", "Japanese tokenizer alone (one core)", COLUMNS)
+    section = Section("tokenizer", "2. Japanese tokenizer alone (one core)", COLUMNS)
     section.notes.append(cpu_line(ctx["machine"]))
     tokenizer = AutoTokenizer.from_pretrained(str(ctx["models"]["splade"]))
     fast = fast_tokenizer_for(tokenizer)

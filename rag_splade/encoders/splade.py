@@ -79,7 +79,7 @@ class SpladeEncoder:
             from sentence_transformers.sparse_encoder.modules import SpladePooling
         except ImportError as e:  # pragma: no cover - core dependency
             raise ImportError(
-                "SpladeEncoder needs sentence-transformers >= 5: "
+                "SpladeEncoder needs sentence-transformers >= 6.2: "
                 "pip install -U sentence-transformers"
             ) from e
         workers_ok = isinstance(tokenizer_workers, int) and not isinstance(tokenizer_workers, bool)
