@@ -12,8 +12,8 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from rag_splade import HybridIndex
-from rag_splade.snapshots import EdgeSnapshots, ServerSnapshots, SnapshotError, SnapshotInfo
-from rag_splade.store.edge import EdgeStore
+from rag_splade.store.backends import backend_of
+from rag_splade.store.snapshots import SnapshotError, SnapshotInfo, Snapshots
 
 from .config import ServiceSettings
 from .deps import ReadyDep, RuntimeDep, SettingsDep, require_api_key
@@ -53,11 +53,8 @@ async def create_snapshot(
     """Snapshot the index now; writes wait while its files are copied, searches go on."""
     index, _ = ready
     snapshots = _snapshots(index, settings)
-    if isinstance(snapshots, EdgeSnapshots):
-        store = index.store
-        info = await runtime.store_call("snapshot", lambda: snapshots.create(store))  # type: ignore[arg-type]
-    else:
-        info = await runtime.store_call("snapshot", lambda: _checked(snapshots.create))
+    store = index.store
+    info = await runtime.store_call("snapshot", lambda: _checked(lambda: snapshots.create(store)))
     return _out(info)
 
 
@@ -77,25 +74,24 @@ async def restore_snapshot(
     name: str, settings: SettingsDep, runtime: RuntimeDep, ready: ReadyDep
 ) -> RestoreOut:
     """Replace the index with snapshot `name` (`latest`: the newest). The snapshot is checked
-    whole first, while the service keeps serving; then the service answers 503 for the
-    moment it takes to swap the index and reopen it."""
+    whole first, while the service keeps serving; where the restore replaces the index's
+    files (the embedded index), the service answers 503 for the moment it takes to swap
+    the index and reopen it."""
     index, _ = ready
     snapshots = _snapshots(index, settings)
-    if isinstance(snapshots, EdgeSnapshots):
-        edge = snapshots
-        checked = await runtime.store_call("snapshot", lambda: _checked(lambda: edge.verify(name)))
-        info, kept = await runtime.swap_index(lambda: _checked(lambda: edge.restore(checked.name)))
-        return RestoreOut(restored=_out(info), previous_index=str(kept) if kept else None)
-    server = snapshots
-    info = await runtime.store_call("snapshot", lambda: _checked(lambda: server.restore(name)))
-    return RestoreOut(restored=_out(info), previous_index=None)
+    if not snapshots.replaces_files:
+        info, _ = await runtime.store_call(
+            "snapshot", lambda: _checked(lambda: snapshots.restore(name))
+        )
+        return RestoreOut(restored=_out(info), previous_index=None)
+    checked = await runtime.store_call("snapshot", lambda: _checked(lambda: snapshots.verify(name)))
+    info, kept = await runtime.swap_index(lambda: _checked(lambda: snapshots.restore(checked.name)))
+    return RestoreOut(restored=_out(info), previous_index=str(kept) if kept else None)
 
 
-def _snapshots(index: HybridIndex, settings: ServiceSettings) -> EdgeSnapshots | ServerSnapshots:
-    """The embedded index's snapshot folder, or the server's snapshot API."""
-    if isinstance(index.store, EdgeStore):
-        return EdgeSnapshots(index.store.path, settings.snapshot_dir)
-    return _checked(lambda: ServerSnapshots(index.store))  # type: ignore[arg-type]
+def _snapshots(index: HybridIndex, settings: ServiceSettings) -> Snapshots:
+    """The snapshots of the index the service holds, from its backend's entry."""
+    return _checked(lambda: backend_of(index.store).snapshots(settings, index.store))
 
 
 def _checked(fn: Any) -> Any:

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
 
     settings = Settings(**index_overrides(args, "snapshot_dir"))
     try:
-        result = _server(settings, args) if settings.qdrant_url else _edge(settings, args)
+        result = _act(settings, args)
     except SnapshotError as e:
         print(f"rag-splade snapshot {args.action}: {e}", file=sys.stderr)
         return 2
@@ -51,47 +51,23 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _edge(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
-    from rag_splade.snapshots import EdgeSnapshots, open_for_snapshot
+def _act(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    from rag_splade.store.backends import store_backend
 
-    snapshots = EdgeSnapshots(settings.index_path, settings.snapshot_dir)
+    backend = store_backend(settings)
+    snapshots = backend.snapshots(settings)
     if args.action == "list":
         return {"snapshots": [s.to_dict() for s in snapshots.list()]}
     if args.action == "verify":
         return {"verified": snapshots.verify(args.name).to_dict()}
     if args.action == "create":
-        store = open_for_snapshot(settings.index_path)
+        store = backend.open_for_snapshots(settings)
         try:
             return {"created": snapshots.create(store).to_dict()}
         finally:
             store.close()
-    # restore: nobody may hold the index; a damaged one (the reason to restore) is replaced
-    if settings.index_path.exists():
-        from rag_splade.snapshots import IndexInUseError
-
-        try:
-            open_for_snapshot(settings.index_path).close()
-        except IndexInUseError:
-            raise
-        except Exception:  # damaged or unreadable: exactly what a restore is for
-            pass
-    info, kept = snapshots.restore(args.name)
+    info, kept = snapshots.restore(args.name)  # refused while another process holds it
     return {"restored": info.to_dict(), "previous_index": str(kept) if kept else None}
-
-
-def _server(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
-    from rag_splade.factories import store_from_settings
-    from rag_splade.snapshots import ServerSnapshots, SnapshotError
-
-    if args.action == "verify":
-        raise SnapshotError("verify applies to the embedded index; the server checks its own")
-    store = store_from_settings(settings)
-    snapshots = ServerSnapshots(store)  # type: ignore[arg-type]
-    if args.action == "list":
-        return {"snapshots": [s.to_dict() for s in snapshots.list()]}
-    if args.action == "create":
-        return {"created": snapshots.create().to_dict()}
-    return {"restored": snapshots.restore(args.name).to_dict(), "previous_index": None}
 
 
 def _lines(action: str, result: dict[str, Any]) -> list[str]:

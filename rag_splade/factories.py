@@ -11,8 +11,22 @@ import os
 import socket
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
+
+from rag_splade.errors import IndexNotFoundError, ModelUnavailableError
+from rag_splade.store.backends import store_backend
+
+__all__ = [
+    "IndexNotFoundError",
+    "ModelUnavailableError",
+    "check_model_available",
+    "drop_index",
+    "encoders_from_settings",
+    "index_exists",
+    "require_index",
+    "store_from_settings",
+]
 
 if TYPE_CHECKING:  # the encoders import torch: loaded only when a model is built
     from rag_splade.encoders.dense import DenseEncoder
@@ -27,14 +41,6 @@ OFFLINE_FIX = (
     "set {env} to a local model folder (`rag-splade tiny-models DIR` builds tiny offline "
     "ones; `make demo-offline` runs the demo with them)"
 )
-
-
-class ModelUnavailableError(OSError):
-    """A configured model that cannot be loaded; the message names the setting and the fix."""
-
-
-class IndexNotFoundError(FileNotFoundError):
-    """A reading command pointed at an index folder that does not exist."""
 
 
 def check_model_available(model: str, env: str) -> None:
@@ -58,36 +64,19 @@ def check_model_available(model: str, env: str) -> None:
 
 
 def require_index(s: Settings) -> None:
-    """For commands that only read: the embedded index must already exist.
-
-    Opening an Edge index creates it; a mistyped `--index-path` would otherwise leave an
-    empty index behind and report it empty. A server collection is not checked here.
+    """For commands that only read: the embedded index must already exist (opening an
+    Edge index creates it). A server collection is not checked here.
 
     Raises:
         IndexNotFoundError: `no index at <path>`, with the command that builds one.
     """
-    from rag_splade.store.edge import EdgeStore
-
-    if s.qdrant_url or EdgeStore.is_index_dir(s.index_path):
-        return
-    raise IndexNotFoundError(
-        f"no index at {s.index_path}; build it with `rag-splade ingest PATH "
-        f"--index-path {s.index_path}` or point RAG_SPLADE_INDEX_PATH / --index-path at one"
-    )
+    store_backend(s).require(s)
 
 
 def index_exists(s: Settings) -> bool:
     """Whether the index `s` points at exists (an Edge folder with its manifest, or the
     collection on the Qdrant server); nothing is created."""
-    from rag_splade.store.edge import EdgeStore
-
-    if not s.qdrant_url:
-        return EdgeStore.is_index_dir(s.index_path)
-    client = _server_client(s)
-    try:
-        return bool(client.collection_exists(s.collection))
-    finally:
-        client.close()
+    return store_backend(s).exists(s)
 
 
 def drop_index(s: Settings) -> None:
@@ -96,31 +85,7 @@ def drop_index(s: Settings) -> None:
     Only an Edge folder this library wrote (it holds the manifest) is deleted, never
     another folder; on a server, the collection. Nothing there: nothing to do.
     """
-    import shutil
-
-    from rag_splade.store.edge import EdgeStore
-
-    if s.qdrant_url:
-        client = _server_client(s)
-        try:
-            if client.collection_exists(s.collection):
-                client.delete_collection(s.collection)
-        finally:
-            client.close()
-        return
-    if EdgeStore.is_index_dir(s.index_path):
-        shutil.rmtree(s.index_path)
-    elif s.index_path.exists() and any(s.index_path.iterdir()):
-        raise ValueError(
-            f"{s.index_path} is not an index this library wrote (no manifest): not deleted"
-        )
-
-
-def _server_client(s: Settings) -> Any:
-    from qdrant_client import QdrantClient
-
-    key = s.qdrant_api_key.get_secret_value() if s.qdrant_api_key else None
-    return QdrantClient(url=s.qdrant_url, api_key=key, timeout=int(s.qdrant_timeout))
+    store_backend(s).drop(s)
 
 
 def _load(what: str, model: str, env: str, build: Callable[[], T]) -> T:
@@ -225,18 +190,6 @@ def _dense(s: Settings) -> DenseEncoder:
 
 
 def store_from_settings(s: Settings) -> HybridStore:
-    """A Qdrant server store when `qdrant_url` is set, else the embedded Edge index."""
-    from rag_splade.store.edge import EdgeStore
-    from rag_splade.store.server import QdrantServerStore
-
-    if s.qdrant_url:
-        return QdrantServerStore(
-            url=s.qdrant_url,
-            api_key=s.qdrant_api_key.get_secret_value() if s.qdrant_api_key else None,
-            collection=s.collection,
-            shard_number=s.shard_number,
-            replication_factor=s.replication_factor,
-            timeout=s.qdrant_timeout,
-            sparse_datatype=s.sparse_datatype,
-        )
-    return EdgeStore(s.index_path, sparse_datatype=s.sparse_datatype)
+    """A Qdrant server store when `qdrant_url` is set, else the embedded Edge index
+    (the choice is `rag_splade.store.backends.store_backend`)."""
+    return store_backend(s).build(s)

@@ -17,6 +17,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from rag_splade import DenseEncoder, Reranker, SpladeEncoder
 from rag_splade.testing import build_cross_encoder, build_dense_model, build_splade_model
+from tests.stores import STORE_KINDS
 
 
 def _recycle_mecab_taggers() -> None:
@@ -145,3 +146,9 @@ def lexical_reranker_path(model_dir: Path, lexical_splade_path: Path) -> Path:
 def reranker(lexical_reranker_path: Path) -> Reranker:
     """The lexical cross-encoder: its score rises with the query tokens a passage holds."""
     return Reranker(str(lexical_reranker_path), device="cpu")
+
+
+@pytest.fixture(params=STORE_KINDS)
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """Each store kind in turn (tests/stores.py): a test using it runs on both stores."""
+    return str(request.param)

@@ -12,6 +12,7 @@ from qdrant_client.http.exceptions import ResponseHandlingException
 
 from rag_splade import Document, EdgeStore, HybridIndex
 from rag_splade.api.app import create_app
+from rag_splade.errors import StoreUnavailableError
 from tests.api_support import api_documents, service_settings, wait_ready
 
 LIMITS = {
@@ -264,7 +265,10 @@ def test_store_found_later_makes_the_service_ready(
     def flaky(settings, **kwargs):
         calls["n"] += 1
         if calls["n"] < 3:
-            raise ResponseHandlingException(httpx.ConnectError("connection refused"))
+            # what the server store raises when qdrant-client cannot connect
+            raise StoreUnavailableError("down") from ResponseHandlingException(
+                httpx.ConnectError("connection refused")
+            )
         return real(settings, **kwargs)
 
     monkeypatch.setattr(HybridIndex, "from_settings", flaky)
@@ -285,10 +289,10 @@ def test_outage_during_requests_then_recovery(
 ) -> None:
     index = prebuilt_index(splade, dense, tmp_path / "index")
     settings = service_settings(lexical_splade_path, lexical_dense_path, tmp_path / "u")
-    down = ResponseHandlingException(httpx.ConnectError("connection refused"))
+    cause = ResponseHandlingException(httpx.ConnectError("connection refused"))
 
     def refuse(*args, **kwargs):
-        raise down
+        raise StoreUnavailableError("the Qdrant server cannot be reached") from cause
 
     with TestClient(create_app(settings, index=index)) as c:
         with monkeypatch.context() as m:

@@ -8,23 +8,19 @@ import pickle
 import numpy as np
 import pytest
 
-from rag_splade import Document, EdgeStore, HybridIndex, QdrantServerStore
+from rag_splade import Document, EdgeStore, HybridIndex
 from rag_splade.context import format_context, highlight
 from rag_splade.explain import explain_match, explain_query
 from rag_splade.sample import sample_texts
 from rag_splade.types import SearchHit, SparseVector, TermMatch
+from tests.stores import new_store
 
 QUERIES = ["日本で梅雨がないのは北海道とどこか。", "石油の主成分は何か。", "ＡＢＣ社のガス１００"]
 
 
-@pytest.fixture(params=["edge", "memory"])
-def index(request, tmp_path, splade, dense):
-    store = (
-        EdgeStore(tmp_path / "i")
-        if request.param == "edge"
-        else QdrantServerStore(location=":memory:")
-    )
-    idx = HybridIndex(splade, dense, store)
+@pytest.fixture
+def index(store_kind, tmp_path, splade, dense):
+    idx = HybridIndex(splade, dense, new_store(store_kind, tmp_path))
     docs = [Document(id=f"d{i}", text=t) for i, t in enumerate(sample_texts()[:20])]
     docs.append(Document(id="wide", text="ＡＢＣ社のｶﾞｽ１００円。ABC社はガスを売る。"))
     idx.add(docs)

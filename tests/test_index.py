@@ -4,20 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
 from rag_splade import Document, EdgeStore, HybridIndex, QdrantServerStore
 from rag_splade.sample import sample_texts
+from tests.stores import STORE_KINDS, new_store
 
-STORES = ["edge", "memory"]
-
-
-def make_store(kind: str, path: Path):
-    if kind == "edge":
-        return EdgeStore(path / "index")
-    return QdrantServerStore(location=":memory:", collection="test")
+STORES = STORE_KINDS
+make_store = new_store
 
 
 def corpus() -> list[Document]:

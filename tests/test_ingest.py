@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rag_splade import EdgeStore, HybridIndex, QdrantServerStore, SpladeEncoder
+from rag_splade import EdgeStore, HybridIndex, SpladeEncoder
 from rag_splade.pipelines.cli import main
 from rag_splade.pipelines.ingest import (
     CONTENT_HASH,
@@ -23,6 +23,7 @@ from rag_splade.pipelines.ingest import (
     run,
 )
 from rag_splade.sample import sample_texts
+from tests.stores import new_store
 
 TEXTS = sample_texts()
 
@@ -91,14 +92,12 @@ def write_corpus(root: Path, n: int = 5) -> dict[str, str]:
 
 
 def make_index(kind: str, tmp_path: Path, splade, dense) -> HybridIndex:
-    if kind == "edge":
-        return HybridIndex(splade, dense, EdgeStore(tmp_path / "index"))
-    return HybridIndex(splade, dense, QdrantServerStore(location=":memory:", collection="t"))
+    return HybridIndex(splade, dense, new_store(kind, tmp_path))
 
 
-@pytest.fixture(params=["edge", "memory"])
-def index(request, tmp_path, splade, dense):
-    idx = make_index(request.param, tmp_path, splade, dense)
+@pytest.fixture
+def index(store_kind, tmp_path, splade, dense):
+    idx = make_index(store_kind, tmp_path, splade, dense)
     yield idx
     idx.close()
 

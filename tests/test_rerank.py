@@ -2,29 +2,25 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from rag_splade import Document, EdgeStore, HybridIndex, QdrantServerStore, Reranker
+from rag_splade import Document, EdgeStore, HybridIndex, Reranker
 from rag_splade.ranking import cut_inside_tie, tie_break_key
 from rag_splade.sample import sample_texts
 from rag_splade.search import SearchRequest
 from rag_splade.store.base import RankedChunk, StoredChunk
+from tests.stores import STORE_KINDS, new_store
 
 QUERIES = ["日本で梅雨がないのは北海道とどこか。", "石油の主成分は何か。", "揚子江気団の勢力"]
 
 
-def make_store(kind: str, path: Path):
-    if kind == "edge":
-        return EdgeStore(path / "index")
-    return QdrantServerStore(location=":memory:", collection="test")
+make_store = new_store
 
 
-@pytest.fixture(params=["edge", "memory"])
-def index(request, tmp_path, splade, dense, reranker) -> HybridIndex:
-    idx = HybridIndex(splade, dense, make_store(request.param, tmp_path), reranker=reranker)
+@pytest.fixture
+def index(store_kind, tmp_path, splade, dense, reranker) -> HybridIndex:
+    idx = HybridIndex(splade, dense, new_store(store_kind, tmp_path), reranker=reranker)
     idx.add([Document(id=f"doc-{i:02d}", text=t) for i, t in enumerate(sample_texts()[:32])])
     yield idx
     idx.close()
@@ -192,7 +188,7 @@ def test_cut_inside_tie() -> None:
     assert not cut_inside_tie(scores[:3], keep=3, fetched_limit=3)  # nothing cut
 
 
-@pytest.mark.parametrize("kind", ["edge", "memory"])
+@pytest.mark.parametrize("kind", STORE_KINDS)
 @pytest.mark.parametrize("mode", ["hybrid", "sparse", "dense"])
 def test_exact_ties_across_the_cut_come_back_by_point_id(tmp_path, splade, dense, kind, mode):
     """Twelve copies of one passage tie exactly in every list; the cut at 3 falls inside the

@@ -6,21 +6,18 @@ from pathlib import Path
 
 import pytest
 
-from rag_splade import Document, EdgeStore, HybridIndex, QdrantServerStore, SpladeEncoder
+from rag_splade import Document, HybridIndex, SpladeEncoder
 from rag_splade.sample import sample_texts
+from tests.stores import STORE_KINDS, new_store
 
 QUERIES = ["日本で梅雨がないのは北海道とどこか。", "石油の主成分は何か。", "揚子江気団の勢力"]
 
 
-@pytest.fixture(scope="module", params=["edge", "memory"])
+@pytest.fixture(scope="module", params=STORE_KINDS)
 def index(request, lexical_splade_path: Path, dense, reranker, tmp_path_factory):
     # short chunks: each document is cut into several, so grouping has work to do
     sparse = SpladeEncoder(str(lexical_splade_path), device="cpu", document_max_length=64)
-    store = (
-        EdgeStore(tmp_path_factory.mktemp("options") / "index")
-        if request.param == "edge"
-        else QdrantServerStore(location=":memory:", collection="options")
-    )
+    store = new_store(request.param, tmp_path_factory.mktemp("options"))
     idx = HybridIndex(sparse, dense, store, reranker=reranker)
     texts = sample_texts()[:30]
     idx.add([Document(id=f"doc-{i:02d}", text=texts[i] + texts[i + 1]) for i in range(0, 30, 2)])

@@ -134,7 +134,8 @@ def test_server_snapshots_use_the_servers_api() -> None:
     snapshots = ServerSnapshots(store)
     assert snapshots.create().name == "s2"
     assert [s.name for s in snapshots.list()] == ["s1", "s2"]
-    assert snapshots.restore().name == "s2"
+    restored, kept = snapshots.restore()
+    assert (restored.name, kept) == ("s2", None)
     assert store.client.calls[-1] == (
         "recover", "docs", "file:///qdrant/snapshots/docs/s2", True
     )  # fmt: skip

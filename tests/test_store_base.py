@@ -20,6 +20,7 @@ from rag_splade.store import (
 )
 from rag_splade.store.qdrant_base import QdrantStoreBase
 from rag_splade.types import SparseVector
+from tests.stores import new_store
 
 SPEC = VectorSpec(dense_size=4, sparse_vocab_size=16)
 
@@ -42,15 +43,12 @@ def points(doc_id: str, n: int) -> list[ChunkPoint]:
     ]
 
 
-def make_store(kind: str, tmp_path: Path) -> QdrantStoreBase:
-    if kind == "edge":
-        return EdgeStore(tmp_path / "index")
-    return QdrantServerStore(location=":memory:", collection="paging")
+make_store = new_store
 
 
-@pytest.fixture(params=["edge", "memory"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[QdrantStoreBase]:
-    made = make_store(request.param, tmp_path)
+@pytest.fixture
+def store(store_kind: str, tmp_path: Path) -> Iterator[QdrantStoreBase]:
+    made = new_store(store_kind, tmp_path)
     made.open(SPEC)
     yield made
     made.close()

@@ -13,6 +13,7 @@ from typing import Any, cast
 
 import qdrant_edge as qe
 
+from rag_splade.errors import DiskFullError, IndexDamagedError, IndexInUseError
 from rag_splade.store.base import HybridQuery, VectorSpec
 from rag_splade.store.filters import Condition
 from rag_splade.store.qdrant_base import Ask, QdrantStoreBase, Source, With
@@ -31,16 +32,8 @@ RECOVER = (
 )
 
 
-class IndexInUseError(RuntimeError):
-    """The Edge index is open in another process (Qdrant Edge allows one)."""
-
-
-class IndexDamagedError(RuntimeError):
-    """The Edge index's files do not open, or hold other than what was last written."""
-
-
-class DiskFullError(OSError):
-    """Too little free disk space to write safely; nothing of the write was done."""
+# The errors live in one module; importing them from here keeps working.
+__all__ = ["MIN_FREE_BYTES", "DiskFullError", "EdgeStore", "IndexDamagedError", "IndexInUseError"]
 
 
 class EdgeStore(QdrantStoreBase[qe.Filter, qe.Point, qe.QueryRequest]):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from qdrant_client import QdrantClient, models
 
 from rag_splade.store.base import HybridQuery, VectorSpec
 from rag_splade.store.filters import Condition
+from rag_splade.store.outage import GuardedClient
 from rag_splade.store.qdrant_base import Ask, QdrantStoreBase, Source, With
 from rag_splade.types import SparseVector
 
@@ -69,9 +70,11 @@ class QdrantServerStore(QdrantStoreBase[models.Filter, models.PointStruct, model
         self.write_consistency_factor = write_consistency_factor
         self.batch_size = batch_size
         if url is not None:
-            self.client = QdrantClient(
+            client = QdrantClient(
                 url=url, api_key=api_key, timeout=int(timeout), prefer_grpc=prefer_grpc
             )
+            # every call that cannot reach the server raises StoreUnavailableError
+            self.client = cast(QdrantClient, GuardedClient(client, url))
         elif location == ":memory:":
             self.client = QdrantClient(location=location)
         else:  # a folder: qdrant-client's persistent local mode
