@@ -19,7 +19,12 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from rag_splade import DenseEncoder, Reranker, SparseVector, SpladeEncoder
+from rag_splade import SparseVector
+from rag_splade.encoders.protocols import (
+    DenseEncoderProtocol,
+    RerankerProtocol,
+    SparseEncoderProtocol,
+)
 from rag_splade.search import QueryVectors, SearchRequest
 
 Item = TypeVar("Item")
@@ -146,8 +151,8 @@ class QueryEncoder(MicroBatcher[tuple[str, bool, bool], QueryVectors]):
 
     def __init__(
         self,
-        sparse: SpladeEncoder,
-        dense: DenseEncoder,
+        sparse: SparseEncoderProtocol,
+        dense: DenseEncoderProtocol,
         *,
         microbatch: bool = True,
         max_batch_size: int = 32,
@@ -207,7 +212,7 @@ class PairScorer(MicroBatcher[list[tuple[str, str]], np.ndarray]):
 
     def __init__(
         self,
-        reranker: Reranker,
+        reranker: RerankerProtocol,
         *,
         microbatch: bool = True,
         max_batch_size: int = 32,

@@ -13,7 +13,12 @@ import time
 from collections.abc import Callable
 from typing import Literal, TypeVar
 
-from rag_splade import DenseEncoder, HybridIndex, Reranker, SpladeEncoder
+from rag_splade import HybridIndex
+from rag_splade.encoders.protocols import (
+    DenseEncoderProtocol,
+    RerankerProtocol,
+    SparseEncoderProtocol,
+)
 from rag_splade.encoders.reranker import reranker_from_settings
 from rag_splade.factories import encoders_from_settings
 from rag_splade.store.edge import DiskFullError
@@ -110,7 +115,9 @@ class Runtime:
         self.logger.info("ready: %r", self.index)
 
     async def _open_store(
-        self, encoders: tuple[SpladeEncoder, DenseEncoder], reranker: Reranker | None
+        self,
+        encoders: tuple[SparseEncoderProtocol, DenseEncoderProtocol],
+        reranker: RerankerProtocol | None,
     ) -> HybridIndex:
         while True:
             try:

@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import weakref
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
 
-    from rag_splade.encoders import SpladeEncoder
+    from rag_splade.encoders.protocols import SparseEncoderProtocol
 
-# An encoder's weights do not change once loaded: its fingerprint is computed once.
-_BY_ENCODER: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 # Config keys that say where or with what a model was saved, not what it computes.
 VOLATILE_KEYS = ("_name_or_path", "transformers_version", "torch_dtype", "dtype", "_commit_hash")
 
@@ -39,7 +36,7 @@ def model_fingerprint(model: torch.nn.Module) -> str:
     changes far more than that rounding hides.
 
     Example:
-        >>> model_fingerprint(SpladeEncoder("./my-model")._hf_model)  # doctest: +SKIP
+        >>> model_fingerprint(AutoModelForMaskedLM.from_pretrained("./my-model"))  # doctest: +SKIP
         'sha256:3f1c...'
     """
     import torch
@@ -65,13 +62,9 @@ def model_fingerprint(model: torch.nn.Module) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-def sparse_fingerprint(encoder: SpladeEncoder) -> str:
-    """The fingerprint of a `SpladeEncoder`'s masked LM (see `model_fingerprint`), computed
-    once per encoder (it reads every weight)."""
-    found = _BY_ENCODER.get(encoder)
-    if found is None:
-        found = _BY_ENCODER[encoder] = model_fingerprint(encoder._hf_model)
-    return found
+def sparse_fingerprint(encoder: SparseEncoderProtocol) -> str | None:
+    """The fingerprint an index records for its sparse encoder: `encoder.fingerprint`."""
+    return encoder.fingerprint
 
 
 __all__ = ["model_fingerprint", "sparse_fingerprint"]

@@ -18,12 +18,14 @@ from rag_splade.documents import (
     document_infos,
     plan_chunks,
 )
-from rag_splade.encoders.dense import DenseEncoder
-from rag_splade.encoders.reranker import Reranker, reranker_from_settings
-from rag_splade.encoders.splade import SpladeEncoder
+from rag_splade.encoders.protocols import (
+    DenseEncoderProtocol,
+    RerankerProtocol,
+    SparseEncoderProtocol,
+)
+from rag_splade.encoders.reranker import reranker_from_settings
 from rag_splade.explain import explain_match, explain_query
 from rag_splade.factories import encoders_from_settings, store_from_settings
-from rag_splade.fingerprint import sparse_fingerprint
 from rag_splade.metadata import check_metadata
 from rag_splade.ranking import cut_inside_tie, cut_position, per_document, rrf_by_fixed_ranks
 from rag_splade.search import (
@@ -125,8 +127,8 @@ class HybridIndex:
 
     def __init__(
         self,
-        sparse: SpladeEncoder,
-        dense: DenseEncoder,
+        sparse: SparseEncoderProtocol,
+        dense: DenseEncoderProtocol,
         store: HybridStore,
         *,
         candidates: int = 100,
@@ -134,14 +136,20 @@ class HybridIndex:
         rrf_k: int = 61,
         chunk_overlap_sentences: int = 1,
         normalize_text: bool = False,
-        reranker: Reranker | None = None,
+        reranker: RerankerProtocol | None = None,
         rerank_candidates: int = 50,
     ) -> None:
         check_choice("fusion", fusion, FUSIONS)
         check_positive_int("candidates", candidates)
         check_positive_int("rrf_k", rrf_k)
         check_positive_int("rerank_candidates", rerank_candidates)
-        if reranker is not None and not isinstance(reranker, Reranker):
+        for name, value, kind in (
+            ("sparse", sparse, SparseEncoderProtocol),
+            ("dense", dense, DenseEncoderProtocol),
+        ):
+            if not isinstance(value, kind):
+                raise TypeError(f"{name} must be a {kind.__name__}, got {value!r:.80}")
+        if reranker is not None and not isinstance(reranker, RerankerProtocol):
             raise TypeError(f"reranker must be a Reranker or None, got {reranker!r:.80}")
         self.reranker = reranker
         self.rerank_candidates = rerank_candidates
@@ -151,10 +159,9 @@ class HybridIndex:
         self.candidates = candidates
         self.fusion = fusion
         self.rrf_k = rrf_k
-        specials = sparse.tokenizer.num_special_tokens_to_add(pair=False)
         self.chunker = Chunker(
             sparse.count_tokens,
-            max_tokens=sparse.document_max_length - specials,
+            max_tokens=sparse.document_max_length - sparse.special_tokens,
             overlap_sentences=chunk_overlap_sentences,
             normalize=normalize_text,
         )
@@ -162,7 +169,7 @@ class HybridIndex:
         self.spec = VectorSpec(
             dense_size=dense.dimension,
             sparse_vocab_size=sparse.vocab_size,
-            sparse_fingerprint=sparse_fingerprint(sparse),
+            sparse_fingerprint=sparse.fingerprint,
         )
         store.open(self.spec)
 
@@ -171,8 +178,8 @@ class HybridIndex:
         cls,
         settings: Settings | None = None,
         *,
-        encoders: tuple[SpladeEncoder, DenseEncoder] | None = None,
-        reranker: Reranker | None = None,
+        encoders: tuple[SparseEncoderProtocol, DenseEncoderProtocol] | None = None,
+        reranker: RerankerProtocol | None = None,
         load_reranker: bool = True,
     ) -> HybridIndex:
         """Build encoders, reranker and store from `Settings` (the `RAG_SPLADE_*` environment).

@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from rag_splade.search import Fusion
+from rag_splade.ranking import Fusion
 
 DEFAULT_SPARSE_MODEL = "hotchpotch/japanese-splade-v2"
+# How the SPLADE model runs (`SpladeEncoder(backend=...)`), declared once: PyTorch, one
+# ONNX Runtime graph on CPU, or that graph with int8 weights.
+SparseBackend = Literal["torch", "onnx", "onnx-int8"]
+SPARSE_BACKENDS: tuple[str, ...] = get_args(SparseBackend)
 DEFAULT_DENSE_MODEL = "cl-nagoya/ruri-v3-130m"
 DEFAULT_RERANK_MODEL = "hotchpotch/japanese-reranker-cross-encoder-small-v1"
 
@@ -59,7 +63,7 @@ class Settings(BaseSettings):
     tokenizer_workers: int = Field(
         0, ge=0, description="Processes that tokenize documents ahead of the model (0: none)."
     )
-    sparse_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+    sparse_backend: SparseBackend = Field(
         "torch",
         description="`onnx`: SPLADE as one ONNX Runtime graph on CPU (extra `onnx`); "
         "`onnx-int8`: that graph with int8 weights (faster, not the same vectors).",

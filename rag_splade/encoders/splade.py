@@ -14,12 +14,14 @@ from rag_splade.checks import check_choice, check_positive_int
 from rag_splade.encoders import onnx_backend
 from rag_splade.encoders.device import resolve_device, resolve_dtype
 from rag_splade.encoders.splade_forward import default_budgets, encode_sparse
+from rag_splade.encoders.splade_model import build_splade_model
 from rag_splade.encoders.tokenizer_pool import TokenizerPool
-from rag_splade.settings import DEFAULT_SPARSE_MODEL
+from rag_splade.fingerprint import model_fingerprint
+from rag_splade.settings import DEFAULT_SPARSE_MODEL, SPARSE_BACKENDS
 from rag_splade.text.fast_tokenizer import fast_tokenizer_for
 from rag_splade.types import SparseVector
 
-BACKENDS = ("torch", "onnx", "onnx-int8")
+BACKENDS = SPARSE_BACKENDS  # the names are declared once, in settings
 # distinct MeCab words whose WordPiece ids `word_piece_ids` keeps
 WORD_PIECE_CACHE = 65536
 
@@ -73,15 +75,6 @@ class SpladeEncoder:
         backend: str = "torch",
         fast_tokenizer: bool = True,
     ) -> None:
-        try:
-            from sentence_transformers import SparseEncoder
-            from sentence_transformers.base.modules import Transformer
-            from sentence_transformers.sparse_encoder.modules import SpladePooling
-        except ImportError as e:  # pragma: no cover - core dependency
-            raise ImportError(
-                "SpladeEncoder needs sentence-transformers >= 6.2: "
-                "pip install -U sentence-transformers"
-            ) from e
         workers_ok = isinstance(tokenizer_workers, int) and not isinstance(tokenizer_workers, bool)
         if not workers_ok or tokenizer_workers < 0:
             raise ValueError(f"tokenizer_workers must be an int >= 0, got {tokenizer_workers!r}")
@@ -99,7 +92,7 @@ class SpladeEncoder:
             raise ValueError(
                 f"document_min_weight must be None or a number > 0, got {document_min_weight!r}"
             )
-        check_choice("backend", backend, BACKENDS)
+        check_choice("backend", backend, SPARSE_BACKENDS)
         if not isinstance(fast_tokenizer, bool):
             raise ValueError(f"fast_tokenizer must be True or False, got {fast_tokenizer!r}")
         self.model_name = str(model_name_or_path)
@@ -119,19 +112,14 @@ class SpladeEncoder:
         auto_batch_tokens, auto_head_tokens = default_budgets(self.device)
         self.max_batch_tokens = max_batch_tokens or auto_batch_tokens
         self.head_chunk_tokens = head_chunk_tokens or auto_head_tokens
-        transformer = Transformer(
+        self.model = build_splade_model(
             self.model_name,
-            transformer_task="fill-mask",
-            max_seq_length=document_max_length,
-            query_length=query_max_length,
-            document_length=document_max_length,
-            model_kwargs={"cache_dir": cache_folder} if cache_folder else None,
-            processor_kwargs={"cache_dir": cache_folder} if cache_folder else None,
+            query_max_length=query_max_length,
+            document_max_length=document_max_length,
+            device=self.device,
+            cache_folder=cache_folder,
+            pooling_chunk_size=pooling_chunk_size,
         )
-        pooling = SpladePooling(
-            pooling_strategy="max", activation_function="relu", chunk_size=pooling_chunk_size
-        )
-        self.model = SparseEncoder(modules=[transformer, pooling], device=self.device)
         if self.dtype != torch.float32:
             self.model.to(self.dtype)
         self.model.eval()
@@ -152,6 +140,7 @@ class SpladeEncoder:
         )
         self._ids_tokenizer: Any = self.fast_tokenizer or self.tokenizer
         self._tokens: np.ndarray | None = None  # id -> token, built on first use
+        self._fingerprint: str | None = None
         self._word_pieces: dict[str, tuple[int, ...]] = {}  # word -> its WordPiece ids
         # documents are tokenized in worker processes when asked (queries never: latency)
         self._pool = (
@@ -161,6 +150,20 @@ class SpladeEncoder:
     @property
     def vocab_size(self) -> int:
         return int(self._hf_model.config.vocab_size)
+
+    @property
+    def fingerprint(self) -> str:
+        """`sha256:<hex>` of the masked LM's config and weights (`model_fingerprint`),
+        computed once (it reads every weight): an index records the model that built it."""
+        found = self._fingerprint
+        if found is None:
+            found = self._fingerprint = model_fingerprint(self._hf_model)
+        return found
+
+    @property
+    def special_tokens(self) -> int:
+        """Tokens the tokenizer adds to every text ([CLS] and [SEP])."""
+        return int(self.tokenizer.num_special_tokens_to_add(pair=False))
 
     def encode_queries(self, texts: Sequence[str]) -> list[SparseVector]:
         """Encode queries (truncated at `query_max_length` tokens)."""
@@ -212,7 +215,8 @@ class SpladeEncoder:
             size=(self.vocab_size,),
             check_invariants=True,
         )
-        decoded: list[tuple[str, float]] = self.model.decode(tensor, top_k=top_k)  # type: ignore[assignment]  # one vector decodes to one list
+        # one vector decodes to one list of pairs
+        decoded: list[tuple[str, float]] = self.model.decode(tensor, top_k=top_k)
         return [(term, float(w)) for term, w in decoded]
 
     def terms(self, ids: Sequence[int] | np.ndarray) -> list[str]:

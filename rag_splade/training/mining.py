@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rag_splade.checks import check_positive_int
-from rag_splade.fingerprint import model_fingerprint, sparse_fingerprint
+from rag_splade.fingerprint import model_fingerprint
 from rag_splade.types import Document
 
 from .data import PairSet, TrainingPair, normalize
@@ -211,7 +211,7 @@ def _cache_key(
         digest.update(pid.encode() + b"\x01" + pairs.corpus[pid].encode() + b"\x02")
     settings = json.dumps(
         {
-            "sparse": sparse_fingerprint(sparse),
+            "sparse": sparse.fingerprint,
             "dense": model_fingerprint(dense.model),
             "negatives": negatives,
             "depth": depth,

@@ -1,7 +1,7 @@
 """Fine-tune a SPLADE model with sentence-transformers' sparse trainer.
 
-The model is built as `SpladeEncoder` builds it (a fill-mask `Transformer` with query and
-document lengths, then `SpladePooling` max/relu), trained with `SpladeLoss` around
+The model is the one `SpladeEncoder` loads (`build_splade_model`: a fill-mask `Transformer`
+with query and document lengths, then `SpladePooling` max/relu), trained with `SpladeLoss` around
 `SparseMultipleNegativesRankingLoss` (in-batch negatives plus the mined hard negatives)
 and FLOPS regularisers on queries and documents, and saved so that `SpladeEncoder` loads
 the folder as it is. Batches never hold the same text twice (a passage with several
@@ -120,9 +120,7 @@ def train_splade(config: TrainConfig, examples: Sequence[TrainingExample]) -> Tr
     import torch
     import transformers
     from datasets import Dataset  # type: ignore[import-untyped]
-    from sentence_transformers.base.modules import Transformer
     from sentence_transformers.sparse_encoder import (
-        SparseEncoder,
         SparseEncoderTrainer,
         SparseEncoderTrainingArguments,
     )
@@ -133,9 +131,9 @@ def train_splade(config: TrainConfig, examples: Sequence[TrainingExample]) -> Tr
         SparseMultipleNegativesRankingLoss,
         SpladeLoss,
     )
-    from sentence_transformers.sparse_encoder.modules import SpladePooling
 
     from rag_splade.encoders.device import resolve_device
+    from rag_splade.encoders.splade_model import build_splade_model
 
     from .progress import TrainingProgress
     from .sampler import DistinctPositivesBatchSampler
@@ -146,15 +144,12 @@ def train_splade(config: TrainConfig, examples: Sequence[TrainingExample]) -> Tr
     checkpoints = Path(config.output_dir) / CHECKPOINTS
     resume = _last_checkpoint(checkpoints) if config.resume else None
     transformers.set_seed(config.seed)
-    transformer = Transformer(
+    model = build_splade_model(
         config.base_model,
-        transformer_task="fill-mask",
-        max_seq_length=config.document_max_length,
-        query_length=config.query_max_length,
-        document_length=config.document_max_length,
+        query_max_length=config.query_max_length,
+        document_max_length=config.document_max_length,
+        device=device,
     )
-    pooling = SpladePooling(pooling_strategy="max", activation_function="relu")
-    model = SparseEncoder(modules=[transformer, pooling], device=device)
     loss_cls = _tracked_loss_class(SparseMultipleNegativesRankingLoss)
     inner = loss_cls(model)
     loss = SpladeLoss(
