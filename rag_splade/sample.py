@@ -9,12 +9,11 @@ Example:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
+from rag_splade.squad import read_squad
 from rag_splade.types import Document
 
 SAMPLE_SOURCE = "JSQuAD (CC BY-SA 4.0)"
@@ -36,20 +35,12 @@ def sample_path() -> Path:
 
 
 def read_squad_paragraphs(path: str | Path | None = None) -> list[SampleParagraph]:
-    """The paragraphs of a JSQuAD-style file, in file order; the bundled sample by default.
-
-    JSQuAD contexts read `"<title> [SEP] <text>"`; the title moves to its own field.
-    """
-    raw: dict[str, Any] = json.loads(Path(path or sample_path()).read_text("utf-8"))
-    paragraphs = []
-    for article in raw["data"]:
-        for n, paragraph in enumerate(article["paragraphs"]):
-            title, sep, text = paragraph["context"].partition(" [SEP] ")
-            if not sep:
-                title, text = article.get("title", ""), paragraph["context"]
-            questions = tuple(qa["question"] for qa in paragraph.get("qas", []))
-            paragraphs.append(SampleParagraph(f"{article['title']}-{n}", title, text, questions))
-    return paragraphs
+    """The paragraphs of a JSQuAD-style file, in file order; the bundled sample by default
+    (read by `rag_splade.squad.read_squad`: the title in its own field, ids `<title>-<n>`)."""
+    return [
+        SampleParagraph(p.id, p.title, p.text, tuple(q.question for q in p.questions))
+        for p in read_squad(path or sample_path())
+    ]
 
 
 def sample_texts() -> list[str]:

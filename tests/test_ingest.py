@@ -662,3 +662,40 @@ def test_drop_index_deletes_only_an_index(tmp_path) -> None:
         drop_index(settings)
     assert (folder / "thesis.txt").exists()
     drop_index(Settings(index_path=tmp_path / "nothing-here"))  # nothing there: nothing to do
+
+
+def test_the_plan_alone_decides_without_an_index(tmp_path: Path) -> None:
+    """IngestPlan is the dry run: new and edited documents come out, unchanged ones and
+    duplicate ids do not, and what the inputs lost is named for deletion."""
+    from pipelines.ingest.plan import IngestPlan, content_hash
+    from rag_splade import Document
+    from rag_splade.index import DocumentInfo
+
+    root = tmp_path / "in"
+    root.mkdir()
+    (root / "same.txt").write_text(TEXTS[0], encoding="utf-8")
+    (root / "edited.txt").write_text(TEXTS[1], encoding="utf-8")
+    (root / "twice.jsonl").write_text(
+        '{"id": "same.txt", "text": "別の本文"}\n{"id": "new", "text": "新しい"}\n',
+        encoding="utf-8",
+    )
+    same = Document("same.txt", TEXTS[0], {"source": "same.txt"})
+
+    def stored(doc_id: str, digest: str) -> DocumentInfo:
+        return DocumentInfo(doc_id, chunks=1, complete=True, metadata={"content_hash": digest})
+
+    existing = {
+        "same.txt": stored("same.txt", content_hash(same)),
+        "edited.txt": stored("edited.txt", "old"),
+        "gone.txt": stored("gone.txt", "x"),
+    }
+    problems, unchanged = [], []
+    plan = IngestPlan([root], existing, note=problems.append, on_unchanged=unchanged.append)
+    planned = [(p.document.id, p.replaces) for p in plan]
+    assert planned == [("edited.txt", True), ("new", False)]
+    assert all("content_hash" in p.document.metadata for p in IngestPlan(
+        [root / "twice.jsonl"], {}, note=lambda p: None, on_unchanged=lambda i: None
+    ))  # fmt: skip
+    assert unchanged == ["same.txt"]
+    assert [p.doc_id for p in problems] == ["same.txt"] and "duplicate" in problems[0].reason
+    assert plan.deletions() == ["gone.txt"]

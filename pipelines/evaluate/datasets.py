@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from rag_splade.checks import check_choice
+from rag_splade.squad import read_squad
 from rag_splade.types import Document
 
 logger = logging.getLogger(__name__)
 
 FORMATS = ("auto", "beir", "trec", "squad")
 TREC_QRELS_NAMES = ("qrels.txt", "qrels.trec")
-SEP = " [SEP] "
 
 
 @dataclass(frozen=True)
@@ -318,31 +318,16 @@ def write_beir(dataset: RetrievalDataset, path: str | Path, split: str = "test")
 # -- SQuAD ----------------------------------------------------------------------------------
 def load_squad(path: str | Path, *, name: str | None = None) -> RetrievalDataset:
     """A SQuAD-style JSON file as retrieval: every paragraph a passage, each question's
-    relevant passage its own paragraph."""
+    relevant passage its own paragraph (read by `rag_splade.squad.read_squad`)."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))["data"]
-    except (KeyError, TypeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{str(path)!r} is not SQuAD-style JSON (a top-level `data` list)") from e
     corpus: dict[str, Passage] = {}
     queries: dict[str, str] = {}
     qrels: dict[str, dict[str, int]] = {}
-    for a, article in enumerate(data):
-        title = str(article.get("title") or f"article{a}")
-        for n, paragraph in enumerate(article["paragraphs"]):
-            context = paragraph["context"]
-            prefix = f"{title}{SEP}"
-            text = context[len(prefix) :] if context.startswith(prefix) else context
-            pid = f"{title}-{n}"
-            if pid in corpus:
-                raise ValueError(f"{path}: paragraph id {pid!r} appears twice (duplicate titles?)")
-            corpus[pid] = Passage(pid, text, title, {"paragraph": n})
-            for qa in paragraph.get("qas", []):
-                if qa.get("is_impossible"):
-                    continue
-                qid = str(qa["id"])
-                if qid in queries:
-                    raise ValueError(f"{path}: question id {qid!r} appears twice")
-                queries[qid] = qa["question"]
-                qrels[qid] = {pid: 1}
+    for paragraph in read_squad(path):
+        pid = paragraph.id
+        corpus[pid] = Passage(pid, paragraph.text, paragraph.title, {"paragraph": paragraph.index})
+        for q in paragraph.questions:
+            if not q.impossible:
+                queries[q.id] = q.question
+                qrels[q.id] = {pid: 1}
     return RetrievalDataset(name or path.stem, corpus, queries, qrels)

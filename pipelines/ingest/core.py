@@ -1,4 +1,5 @@
-"""`ingest`: read inputs, skip what the index already holds, write the rest in committed batches.
+"""`ingest`: plan (read inputs, skip what the index already holds), then write the rest in
+committed batches.
 
 Every stored document carries `metadata["content_hash"]` (SHA-256 of its text and
 metadata). A document is unchanged when the index holds it complete (every chunk it
@@ -12,8 +13,6 @@ and writes nothing.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from collections.abc import Iterable
@@ -21,14 +20,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rag_splade import Document, HybridIndex
+from rag_splade import HybridIndex
 from rag_splade.checks import check_positive_int
 from rag_splade.documents import CONTENT_HASH
-from rag_splade.index import DocumentInfo
 from rag_splade.text.chunking import Chunk
 
 from .pdf import page_chunks, page_metadata
-from .readers import OnProblem, Problem, ReadOptions, read_documents
+from .plan import IngestPlan, Planned, content_hash, is_current
+from .readers import OnProblem, Problem, ReadOptions
+
+__all__ = ["CONTENT_HASH", "IngestReport", "content_hash", "ingest", "is_current", "plural"]
 
 logger = logging.getLogger(__name__)
 
@@ -106,20 +107,6 @@ def plural(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def content_hash(document: Document) -> str:
-    """SHA-256 of a document's text and metadata (the hash itself left out)."""
-    metadata = {k: v for k, v in document.metadata.items() if k != CONTENT_HASH}
-    blob = json.dumps(
-        [document.text, metadata], ensure_ascii=False, sort_keys=True, default=str
-    ).encode("utf-8")
-    return hashlib.sha256(blob).hexdigest()
-
-
-def is_current(info: DocumentInfo | None, digest: str) -> bool:
-    """Whether the stored document is complete and has this content hash."""
-    return info is not None and info.complete and info.metadata.get(CONTENT_HASH) == digest
-
-
 def ingest(
     paths: Iterable[str | Path],
     index: HybridIndex | None,
@@ -168,71 +155,23 @@ def ingest(
         report.problems.append(problem)
         (on_problem or _log_problem)(problem)
 
-    existing = index.documents() if index is not None else {}
-    seen: dict[str, str] = {}
-    group: list[tuple[Document, list[Chunk], bool]] = []  # (doc, its chunks, replaces one)
-
-    def commit() -> None:
-        if not group or index is None:
-            return
-        chunks = sum(len(c) for _, c, _ in group)
-        index.add(
-            [doc for doc, _, _ in group],
-            batch_size=chunks,
-            chunk_metadata=page_metadata,
-            chunks=[c for _, c, _ in group],
-        )
-        for doc, _, replaces in group:
-            _count(report, doc.id, replaces)
-        report.chunks += chunks
-        group.clear()
-        bar.update(chunks)
+    def unchanged(doc_id: str) -> None:
+        report.unchanged += 1
         _show(bar, report)
 
+    existing = index.documents() if index is not None else {}
+    plan = IngestPlan(
+        paths, existing, note=note, on_unchanged=unchanged, options=options, force=force
+    )
     try:
-        for doc in read_documents(paths, options, on_problem=note):
-            where = str(doc.metadata.get("source", ""))
-            if doc.id in seen:
-                note(
-                    Problem(
-                        "failed",
-                        where,
-                        f"duplicate document id {doc.id!r} (first read from {seen[doc.id]})",
-                        doc.id,
-                    )
-                )
-                continue
-            seen[doc.id] = where
-            digest = content_hash(doc)
-            info = existing.get(doc.id)
-            if not force and is_current(info, digest):
-                report.unchanged += 1
-                _show(bar, report)
-                continue
-            if dry_run:
-                _count(report, doc.id, info is not None)
-                continue
-            assert index is not None  # checked above
-            chunks = page_chunks(doc, index.chunk)
-            if not chunks:  # whitespace only after chunking
-                note(Problem("empty", where, "no text", doc.id))
-                del seen[doc.id]
-                continue
-            metadata = {**doc.metadata, CONTENT_HASH: digest}
-            group.append((Document(doc.id, doc.text, metadata), chunks, info is not None))
-            if sum(len(c) for _, c, _ in group) >= batch_size:
-                commit()
-        commit()
+        if index is None or dry_run:
+            for planned in plan:
+                _count(report, planned.document.id, planned.replaces)
+        else:
+            _write(plan, index, report, batch_size, bar, note)
         if delete_missing:
-            if report.failed:
-                report.deletion_skipped = True  # the summary says so (once)
-            else:
-                for doc_id in sorted(set(existing) - set(seen)):
-                    if index is not None and not dry_run:
-                        index.delete(doc_id)
-                    report.deleted += 1
-                    report.ids["deleted"].append(doc_id)
-                _show(bar, report)
+            _delete_missing(plan, None if dry_run else index, report)
+            _show(bar, report)
         if optimize and report.chunks and index is not None:
             index.optimize()
     except BaseException:
@@ -242,6 +181,60 @@ def ingest(
         report.seconds = time.perf_counter() - started
         bar.close()
     return report
+
+
+def _write(
+    plan: IngestPlan,
+    index: HybridIndex,
+    report: IngestReport,
+    batch_size: int,
+    bar: Any,
+    note: OnProblem,
+) -> None:
+    """Chunk each planned document once and commit them `batch_size` chunks at a time."""
+    group: list[tuple[Planned, list[Chunk]]] = []
+
+    def commit() -> None:
+        if not group:
+            return
+        chunks = sum(len(c) for _, c in group)
+        index.add(
+            [planned.document for planned, _ in group],
+            batch_size=chunks,
+            chunk_metadata=page_metadata,
+            chunks=[c for _, c in group],
+        )
+        for planned, _ in group:
+            _count(report, planned.document.id, planned.replaces)
+        report.chunks += chunks
+        group.clear()
+        bar.update(chunks)
+        _show(bar, report)
+
+    for planned in plan:
+        doc = planned.document
+        chunks = page_chunks(doc, index.chunk)
+        if not chunks:  # whitespace only after chunking
+            note(Problem("empty", str(doc.metadata.get("source", "")), "no text", doc.id))
+            plan.forget(doc.id)
+            continue
+        group.append((planned, chunks))
+        if sum(len(c) for _, c in group) >= batch_size:
+            commit()
+    commit()
+
+
+def _delete_missing(plan: IngestPlan, index: HybridIndex | None, report: IngestReport) -> None:
+    """Delete what the inputs no longer hold (`index` None: only count it), unless an input
+    failed: then the inputs are not the whole corpus and nothing is deleted."""
+    if report.failed:
+        report.deletion_skipped = True  # the summary says so (once)
+        return
+    for doc_id in plan.deletions():
+        if index is not None:
+            index.delete(doc_id)
+        report.deleted += 1
+        report.ids["deleted"].append(doc_id)
 
 
 def _count(report: IngestReport, doc_id: str, replaces: bool) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from rag_splade import Document
 
+from .decoding import decode_text
 from .problems import ReadError
 
 HTML_SUFFIXES = (".html", ".htm")
@@ -62,10 +63,8 @@ def read_html(raw: bytes, source: str, encoding: str) -> Document:
         from bs4 import BeautifulSoup
     except ImportError as e:
         raise ImportError(f"reading HTML files needs beautifulsoup4 and lxml: {INSTALL}") from e
-    from .readers import _decode
-
     declared = _CHARSET.search(raw[:4096])
-    text = _decode(raw, declared.group(1).decode("ascii") if declared else encoding)
+    text = decode_text(raw, declared.group(1).decode("ascii") if declared else encoding)
     try:
         soup = BeautifulSoup(text, "lxml")
     except Exception as e:  # bs4.FeatureNotFound: lxml missing

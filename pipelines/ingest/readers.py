@@ -19,18 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from rag_splade import Document
+from rag_splade.squad import SquadProblem, squad_items
 from rag_splade.store.edge import EdgeStore
 
+from .decoding import decode_text
 from .formats import HTML_SUFFIXES, read_docx, read_html
 from .pdf import read_pdf
 from .problems import Problem, ReadError
 
 logger = logging.getLogger(__name__)
-
-TEXT_SUFFIXES = (".txt", ".md")
-RECORD_SUFFIXES = (".jsonl", ".csv")
-SUFFIXES = (*TEXT_SUFFIXES, *RECORD_SUFFIXES, ".json", ".pdf", ".docx", *HTML_SUFFIXES)
-JSQUAD_SEP = " [SEP] "  # JSQuAD contexts start with "<title> [SEP] "
 
 
 @dataclass(frozen=True)
@@ -123,23 +120,7 @@ def _read_file(
     source = path.relative_to(root).as_posix()
     suffix = path.suffix.lower()
     try:
-        if suffix == ".pdf":
-            records: Iterable[tuple[str, Any]] = [("", read_pdf(path, source))]
-        elif suffix == ".docx":
-            records = [("", read_docx(path, source))]
-        elif suffix in HTML_SUFFIXES:
-            records = [("", read_html(path.read_bytes(), source, options.encoding))]
-        else:
-            raw = path.read_bytes()
-            text = _decode(raw, options.encoding)
-            if suffix in TEXT_SUFFIXES:
-                records = [("", _text_document(text, source, suffix))]
-            elif suffix == ".jsonl":
-                records = _jsonl_records(text, source, options)
-            elif suffix == ".csv":
-                records = _csv_records(text, source, options)
-            else:
-                records = _json_records(text, source, options)
+        records = READERS[suffix](path, source, options)
         for where, item in records:
             label = f"{path} ({where})" if where else str(path)
             if isinstance(item, Problem):
@@ -157,19 +138,6 @@ def _reason(error: Exception) -> str:
     if isinstance(error, OSError):
         return f"cannot read: {error.strerror or error}"
     return str(error)
-
-
-def _decode(raw: bytes, encoding: str) -> str:
-    codec = "utf-8-sig" if encoding.replace("_", "-").lower() in ("utf-8", "utf8") else encoding
-    try:
-        return raw.decode(codec)
-    except UnicodeDecodeError as e:
-        raise ReadError(
-            f"not valid {encoding} (byte {raw[e.start : e.start + 1]!r} at offset {e.start}); "
-            "convert the file or pass --encoding"
-        ) from e
-    except LookupError as e:
-        raise ReadError(f"unknown encoding {encoding!r}") from e
 
 
 def _text_document(text: str, source: str, suffix: str) -> Document:
@@ -286,25 +254,56 @@ def _json_records(text: str, source: str, options: ReadOptions) -> Iterator[Reco
         for n, record in enumerate(data):
             yield f"item {n}", _record(record, source, n, options)
         return
-    articles = data.get("data") if isinstance(data, dict) else None
-    if not isinstance(articles, list):
-        raise ReadError(
-            'expected SQuAD-style JSON {"data": [{"title": ..., "paragraphs": '
-            '[{"context": ...}]}]} or a list of records'
-        )
-    for a, article in enumerate(articles):
-        title = str(article.get("title", a)) if isinstance(article, dict) else str(a)
-        paragraphs = article.get("paragraphs") if isinstance(article, dict) else None
-        if not isinstance(paragraphs, list):
-            yield f"data[{a}]", Problem("failed", "", "no 'paragraphs' list")
-            continue
-        for n, paragraph in enumerate(paragraphs):
-            where = f"{title}-{n}"
-            context = paragraph.get("context") if isinstance(paragraph, dict) else None
-            if not isinstance(context, str):
-                yield where, Problem("failed", "", "paragraph without a 'context' string")
+    try:
+        items = squad_items(data, with_questions=False)
+        for item in items:
+            if isinstance(item, SquadProblem):
+                yield item.where, Problem("failed", "", item.message)
                 continue
-            prefix = f"{title}{JSQUAD_SEP}"
-            body = context[len(prefix) :] if context.startswith(prefix) else context
-            metadata = {"title": title, "source": source}
-            yield where, Document(id=f"{source}#{where}", text=body, metadata=metadata)
+            metadata = {"title": item.title, "source": source}
+            yield item.id, Document(id=f"{source}#{item.id}", text=item.text, metadata=metadata)
+    except ValueError as e:
+        raise ReadError(f"{e}, or a list of records") from e
+
+
+# -- one reader per file suffix ---------------------------------------------------------------
+FileReader = Callable[[Path, str, ReadOptions], Iterable[RecordItem]]
+
+
+def _text_file(path: Path, source: str, options: ReadOptions) -> Iterable[RecordItem]:
+    text = decode_text(path.read_bytes(), options.encoding)
+    return [("", _text_document(text, source, path.suffix.lower()))]
+
+
+def _decoded(
+    records: Callable[[str, str, ReadOptions], Iterator[RecordItem]],
+) -> FileReader:
+    def read(path: Path, source: str, options: ReadOptions) -> Iterable[RecordItem]:
+        return records(decode_text(path.read_bytes(), options.encoding), source, options)
+
+    return read
+
+
+def _pdf_file(path: Path, source: str, options: ReadOptions) -> Iterable[RecordItem]:
+    return [("", read_pdf(path, source))]
+
+
+def _docx_file(path: Path, source: str, options: ReadOptions) -> Iterable[RecordItem]:
+    return [("", read_docx(path, source))]
+
+
+def _html_file(path: Path, source: str, options: ReadOptions) -> Iterable[RecordItem]:
+    return [("", read_html(path.read_bytes(), source, options.encoding))]
+
+
+READERS: dict[str, FileReader] = {
+    ".txt": _text_file,
+    ".md": _text_file,
+    ".jsonl": _decoded(_jsonl_records),
+    ".csv": _decoded(_csv_records),
+    ".json": _decoded(_json_records),
+    ".pdf": _pdf_file,
+    ".docx": _docx_file,
+    **dict.fromkeys(HTML_SUFFIXES, _html_file),
+}
+SUFFIXES = tuple(READERS)

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SEP = " [SEP] "  # JSQuAD contexts start with "<title> [SEP] "
+from rag_splade.squad import read_squad
+
 PAIR_FORMATS = ("jsonl", "csv", "squad")
 
 
@@ -190,31 +191,18 @@ def _pair(row: dict[str, Any], where: str, qf: str, pf: str, af: str | None) -> 
 def read_squad_pairs(path: str | Path, *, include_title: bool = True) -> PairSet:
     """A SQuAD-style file (SQuAD v1.1, JSQuAD): each question with its paragraph and answers.
 
-    Ids follow the evaluation's reader (`<title>-<n>`); unanswerable questions are skipped.
+    Read by `rag_splade.squad.read_squad` (ids `<title>-<n>`, as the evaluation reads them);
+    unanswerable questions are skipped.
     """
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))["data"]
-    except (KeyError, TypeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{str(path)!r} is not SQuAD-style JSON (a top-level `data` list)") from e
     corpus: dict[str, str] = {}
     pairs: list[TrainingPair] = []
-    for a, article in enumerate(data):
-        title = str(article.get("title") or f"article{a}")
-        for n, paragraph in enumerate(article["paragraphs"]):
-            context = paragraph["context"]
-            prefix = f"{title}{SEP}"
-            text = context[len(prefix) :] if context.startswith(prefix) else context
-            text = f"{title}\n{text}" if include_title else text
-            pid = f"{title}-{n}"
-            if pid in corpus:
-                raise ValueError(f"{path}: paragraph id {pid!r} appears twice (duplicate titles?)")
-            corpus[pid] = text
-            for qa in paragraph.get("qas", []):
-                if qa.get("is_impossible"):
-                    continue
-                answers = tuple(str(x["text"]) for x in qa.get("answers", []) if x.get("text"))
-                pairs.append(TrainingPair(str(qa["id"]), qa["question"], pid, text, answers))
+    for paragraph in read_squad(path):
+        text = f"{paragraph.title}\n{paragraph.text}" if include_title else paragraph.text
+        corpus[paragraph.id] = text
+        for q in paragraph.questions:
+            if not q.impossible:
+                pairs.append(TrainingPair(q.id, q.question, paragraph.id, text, q.answers))
     if not pairs:
         raise ValueError(f"{str(path)!r} holds no answerable questions")
     return PairSet(path.stem, pairs, corpus)
