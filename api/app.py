@@ -14,18 +14,15 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, Response
 from fastapi_offline import FastAPIOffline
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from rag_splade import HybridIndex, __version__
 
-from .admin import admin
 from .config import ServiceSettings
 from .errors import add_error_handlers
-from .middleware import RequestContextMiddleware
+from .middleware import RequestContextMiddleware, route_path
 from .observability import Metrics, configure_logging
-from .routes import router
+from .routers import ROUTERS
 from .runtime import Runtime
 
 
@@ -64,9 +61,8 @@ def create_app(
     app.state.metrics = metrics
     app.state.settings = s
 
-    app.include_router(router)
-    app.include_router(admin)
-    _add_operational_routes(app, runtime, metrics)
+    for router in ROUTERS:
+        app.include_router(router)
     add_error_handlers(app)
     if s.cors_origin_list:
         app.add_middleware(
@@ -82,32 +78,9 @@ def create_app(
         logger=logger,
         max_body_bytes=s.max_request_bytes,
         api_key=s.api_key.get_secret_value() if s.api_key else None,
+        route_of=lambda scope: route_path(ROUTERS, scope),
     )
     return app
-
-
-def _add_operational_routes(app: FastAPI, runtime: Runtime, metrics: Metrics) -> None:
-    @app.get("/healthz", tags=["operations"])
-    async def healthz() -> dict[str, str]:
-        """Liveness: the process answers."""
-        return {"status": "ok"}
-
-    @app.get("/readyz", tags=["operations"])
-    async def readyz() -> JSONResponse:
-        """Readiness: 200 once models and store are ready, else 503 and the reason."""
-        if runtime.state == "ready" and runtime.index is not None:
-            # the store kind only: readiness is unauthenticated, paths and URLs stay private
-            return JSONResponse({"status": "ready", "store": type(runtime.index.store).__name__})
-        headers = {}
-        if runtime.state != "failed":
-            headers["retry-after"] = str(runtime.settings.retry_after_seconds)
-        return JSONResponse(
-            {"status": runtime.state, "message": runtime.detail}, status_code=503, headers=headers
-        )
-
-    @app.get("/metrics", tags=["operations"], include_in_schema=False)
-    async def prometheus() -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
 app = create_app()

@@ -79,6 +79,13 @@ class ServiceUnavailable(ApiError):
         self.retry_after = retry_after
 
 
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` of a router: each status with the one error body."""
+    from .schemas import ErrorOut
+
+    return {code: {"model": ErrorOut} for code in codes}
+
+
 def rejects(fn: Callable[[], T]) -> T:
     """Run a library call that validates its input; its TypeError/ValueError (whose message
     names the value and what is allowed) becomes a 422."""

@@ -4,15 +4,18 @@ and a JSON answer instead of a stack trace when something escapes the routes."""
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 import re
 import time
 import uuid
+from collections.abc import Callable, Iterable
 
+from fastapi import APIRouter
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .auth import CHALLENGE, UNAUTHORIZED, key_is_valid, presented_key
 from .errors import BadEncoding, NotJson, TooLarge, error_body
 from .observability import Metrics, request_id_var
 
@@ -33,12 +36,14 @@ class RequestContextMiddleware:
         logger: logging.Logger,
         max_body_bytes: int,
         api_key: str | None = None,
+        route_of: Callable[[Scope], str | None] | None = None,
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.logger = logger
         self.max_body_bytes = max_body_bytes
         self.api_key = api_key
+        self.route_of = route_of
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -50,6 +55,7 @@ class RequestContextMiddleware:
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = {"code": 500, "sent": False}
+        refused_route: str | None = None
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -63,15 +69,10 @@ class RequestContextMiddleware:
 
         try:
             if scope["method"] != "OPTIONS" and self._unauthorized(scope["path"], headers):
-                # before the body is read: an unauthenticated client costs no parsing
-                await _send_error(
-                    send_with_id,
-                    401,
-                    "unauthorized",
-                    "a valid API key is required: send it as `X-API-Key: <key>` or "
-                    "`Authorization: Bearer <key>`",
-                    {"www-authenticate": "Bearer"},
-                )
+                # before the body is read: an unauthenticated client costs no parsing; the
+                # refusal is counted under the route it was for
+                refused_route = self.route_of(scope) if self.route_of else None
+                await _send_error(send_with_id, 401, "unauthorized", UNAUTHORIZED, CHALLENGE)
                 return
             if scope["method"] in _BODY_METHODS:
                 receive = await self._buffered(headers, receive)
@@ -96,7 +97,7 @@ class RequestContextMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
-            label = getattr(route, "path", None)
+            label = getattr(route, "path", None) or refused_route
             if label is None:  # Starlette's own routes (/docs, /openapi.json) set no "route"
                 label = scope["path"] if "endpoint" in scope else "unmatched"
             method = scope["method"] if scope["method"] in _KNOWN_METHODS else "other"
@@ -119,16 +120,10 @@ class RequestContextMiddleware:
             request_id_var.reset(token)
 
     def _unauthorized(self, path: str, headers: dict[str, str]) -> bool:
-        """With an API key set, a `/v1` request without it (checked in constant time)."""
+        """With an API key set, a `/v1` request without it."""
         if self.api_key is None or not (path == "/v1" or path.startswith("/v1/")):
             return False
-        given = headers.get("x-api-key")
-        auth = headers.get("authorization", "")
-        if given is None and auth[:7].lower() == "bearer ":
-            given = auth[7:]
-        return given is None or not hmac.compare_digest(
-            given.encode("latin-1"), self.api_key.encode("latin-1", "replace")
-        )
+        return not key_is_valid(presented_key(headers), self.api_key)
 
     async def _buffered(self, headers: dict[str, str], receive: Receive) -> Receive:
         """Read the whole body (bounded), check it is JSON by content type and UTF-8, and
@@ -173,6 +168,18 @@ class RequestContextMiddleware:
             return await receive()
 
         return replay
+
+
+def route_path(routers: Iterable[APIRouter], scope: Scope) -> str | None:
+    """The path template of the route of `routers` that `scope` is for
+    (`/v1/documents/{doc_id:path}`), for answers given before routing; None when none
+    matches path and method."""
+    for router in routers:
+        for route in router.routes:
+            match, _ = route.matches(scope)
+            if match == Match.FULL:
+                return getattr(route, "path", None)
+    return None
 
 
 def _printable(text: str) -> str:

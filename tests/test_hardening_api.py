@@ -159,3 +159,57 @@ def test_non_finite_weights_are_refused(client, weights) -> None:
     )
     assert r.status_code in (400, 422), r.text
     assert "weights" in r.text or "not valid JSON" in r.text, r.text
+
+
+def test_a_401_is_counted_under_its_route(client) -> None:
+    def refused(route: str) -> float:
+        for line in client.get("/metrics").text.splitlines():
+            if line.startswith("rag_splade_http_requests_total{") and f'route="{route}"' in line:
+                if 'status="401"' in line and 'method="POST"' in line:
+                    return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    before = refused("/v1/search"), refused("/v1/documents")
+    assert client.post("/v1/search", json={"query": "x"}).status_code == 401
+    assert client.post("/v1/documents", json={"documents": []}).status_code == 401
+    assert (refused("/v1/search"), refused("/v1/documents")) == (before[0] + 1, before[1] + 1)
+
+
+def test_the_openapi_document_declares_the_key(client) -> None:
+    """Its security schemes give /docs an Authorize button; every /v1 operation names them,
+    the probes none."""
+    spec = client.get("/openapi.json").json()
+    schemes = spec["components"]["securitySchemes"]
+    assert schemes["APIKeyHeader"] == {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+        "description": "The service's key (RAG_SPLADE_API_KEY).",
+    }
+    assert schemes["HTTPBearer"]["scheme"] == "bearer"
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            named = {name for s in operation.get("security", []) for name in s}
+            expected = {"APIKeyHeader", "HTTPBearer"} if path.startswith("/v1") else set()
+            assert named == expected, (method, path)
+    assert {"search", "documents", "admin", "operations"} <= {
+        tag for ops in spec["paths"].values() for op in ops.values() for tag in op["tags"]
+    }
+
+
+def test_the_route_dependency_checks_the_key_on_its_own(lexical_splade_path) -> None:
+    """Without the middleware in front (a router mounted elsewhere), the routes still refuse."""
+    from fastapi import FastAPI
+
+    from rag_splade.api.routers import ROUTERS
+
+    app = FastAPI()
+    app.state.settings = service_settings(
+        lexical_splade_path, lexical_splade_path, lexical_splade_path / "none", api_key="s3cret"
+    )
+    for router in ROUTERS:
+        app.include_router(router)
+    with TestClient(app, raise_server_exceptions=False) as bare:
+        assert bare.get("/v1/stats").status_code == 401
+        assert bare.get("/v1/stats", headers={"x-api-key": "wrong"}).status_code == 401
+        assert bare.get("/healthz").status_code == 200

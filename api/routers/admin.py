@@ -1,4 +1,4 @@
-"""The `/v1/admin` routes: snapshots of the index (create, list, restore), behind the API key.
+"""The `/v1/admin` resource: snapshots of the index (create, list, restore), behind the API key.
 
 With no `RAG_SPLADE_API_KEY` set the service is open and so are these routes: set a key
 before exposing the service (see Deployment).
@@ -15,16 +15,16 @@ from rag_splade import HybridIndex
 from rag_splade.store.backends import backend_of
 from rag_splade.store.snapshots import SnapshotError, SnapshotInfo, Snapshots
 
-from .config import ServiceSettings
-from .deps import ReadyDep, RuntimeDep, SettingsDep, require_api_key
-from .errors import InvalidRequest
-from .schemas import ErrorOut
+from ..auth import require_api_key
+from ..config import ServiceSettings
+from ..deps import ReadyDep, RuntimeDep, SettingsDep
+from ..errors import InvalidRequest, error_responses
 
-admin = APIRouter(
+router = APIRouter(
     prefix="/v1/admin",
     tags=["admin"],
     dependencies=[Depends(require_api_key)],
-    responses={code: {"model": ErrorOut} for code in (401, 404, 422, 503)},
+    responses=error_responses(401, 404, 422, 503),
 )
 
 
@@ -46,7 +46,7 @@ class RestoreOut(BaseModel):
     )
 
 
-@admin.post("/snapshots", response_model=SnapshotOut)
+@router.post("/snapshots", response_model=SnapshotOut)
 async def create_snapshot(
     settings: SettingsDep, runtime: RuntimeDep, ready: ReadyDep
 ) -> SnapshotOut:
@@ -58,7 +58,7 @@ async def create_snapshot(
     return _out(info)
 
 
-@admin.get("/snapshots", response_model=SnapshotListOut)
+@router.get("/snapshots", response_model=SnapshotListOut)
 async def list_snapshots(
     settings: SettingsDep, runtime: RuntimeDep, ready: ReadyDep
 ) -> SnapshotListOut:
@@ -69,7 +69,7 @@ async def list_snapshots(
     return SnapshotListOut(snapshots=[_out(s) for s in found])
 
 
-@admin.post("/snapshots/{name}/restore", response_model=RestoreOut)
+@router.post("/snapshots/{name}/restore", response_model=RestoreOut)
 async def restore_snapshot(
     name: str, settings: SettingsDep, runtime: RuntimeDep, ready: ReadyDep
 ) -> RestoreOut:

@@ -1,0 +1,15 @@
+"""The service's resources, one module each; `app.py` includes `ROUTERS` in this order."""
+
+from fastapi import APIRouter
+
+from . import admin, documents, health, search
+
+ROUTERS: tuple[APIRouter, ...] = (
+    search.router,
+    documents.router,
+    health.stats_router,
+    admin.router,
+    health.router,
+)
+
+__all__ = ["ROUTERS"]

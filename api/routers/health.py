@@ -1,0 +1,70 @@
+"""Operations: liveness and readiness probes and Prometheus metrics (open, for the
+orchestrator and the scraper), and `/v1/stats` (behind the API key like all of `/v1`)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from ..auth import require_api_key
+from ..deps import ReadyDep, RuntimeDep
+from ..errors import error_responses
+from ..schemas import StatsResponse
+
+router = APIRouter(tags=["operations"])
+stats_router = APIRouter(
+    prefix="/v1",
+    tags=["operations"],
+    responses=error_responses(401, 503),
+    dependencies=[Depends(require_api_key)],
+)
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """Liveness: the process answers."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(runtime: RuntimeDep) -> JSONResponse:
+    """Readiness: 200 once models and store are ready, else 503 and the reason."""
+    if runtime.state == "ready" and runtime.index is not None:
+        # the store kind only: readiness is unauthenticated, paths and URLs stay private
+        return JSONResponse({"status": "ready", "store": type(runtime.index.store).__name__})
+    headers = {}
+    if runtime.state != "failed":
+        headers["retry-after"] = str(runtime.settings.retry_after_seconds)
+    return JSONResponse(
+        {"status": runtime.state, "message": runtime.detail}, status_code=503, headers=headers
+    )
+
+
+@router.get("/metrics", include_in_schema=False)
+async def prometheus(request: Request) -> Response:
+    registry = request.app.state.metrics.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@stats_router.get("/stats", response_model=StatsResponse)
+async def stats(runtime: RuntimeDep, ready: ReadyDep) -> StatsResponse:
+    """Counts, the models and the index's search settings."""
+    index, _ = ready
+    infos = await runtime.store_call("documents", lambda: index.documents())
+    chunks = await runtime.store_call("count", index.count)
+    return StatsResponse(
+        documents=len(infos),
+        chunks=chunks,
+        incomplete_documents=sum(not i.complete for i in infos.values()),
+        store=type(index.store).__name__,
+        sparse_model=index.sparse.model_name,
+        dense_model=index.dense.model_name,
+        rerank_model=index.reranker.model_name if index.reranker is not None else None,
+        dense_dimension=index.dense.dimension,
+        sparse_vocab_size=index.sparse.vocab_size,
+        fusion=index.fusion,
+        rrf_k=index.rrf_k,
+        candidates=index.candidates,
+        rerank_candidates=index.rerank_candidates,
+    )
