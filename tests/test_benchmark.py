@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from rag_splade.pipelines.benchmark import add_arguments, run
-from rag_splade.pipelines.benchmark.common import document_texts, jsquad
+from rag_splade.pipelines.benchmark.common import BenchContext, document_texts, jsquad
 from rag_splade.pipelines.benchmark.encode import text_sets
 from rag_splade.pipelines.benchmark.store import make_points, make_queries
 from rag_splade.sample import sample_path
@@ -257,7 +257,7 @@ def test_synthetic_store_data_looks_like_splade() -> None:
 
 def test_encode_text_sets(jsquad_dir: Path) -> None:
     paragraphs, _ = jsquad()
-    ctx = {"doc_texts": paragraphs[:5], "paragraphs": paragraphs}
+    ctx = BenchContext({}, {}, "", paragraphs, [], doc_texts=paragraphs[:5], query_texts=[])
     args = parse([f"--jsquad-dir={jsquad_dir}", "--jsquad-docs=4", "--window-docs=3"])
     sets, notes = text_sets(args, ctx)
     assert [label for label, _ in sets] == ["sample", "JSQuAD", "512-token windows"]

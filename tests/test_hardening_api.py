@@ -164,9 +164,9 @@ def test_non_finite_weights_are_refused(client, weights) -> None:
 def test_a_401_is_counted_under_its_route(client) -> None:
     def refused(route: str) -> float:
         for line in client.get("/metrics").text.splitlines():
-            if line.startswith("rag_splade_http_requests_total{") and f'route="{route}"' in line:
-                if 'status="401"' in line and 'method="POST"' in line:
-                    return float(line.rsplit(" ", 1)[1])
+            labels = (f'route="{route}"', 'status="401"', 'method="POST"')
+            if line.startswith("rag_splade_http_requests_total{") and all(x in line for x in labels):
+                return float(line.rsplit(" ", 1)[1])
         return 0.0
 
     before = refused("/v1/search"), refused("/v1/documents")

@@ -25,6 +25,7 @@ from typing import Any
 
 from .common import (
     BASE_SHAPE,
+    BenchContext,
     Section,
     comma_list,
     document_texts,
@@ -105,7 +106,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             module.add_arguments(parser)
 
 
-def build_context(args: argparse.Namespace) -> dict[str, Any]:
+def build_context(args: argparse.Namespace) -> BenchContext:
     info = machine()
     model_dir = Path(args.model_dir or Path(tempfile.gettempdir()) / "rag-splade-bench-models")
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -118,15 +119,15 @@ def build_context(args: argparse.Namespace) -> dict[str, Any]:
         else f"{shape} random BertForMaskedLM (12 layers, hidden 768, vocab "
         f"{BASE_SHAPE['vocab_size']:,}, BertJapaneseTokenizer)"
     )
-    return {
-        "machine": info,
-        "models": model_paths(model_dir, args.tiny),
-        "model_label": label,
-        "paragraphs": bundled_paragraphs,  # the size section's corpus (its questions' paragraphs)
-        "questions": bundled_questions,
-        "doc_texts": document_texts(paragraphs, args.docs, args.doc_length),
-        "query_texts": [q for q, _ in questions],
-    }
+    return BenchContext(
+        machine=info,
+        models=model_paths(model_dir, args.tiny),
+        model_label=label,
+        paragraphs=bundled_paragraphs,  # the size section's corpus (its questions' paragraphs)
+        questions=bundled_questions,
+        doc_texts=document_texts(paragraphs, args.docs, args.doc_length),
+        query_texts=[q for q, _ in questions],
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -156,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
         results[name] = section
         bar.update()
     bar.close()
-    line = machine_line(ctx["machine"])
+    line = machine_line(ctx.machine)
     print(f"## rag_splade benchmark\n\n{line}\n")
     if args.tiny:
         print(f"**{TINY_NOTE}**\n")
@@ -164,9 +165,9 @@ def run(args: argparse.Namespace) -> int:
         print(section.to_markdown())
     if args.json_out:
         payload = {
-            "machine": ctx["machine"],
+            "machine": ctx.machine,
             "started": started,
-            "model": ctx["model_label"],
+            "model": ctx.model_label,
             "note": TINY_NOTE if args.tiny else None,
             "args": {k: v for k, v in vars(args).items() if not callable(v)},
             "sections": {name: s.to_json() for name, s in results.items()},

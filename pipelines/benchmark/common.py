@@ -107,6 +107,19 @@ def percentiles(samples_s: list[float]) -> dict[str, float]:
     }
 
 
+@dataclass(frozen=True)
+class BenchContext:
+    """What every section gets besides its flags: the machine, the models, the texts."""
+
+    machine: dict[str, Any]
+    models: dict[str, Path]  # "splade" and "dense" (speed models), "lexical" (fidelity)
+    model_label: str
+    paragraphs: list[str]  # the bundled sample's paragraphs, title prefix removed
+    questions: list[tuple[str, int]]  # (question, index of its paragraph)
+    doc_texts: list[str]  # the documents the encode section times
+    query_texts: list[str]  # the questions of --texts, for the serving section
+
+
 def machine() -> dict[str, Any]:
     """CPU model, cores, memory, torch version and GPU, recorded with every result."""
     import torch

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import Row, Section, cpu_line, document_texts
+from .common import BenchContext, Row, Section, cpu_line, document_texts
 from .gates import fidelity, load_vectors
 
 COLUMNS = [
@@ -120,7 +120,7 @@ def add_arguments(parser: Any) -> None:
     )
 
 
-def text_sets(args: Any, ctx: dict[str, Any]) -> tuple[list[tuple[str, list[str]]], list[str]]:
+def text_sets(args: Any, ctx: BenchContext) -> tuple[list[tuple[str, list[str]]], list[str]]:
     """`(label, texts)` of each chosen set, and notes on the sets left out."""
     from .tokenizer import contexts
 
@@ -132,9 +132,9 @@ def text_sets(args: Any, ctx: dict[str, Any]) -> tuple[list[tuple[str, list[str]
     notes: list[str] = []
     for name in chosen:
         if name == "sample":
-            sets.append((SETS[name], ctx["doc_texts"]))
+            sets.append((SETS[name], ctx.doc_texts))
         elif name == "512":
-            sets.append((SETS[name], document_texts(ctx["paragraphs"], args.window_docs, "512")))
+            sets.append((SETS[name], document_texts(ctx.paragraphs, args.window_docs, "512")))
         elif not args.jsquad_dir:
             notes.append("JSQuAD set left out: no --jsquad-dir (or RAG_SPLADE_JSQUAD_DIR).")
         else:
@@ -186,13 +186,13 @@ def path_list(args: Any, kinds: list[str], int8: list[str]) -> list[tuple[str, d
     return paths
 
 
-def run(args: Any, ctx: dict[str, Any]) -> Section:
+def run(args: Any, ctx: BenchContext) -> Section:
     from transformers import AutoTokenizer
 
     section = Section("encode", "1. Sparse document encoding", COLUMNS)
-    model = str(ctx["models"]["splade"])
+    model = str(ctx.models["splade"])
     tokenizer = AutoTokenizer.from_pretrained(model)
-    kinds = dtypes(args.dtype, args.device, ctx["machine"]["cpu_bf16"])
+    kinds = dtypes(args.dtype, args.device, ctx.machine["cpu_bf16"])
     int8 = [k.strip() for k in args.int8.split(",") if k.strip()]
     paths = path_list(args, kinds, int8)
     sets, set_notes = text_sets(args, ctx)
@@ -239,12 +239,12 @@ def run(args: Any, ctx: dict[str, Any]) -> Section:
         section.notes.append(onnx_note)
     section.notes += set_notes
     _gates(args, ctx, section, kinds, int8)
-    section.notes.insert(0, cpu_line(ctx["machine"]))
+    section.notes.insert(0, cpu_line(ctx.machine))
     section.notes.insert(
         1,
         "Text sets: "
         + "; ".join(set_lines)
-        + f". Device {args.device}; model {ctx['model_label']}. Each path runs in its own "
+        + f". Device {args.device}; model {ctx.model_label}. Each path runs in its own "
         f"process (model loaded and warmed up on 2 documents before timing). Tokenizer share: "
         f"the time the encoder's own tokenization (the fast MeCab + Rust WordPiece path for "
         f"this tokenizer) takes alone on the same texts, as a share of the path's time (with "
@@ -269,7 +269,7 @@ def _metrics(result: dict[str, Any], tokens: int) -> dict[str, float]:
 
 
 def _gates(
-    args: Any, ctx: dict[str, Any], section: Section, kinds: list[str], int8: list[str]
+    args: Any, ctx: BenchContext, section: Section, kinds: list[str], int8: list[str]
 ) -> None:
     """The lexical model's fidelity gates for every inexact CPU path that ran."""
     if args.device != "cpu":
@@ -286,9 +286,9 @@ def _gates(
         paragraphs, questions = jsquad(str(Path(args.jsquad_dir) / "valid-v1.3.json"))
     else:
         source = "the bundled JSQuAD sample's paragraphs and questions"
-        paragraphs, questions = ctx["paragraphs"], ctx["questions"]
+        paragraphs, questions = ctx.paragraphs, ctx.questions
     cache = Path(tempfile.mkdtemp(prefix="rag-splade-gates-"))
-    results = gates.run_gates(ctx["models"]["lexical"], gated, paragraphs, questions, cache)
+    results = gates.run_gates(ctx.models["lexical"], gated, paragraphs, questions, cache)
     row_of = {
         "bfloat16": "SpladeEncoder bfloat16",
         "float16": "SpladeEncoder float16",

@@ -13,7 +13,7 @@ import tempfile
 import time
 from typing import Any
 
-from .common import Row, Section, percentiles
+from .common import BenchContext, Row, Section, percentiles
 
 COLUMNS = [
     ("p50_ms", "p50 ms"),
@@ -33,16 +33,16 @@ def add_arguments(parser: Any) -> None:
     )
 
 
-def run(args: Any, ctx: dict[str, Any]) -> Section:
+def run(args: Any, ctx: BenchContext) -> Section:
     from rag_splade import DenseEncoder, Document, EdgeStore, HybridIndex, SpladeEncoder
 
     section = Section("explain", "7. Explanation cost (hybrid search, top 10)", COLUMNS)
-    questions = [q for q, _ in ctx["questions"]]
+    questions = [q for q, _ in ctx.questions]
     queries = [questions[i % len(questions)] for i in range(max(args.explain_queries, 1))]
-    docs = [Document(id=f"p{i}", text=t) for i, t in enumerate(ctx["paragraphs"])]
-    dense = DenseEncoder(str(ctx["models"]["dense"]), device=args.device)
+    docs = [Document(id=f"p{i}", text=t) for i, t in enumerate(ctx.paragraphs)]
+    dense = DenseEncoder(str(ctx.models["dense"]), device=args.device)
     for label, path in (("lexical test model", "lexical"), ("random model", "splade")):
-        sparse = SpladeEncoder(str(ctx["models"][path]), device=args.device)
+        sparse = SpladeEncoder(str(ctx.models[path]), device=args.device)
         with (
             tempfile.TemporaryDirectory() as folder,
             HybridIndex(sparse, dense, EdgeStore(folder)) as index,

@@ -10,7 +10,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from .common import Row, Section, cpu_line, percentiles
+from .common import BenchContext, Row, Section, cpu_line, percentiles
 
 COLUMNS = [
     ("p50_ms", "p50 ms"),
@@ -22,15 +22,15 @@ COLUMNS = [
 SEARCH_TOP_K = 10
 
 
-def run(args: Any, ctx: dict[str, Any]) -> Section:
+def run(args: Any, ctx: BenchContext) -> Section:
     from rag_splade import DenseEncoder, EdgeStore, HybridIndex, SpladeEncoder
     from rag_splade.sample import sample_documents
 
     section = Section("query", "3. Query encoding latency (one query at a time)", COLUMNS)
     dtype = args.dtype.split(",")[0].strip()  # `auto`: fp32 on CPU, bf16/fp16 on CUDA
-    sparse = SpladeEncoder(str(ctx["models"]["splade"]), device=args.device, dtype=dtype)
-    dense = DenseEncoder(str(ctx["models"]["dense"]), device=args.device, dtype=dtype)
-    questions = [q for q, _ in ctx["questions"]]
+    sparse = SpladeEncoder(str(ctx.models["splade"]), device=args.device, dtype=dtype)
+    dense = DenseEncoder(str(ctx.models["dense"]), device=args.device, dtype=dtype)
+    questions = [q for q, _ in ctx.questions]
     queries = [questions[i % len(questions)] for i in range(args.queries)]
 
     def one_sparse(q: str) -> Any:
@@ -101,12 +101,12 @@ def run(args: Any, ctx: dict[str, Any]) -> Section:
         "Qdrant query and hits": stats["search"]["p50_ms"] - stats["both"]["p50_ms"],
         "explanations": stats["explained"]["p50_ms"] - stats["search"]["p50_ms"],
     }
-    section.notes.append(cpu_line(ctx["machine"]))
+    section.notes.append(cpu_line(ctx.machine))
     section.notes.append(
         f"{len(queries)} JSQuAD questions (query truncation {sparse.query_max_length} tokens), "
-        f"device {args.device}, dtype {sparse.dtype}, models {ctx['model_label']} (sparse) and "
+        f"device {args.device}, dtype {sparse.dtype}, models {ctx.model_label} (sparse) and "
         f"the same shape mean-pooled (dense); variants interleaved query by query; torch "
-        f"threads {ctx['machine']['torch_threads']}. Hybrid search: HybridIndex.search over "
+        f"threads {ctx.machine['torch_threads']}. Hybrid search: HybridIndex.search over "
         f"the bundled sample ({len(index_docs)} paragraphs) in an optimized EdgeStore, RRF. "
         f"Breakdown of the explained search's p50 (differences of p50s): "
         + ", ".join(f"{k} {v:.1f} ms" for k, v in breakdown.items())

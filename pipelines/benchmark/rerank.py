@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import Row, Section, comma_list, percentiles
+from .common import BenchContext, Row, Section, comma_list, percentiles
 
 COLUMNS = [
     ("p50_ms", "p50 ms"),
@@ -56,17 +56,17 @@ def reranker_model(splade_dir: Path, tiny: bool) -> Path:
     return path
 
 
-def run(args: Any, ctx: dict[str, Any]) -> Section:
+def run(args: Any, ctx: BenchContext) -> Section:
     from rag_splade import DenseEncoder, Document, EdgeStore, HybridIndex, Reranker, SpladeEncoder
 
     section = Section("rerank", "8. Rerank cost (hybrid search, top 10)", COLUMNS)
-    questions = [q for q, _ in ctx["questions"]]
+    questions = [q for q, _ in ctx.questions]
     queries = [questions[i % len(questions)] for i in range(max(args.rerank_queries, 1))]
-    docs = [Document(id=f"p{i}", text=t) for i, t in enumerate(ctx["paragraphs"])]
-    splade_dir = Path(ctx["models"]["splade"])
+    docs = [Document(id=f"p{i}", text=t) for i, t in enumerate(ctx.paragraphs)]
+    splade_dir = Path(ctx.models["splade"])
     reranker = Reranker(str(reranker_model(splade_dir, args.tiny)), device=args.device)
     sparse = SpladeEncoder(str(splade_dir), device=args.device)
-    dense = DenseEncoder(str(ctx["models"]["dense"]), device=args.device)
+    dense = DenseEncoder(str(ctx.models["dense"]), device=args.device)
     depths = sorted({n for n in args.rerank_candidates if n >= TOP_K})
     with (
         tempfile.TemporaryDirectory() as folder,
@@ -114,6 +114,6 @@ def run(args: Any, ctx: dict[str, Any]) -> Section:
         f"{shape['layers']} layers, hidden {shape['hidden']}"
         + ("" if args.tiny else " (the shape of japanese-reranker-cross-encoder-small-v1)")
         + ", max length 512; encoders: "
-        f"{ctx['model_label']}. ms per pair: the reranker alone on that many paragraphs."
+        f"{ctx.model_label}. ms per pair: the reranker alone on that many paragraphs."
     )
     return section

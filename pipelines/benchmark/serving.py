@@ -16,11 +16,10 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import httpx
 
-from .common import Row, Section, percentiles
+from .common import BenchContext, Row, Section, percentiles
 
 COLUMNS = [
     ("requests_per_s", "requests/s"),
@@ -44,24 +43,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args: argparse.Namespace, ctx: dict[str, Any]) -> Section:
+def run(args: argparse.Namespace, ctx: BenchContext) -> Section:
     """The `serving` section of `rag-splade bench`, on the benchmark's speed models."""
     levels = [int(v) for v in str(args.serving_concurrency).split(",") if v.strip()]
     if not levels or min(levels) < 1:
         raise ValueError(f"--serving-concurrency needs positive integers, got {levels}")
     with tempfile.TemporaryDirectory(prefix="rag-splade-serving-") as work:
         section = serving_section(
-            ctx["models"]["splade"],
-            ctx["models"]["dense"],
+            ctx.models["splade"],
+            ctx.models["dense"],
             device=args.device,
             dtype=args.dtype.split(",")[0].strip(),
-            texts=ctx["paragraphs"][: args.serving_docs],
-            queries=ctx["query_texts"],
+            texts=ctx.paragraphs[: args.serving_docs],
+            queries=ctx.query_texts,
             work_dir=Path(work),
             concurrency=levels,
             requests_per_level=args.serving_requests,
         )
-    section.notes.append(f"Models: {ctx['model_label']} (sparse), the same shape (dense).")
+    section.notes.append(f"Models: {ctx.model_label} (sparse), the same shape (dense).")
     return section
 
 

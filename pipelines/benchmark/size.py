@@ -22,7 +22,7 @@ import numpy as np
 
 from rag_splade.types import SparseVector
 
-from .common import Row, Section, comma_list, jsquad
+from .common import BenchContext, Row, Section, comma_list, jsquad
 
 COLUMNS = [
     ("terms", "terms/chunk"),
@@ -100,11 +100,11 @@ def ndcg10(rankings: list[list[tuple[int, float]]], relevant: list[int]) -> floa
     return float(evaluate(qrels, run, "ndcg@10"))
 
 
-def run(args: Any, ctx: dict[str, Any]) -> Section:
+def run(args: Any, ctx: BenchContext) -> Section:
     from rag_splade import SpladeEncoder
 
     section = Section("size", "5. Sparse index size per chunk and nDCG@10", COLUMNS)
-    encoder = SpladeEncoder(str(ctx["models"]["lexical"]), device="cpu")
+    encoder = SpladeEncoder(str(ctx.models["lexical"]), device="cpu")
     paragraphs, questions = jsquad(args.size_texts)
     docs = encoder.encode_documents(paragraphs)
     queries = encoder.encode_queries([q for q, _ in questions])

@@ -20,7 +20,7 @@ import numpy as np
 from rag_splade.store.base import ChunkPoint, HybridQuery, VectorSpec
 from rag_splade.types import SparseVector
 
-from .common import Row, Section, percentiles
+from .common import BenchContext, Row, Section, percentiles
 
 VOCAB = 32_768
 DENSE = 512
@@ -107,7 +107,7 @@ def upsert_timed(store: Any, points: list[ChunkPoint]) -> float:
     return len(points) / (time.perf_counter() - start)
 
 
-def run(args: Any, ctx: dict[str, Any]) -> Section:
+def run(args: Any, ctx: BenchContext) -> Section:
     section = Section("store", "4. Store: hybrid query latency and upserts", COLUMNS)
     sizes = sorted(args.points)
     queries = make_queries(args.store_queries)

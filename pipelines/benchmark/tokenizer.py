@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import Row, Section, cpu_line
+from .common import BenchContext, Row, Section, cpu_line
 
 COLUMNS = [
     ("texts", "texts"),
@@ -43,14 +43,14 @@ def text_sets(args: Any) -> list[tuple[str, list[str]]]:
     return sets
 
 
-def run(args: Any, ctx: dict[str, Any]) -> Section:
+def run(args: Any, ctx: BenchContext) -> Section:
     from transformers import AutoTokenizer
 
     from rag_splade.text.fast_tokenizer import fast_tokenizer_for
 
     section = Section("tokenizer", "2. Japanese tokenizer alone (one core)", COLUMNS)
-    section.notes.append(cpu_line(ctx["machine"]))
-    tokenizer = AutoTokenizer.from_pretrained(str(ctx["models"]["splade"]))
+    section.notes.append(cpu_line(ctx.machine))
+    tokenizer = AutoTokenizer.from_pretrained(str(ctx.models["splade"]))
     fast = fast_tokenizer_for(tokenizer)
     if fast is None:
         section.notes.append(f"no fast path for {type(tokenizer).__name__}: nothing to compare")
@@ -94,7 +94,7 @@ def run(args: Any, ctx: dict[str, Any]) -> Section:
         else:
             os.environ["TOKENIZERS_PARALLELISM"] = before
     section.notes.append(
-        f"Tokenizer of the speed model ({ctx['model_label']}); paragraphs as JSQuAD writes "
+        f"Tokenizer of the speed model ({ctx.model_label}); paragraphs as JSQuAD writes "
         f"them, title and [SEP] included, not truncated; median of {REPEATS} interleaved "
         f"passes. The fast path is what SpladeEncoder uses for this tokenizer kind."
     )
