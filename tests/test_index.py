@@ -15,6 +15,19 @@ STORES = STORE_KINDS
 make_store = new_store
 
 
+class OtherSize:
+    """A dense encoder that says it gives vectors of another size."""
+
+    def __init__(self, inner, dimension: int) -> None:
+        self.inner, self.model_name, self.dimension = inner, inner.model_name, dimension
+
+    def encode_queries(self, texts):
+        return self.inner.encode_queries(texts)
+
+    def encode_documents(self, texts):
+        return self.inner.encode_documents(texts)
+
+
 def corpus() -> list[Document]:
     texts = sample_texts()[:24]
     return [
@@ -180,17 +193,17 @@ def test_edge_refuses_an_index_built_for_other_vectors(
         pass
     same_size = DenseEncoder(str(random_dense_path), device="cpu")
     HybridIndex(splade, same_size, EdgeStore(tmp_path / "idx")).close()  # same vectors: opens
-    wider = type("Wider", (), {"dimension": 128})  # a dense encoder with another size
+    wider = OtherSize(same_size, 128)  # a dense encoder with another size
     with pytest.raises(ValueError, match="size 64 in the index but the dense encoder gives 128"):
-        HybridIndex(splade, wider, EdgeStore(tmp_path / "idx"))  # type: ignore[arg-type]
+        HybridIndex(splade, wider, EdgeStore(tmp_path / "idx"))
 
 
 def test_server_store_refuses_other_vectors(splade, dense) -> None:
     store = QdrantServerStore(location=":memory:", collection="c")
     HybridIndex(splade, dense, store)
-    wider = type("Wider", (), {"dimension": 32})
+    wider = OtherSize(dense, 32)
     with pytest.raises(ValueError, match="size 64 in the index but the dense encoder gives 32"):
-        HybridIndex(splade, wider, store)  # type: ignore[arg-type]
+        HybridIndex(splade, wider, store)
 
 
 def test_edge_optimizes_after_bulk_writes(tmp_path, splade, dense) -> None:
