@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -48,6 +49,8 @@ from rag_splade.store.base import (
     VectorSpec,
 )
 from rag_splade.store.filters import parse_filters
+from rag_splade.store.payload_indexes import check_declared, check_values
+from rag_splade.store.tenants import ALL_TENANTS, DEFAULT_TENANT, check_tenant
 from rag_splade.text.chunking import Chunk, Chunker
 from rag_splade.types import Document, QueryTerm, SearchHit, SparseVector
 
@@ -118,6 +121,13 @@ class HybridIndex:
         normalize_text: NFKC-normalise chunk texts before storing them.
         reranker: the cross-encoder that `search(..., rerank=True)` uses; None: no reranking.
         rerank_candidates: fused hits the reranker scores unless a search says otherwise.
+        payload_indexes: metadata fields to index in Qdrant, `{key: type}` with a type of
+            `keyword`, `integer`, `float`, `bool` or `datetime`: filters on them use the
+            index, and a value that does not fit its type is refused when added.
+
+    Tenants: the index is the default tenant's; `index.tenant("acme")` is a view of the
+    same encoders and store that reads and writes only tenant `acme` (see
+    `rag_splade.store.tenants`).
 
     Hits come in a fixed order: equal fused scores are ordered by the better of the two
     retriever ranks, then the sparse rank, then the point id (`ranking.tie_break_key`),
@@ -138,6 +148,7 @@ class HybridIndex:
         normalize_text: bool = False,
         reranker: RerankerProtocol | None = None,
         rerank_candidates: int = 50,
+        payload_indexes: Mapping[str, str] | None = None,
     ) -> None:
         check_choice("fusion", fusion, FUSIONS)
         check_positive_int("candidates", candidates)
@@ -171,7 +182,12 @@ class HybridIndex:
             sparse_vocab_size=sparse.vocab_size,
             sparse_fingerprint=sparse.fingerprint,
         )
+        self.payload_fields = check_declared(payload_indexes)
+        self.tenant_id = DEFAULT_TENANT
+        self._is_view = False  # a tenant view shares the store: closing it closes nothing
         store.open(self.spec)
+        if self.payload_fields:
+            store.ensure_payload_indexes(self.payload_fields)
 
     @classmethod
     def from_settings(
@@ -205,7 +221,23 @@ class HybridIndex:
             normalize_text=s.normalize_text,
             reranker=reranker,
             rerank_candidates=s.rerank_candidates,
+            payload_indexes=s.payload_indexes,
         )
+
+    def tenant(self, tenant: str) -> HybridIndex:
+        """This index seen as `tenant`: every read and write of the view (add, search, get,
+        delete, documents, count) is scoped to it in the store, and the same document id
+        in two tenants is two documents. The view shares the encoders and the store;
+        closing it leaves the index open.
+
+        Example:
+            >>> acme = index.tenant("acme")  # doctest: +SKIP
+            >>> acme.add([Document(id="faq-1", text="…")])  # doctest: +SKIP
+        """
+        view = copy.copy(self)
+        view.tenant_id = check_tenant(tenant)
+        view._is_view = True
+        return view
 
     # -- writing ---------------------------------------------------------------------------
     def chunk(self, document: Document) -> list[Chunk]:
@@ -238,6 +270,7 @@ class HybridIndex:
         planned = plan_chunks(docs, self.chunk, chunks, chunk_metadata)
         for p in planned:  # again: a dict can change after its Document was built
             check_metadata(p.metadata, p.doc_id)
+            check_values(p.metadata, self.payload_fields, p.doc_id)
         for start in range(0, len(planned), batch_size):
             self._write_batch(planned[start : start + batch_size])
         if isinstance(self.store, Optimizable):
@@ -260,6 +293,7 @@ class HybridIndex:
                 d,
                 p.total,
                 p.chunk_keys,
+                self.tenant_id,
             )
             for p, s, d in zip(batch, sparse, dense, strict=True)
         ]
@@ -267,23 +301,35 @@ class HybridIndex:
         # Stale chunks go only after the new ones are written: a crash never loses a document.
         for p in batch:
             if p.chunk.index == p.total - 1:
-                self.store.delete_stale_chunks(p.doc_id, keep=p.total)
+                self.store.delete_stale_chunks(p.doc_id, keep=p.total, tenant=self.tenant_id)
 
     def delete(self, doc_id: str) -> int:
         """Delete a document's chunks; return how many there were (0: unknown id)."""
-        return self.store.delete_document(check_doc_id(doc_id))
+        return self.store.delete_document(check_doc_id(doc_id), tenant=self.tenant_id)
 
     def get(self, doc_id: str) -> list[StoredChunk]:
         """A document's stored chunks, in order ([] for an unknown id)."""
-        return self.store.get_document(check_doc_id(doc_id))
+        return self.store.get_document(check_doc_id(doc_id), tenant=self.tenant_id)
 
     def documents(self, filters: Mapping[str, Any] | None = None) -> dict[str, DocumentInfo]:
         """Every stored document (matching `filters`) by id, read without texts or vectors."""
-        return document_infos(self.store.iter_payloads(INFO_FIELDS, parse_filters(filters)))
+        payloads = self.store.iter_payloads(
+            INFO_FIELDS, parse_filters(filters), tenant=self.tenant_id
+        )
+        return document_infos(payloads)
 
     def count(self, filters: Mapping[str, Any] | None = None) -> int:
-        """Chunks in the index (matching `filters`)."""
-        return self.store.count(parse_filters(filters))
+        """Chunks of this tenant (matching `filters`)."""
+        return self.store.count(parse_filters(filters), tenant=self.tenant_id)
+
+    def count_all_tenants(self) -> int:
+        """Chunks of every tenant together (an operator's statistic)."""
+        return self.store.count(tenant=ALL_TENANTS)
+
+    def payload_indexes(self) -> dict[str, str]:
+        """The payload indexes the store holds (payload path -> type); qdrant-client's
+        local mode holds none."""
+        return self.store.payload_indexes()
 
     def optimize(self) -> None:
         """Index freshly written segments now (Edge; a server does it in the background)."""
@@ -395,6 +441,7 @@ class HybridIndex:
                     weights=request.weights,
                     conditions=list(request.conditions),
                     with_sparse_vectors=request.explain,
+                    tenant=self.tenant_id,
                 )
             )
             if request.mode == "hybrid" and request.fusion == "rrf":
@@ -491,7 +538,9 @@ class HybridIndex:
 
     # -- lifecycle -------------------------------------------------------------------------
     def close(self) -> None:
-        self.store.close()
+        """Close the store (a tenant view closes nothing: the index it came from owns it)."""
+        if not self._is_view:
+            self.store.close()
 
     def __enter__(self) -> HybridIndex:
         return self
@@ -500,4 +549,8 @@ class HybridIndex:
         self.close()
 
     def __repr__(self) -> str:
-        return f"HybridIndex(sparse={self.sparse!r}, dense={self.dense!r}, store={self.store!r})"
+        tenant = f", tenant={self.tenant_id!r}" if self.tenant_id != DEFAULT_TENANT else ""
+        return (
+            f"HybridIndex(sparse={self.sparse!r}, dense={self.dense!r}, "
+            f"store={self.store!r}{tenant})"
+        )

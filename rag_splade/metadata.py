@@ -26,7 +26,9 @@ from typing import Any
 MAX_DEPTH = 16
 MAX_KEY_CHARS = 128
 MAX_METADATA_BYTES = 64 * 1024
-RESERVED_KEYS = ("doc_id", "chunk_index")
+# doc_id and chunk_index name the chunk's own fields in filters; tenant is the reserved
+# tenant field (`rag_splade.store.tenants`), chosen by the index view, never by a filter
+RESERVED_KEYS = ("doc_id", "chunk_index", "tenant")
 I64 = (-(2**63), 2**63 - 1)
 KEY = re.compile(r"^[\w-]+$")
 KEY_RULE = (
@@ -58,6 +60,13 @@ def check_int(value: int, where: str) -> None:
         raise ValueError(f"{where} must fit in a signed 64-bit integer, got {value}")
 
 
+_RESERVED_WHY = {
+    "doc_id": "filters use it for the chunk's own field",
+    "chunk_index": "filters use it for the chunk's own field",
+    "tenant": "the tenant comes from the index view or the API key, not from metadata",
+}
+
+
 def check_metadata(metadata: object, doc_id: str = "?") -> None:
     """Raise a TypeError/ValueError naming the document and the field when `metadata`
     breaks a rule of this module."""
@@ -67,10 +76,7 @@ def check_metadata(metadata: object, doc_id: str = "?") -> None:
     for key in metadata:
         check_key(key, where)
         if key in RESERVED_KEYS:
-            raise ValueError(
-                f"{where}: key {key!r} is reserved (filters use it for the chunk's own field); "
-                "rename it"
-            )
+            raise ValueError(f"{where}: key {key!r} is reserved ({_RESERVED_WHY[key]}); rename it")
         _check_value(metadata[key], f"{where}.{key}", 1)
     size = len(json.dumps(metadata, ensure_ascii=False).encode())
     if size > MAX_METADATA_BYTES:

@@ -100,6 +100,12 @@ class Settings(BaseSettings):
     sparse_datatype: Literal["float32", "float16"] = Field(
         "float32", description="Storage of SPLADE weights, fixed when the index is created."
     )
+    payload_indexes: dict[str, str] = Field(
+        default_factory=dict,
+        description='Metadata fields with a Qdrant payload index, as JSON: {"source": '
+        '"keyword", "year": "integer"} (types: keyword, integer, float, bool, datetime). '
+        "Filters on them use the index; other fields are scanned.",
+    )
     shard_number: int | None = Field(None, ge=1, description="Shards of a new server collection.")
     replication_factor: int | None = Field(
         None, ge=1, description="Replicas of a new server collection."
@@ -150,6 +156,13 @@ class Settings(BaseSettings):
     @classmethod
     def _local_model_is_absolute(cls, value: str | None) -> str | None:
         return None if value is None else resolve_model(value)
+
+    @field_validator("payload_indexes")
+    @classmethod
+    def _payload_indexes_are_known(cls, value: dict[str, str]) -> dict[str, str]:
+        from rag_splade.store.payload_indexes import check_declared
+
+        return dict(check_declared(value))
 
     @field_validator("index_path")
     @classmethod

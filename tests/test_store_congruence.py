@@ -28,15 +28,19 @@ COVERED = {
     "query": "test_query",
     "delete_stale_chunks": "test_deletes",
     "delete_document": "test_deletes",
+    "ensure_payload_indexes": "test_payload_indexes",
+    "payload_indexes": "test_payload_indexes",
     "close": "both fixture",
 }
+TENANTS = ("default", "acme")
 
 
 def corpus(seed: int = 7) -> list[ChunkPoint]:
-    """24 documents of 1-3 chunks, random sparse and dense vectors, varied metadata."""
+    """24 documents of 1-3 chunks, random sparse and dense vectors, varied metadata; the
+    last 8 ids also in tenant `acme` (other vectors: two documents under one id)."""
     rng = np.random.default_rng(seed)
     found = []
-    for d in range(24):
+    for d, tenant in [(d, "default") for d in range(24)] + [(d, "acme") for d in range(16, 24)]:
         chunks = int(rng.integers(1, 4))
         for c in range(chunks):
             terms = np.sort(
@@ -62,6 +66,7 @@ def corpus(seed: int = 7) -> list[ChunkPoint]:
                     ),
                     dense=dense / np.linalg.norm(dense),
                     chunk_count=chunks,
+                    tenant=tenant,
                 )
             )
     return found
@@ -147,7 +152,8 @@ def test_iter_payloads(both: dict[str, QdrantStoreBase]) -> None:
         found = store.iter_payloads(fields, conditions)
         return sorted(repr(sorted(p.items())) for p in found)
 
-    assert len(same(both, lambda s: rows(s, ["doc_id", "chunk_index"]))) == len(corpus())
+    defaults = [p for p in corpus() if p.tenant == "default"]
+    assert len(same(both, lambda s: rows(s, ["doc_id", "chunk_index"]))) == len(defaults)
     same(both, lambda s: rows(s, ["doc_id", "metadata", "chunk_count"]))
     assert same(both, lambda s: rows(s, ["doc_id"], {"source": "blog"}))
 
@@ -211,3 +217,62 @@ def test_deletes(both: dict[str, QdrantStoreBase]) -> None:
     assert same(both, lambda s: s.delete_document(longest)) == 0
     assert same(both, lambda s: s.delete_document("missing")) == 0
     same(both, lambda s: s.count())
+
+
+@pytest.mark.parametrize("tenant", [*TENANTS, "*"])
+def test_tenants_see_their_own(both: dict[str, QdrantStoreBase], tenant: str) -> None:
+    expected = [p for p in corpus() if tenant in ("*", p.tenant)]
+    assert same(both, lambda s: s.count(tenant=tenant)) == len(expected)
+    ids = same(
+        both, lambda s: sorted(r["doc_id"] for r in s.iter_payloads(["doc_id"], tenant=tenant))
+    )
+    assert ids == sorted(p.doc_id for p in expected)
+    if tenant == "*":
+        return
+    rng = np.random.default_rng(3)
+    dense = rng.normal(size=SPEC.dense_size).astype(np.float32)
+    query = HybridQuery(mode="dense", limit=50, candidates=50, dense=dense, tenant=tenant)
+    hits = same(both, lambda s: [h.chunk.id for h in s.query(query)])
+    assert sorted(hits) == sorted(p.id for p in expected)
+    doc = same(both, lambda s: s.get_document("doc-20", tenant=tenant))
+    assert {c.id for c in doc} == {p.id for p in expected if p.doc_id == "doc-20"}
+
+
+def test_a_write_or_get_never_names_every_tenant(both: dict[str, QdrantStoreBase]) -> None:
+    for store in both.values():
+        calls = (
+            (store.delete_document, ("doc-20",), "*"),
+            (store.delete_stale_chunks, ("doc-20", 0), "*"),
+            (store.get_document, ("doc-20",), "*"),
+            (store.count, (), "no such/tenant"),
+        )
+        for call, args, tenant in calls:
+            with pytest.raises(ValueError, match="not a tenant id"):
+                call(*args, tenant=tenant)
+    assert same(both, lambda s: s.count(tenant="*")) == len(corpus())
+
+
+def test_deleting_in_one_tenant_leaves_the_other(both: dict[str, QdrantStoreBase]) -> None:
+    acme = sum(p.doc_id == "doc-20" for p in corpus() if p.tenant == "acme")
+    assert same(both, lambda s: s.delete_document("doc-20", tenant="acme")) == acme
+    assert same(both, lambda s: len(s.get_document("doc-20"))) > 0
+
+
+def test_payload_indexes(both: dict[str, QdrantStoreBase]) -> None:
+    """Edge holds the tenant index and the declared ones; qdrant-client's local mode holds
+    none (it would ignore them): the one answer that differs, and the docs say so."""
+    for store in both.values():
+        store.ensure_payload_indexes({"year": "integer", "nested.team": "keyword"})
+        store.ensure_payload_indexes({"year": "integer"})  # again: nothing to do
+    assert both["edge"].payload_indexes() == {
+        "chunk_index": "integer",
+        "doc_id": "keyword",
+        "metadata.nested.team": "keyword",
+        "metadata.year": "integer",
+        "tenant": "tenant",
+    }
+    assert both["memory"].payload_indexes() == {}
+    # the answers do not depend on the index
+    same(both, lambda s: s.count(parse_filters({"year": {"gte": 2021}})))
+    with pytest.raises(ValueError, match="type 'text' is not one of"):
+        both["edge"].ensure_payload_indexes({"year": "text"})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -12,6 +12,7 @@ import numpy as np
 from rag_splade.checks import check_choice
 from rag_splade.ranking import Fusion, Mode, list_ranks, tie_break_key
 from rag_splade.store.filters import Condition
+from rag_splade.store.tenants import DEFAULT_TENANT, TENANT_FIELD
 from rag_splade.types import SparseVector
 
 DENSE_VECTOR = "dense"
@@ -20,9 +21,13 @@ SPARSE_VECTOR = "sparse"
 POINT_NAMESPACE = uuid.UUID("3f0c6a52-8d1e-4d8e-9a39-1f6b2c7d9e10")
 
 
-def point_id(doc_id: str, chunk_index: int) -> str:
-    """The stable point id of a chunk: re-adding a document overwrites the same points."""
-    return str(uuid.uuid5(POINT_NAMESPACE, f"{doc_id}\x1f{chunk_index}"))
+def point_id(doc_id: str, chunk_index: int, tenant: str = DEFAULT_TENANT) -> str:
+    """The stable point id of a chunk: re-adding a document overwrites the same points.
+
+    The tenant is part of it (the default tenant's ids are the ones indexes always had),
+    so one document id in two tenants is two documents."""
+    scoped = doc_id if tenant == DEFAULT_TENANT else f"{tenant}\x1e{doc_id}"
+    return str(uuid.uuid5(POINT_NAMESPACE, f"{scoped}\x1f{chunk_index}"))
 
 
 @dataclass(frozen=True)
@@ -52,10 +57,11 @@ class ChunkPoint:
     chunk_count: int  # chunks in its document: tells a complete document from one cut short
     # metadata keys that belong to this chunk alone (e.g. its page), not to the document
     chunk_keys: tuple[str, ...] = ()
+    tenant: str = DEFAULT_TENANT
 
     @property
     def id(self) -> str:
-        return point_id(self.doc_id, self.chunk_index)
+        return point_id(self.doc_id, self.chunk_index, self.tenant)
 
     def payload(self) -> dict[str, Any]:
         payload = {
@@ -69,6 +75,8 @@ class ChunkPoint:
         }
         if self.chunk_keys:
             payload["chunk_keys"] = list(self.chunk_keys)
+        if self.tenant != DEFAULT_TENANT:  # the default tenant's points carry no tenant field
+            payload[TENANT_FIELD] = self.tenant
         return payload
 
 
@@ -119,6 +127,7 @@ class HybridQuery:
     weights: tuple[float, float] | None = None  # (sparse, dense), RRF only
     conditions: list[Condition] = field(default_factory=list)
     with_sparse_vectors: bool = False
+    tenant: str = DEFAULT_TENANT  # the store adds its condition beneath `conditions`
 
 
 @dataclass(frozen=True)
@@ -236,29 +245,46 @@ def describe_mismatch(expected: VectorSpec, found: dict[str, Any]) -> list[str]:
 
 @runtime_checkable
 class HybridStore(Protocol):
-    """What `HybridIndex` needs from a store. `EdgeStore` and `QdrantServerStore` implement it."""
+    """What `HybridIndex` needs from a store. `EdgeStore` and `QdrantServerStore` implement it.
+
+    Every read and write is scoped to one tenant (`rag_splade.store.tenants`): the store
+    adds the tenant's condition beneath the caller's conditions. Reads alone may name
+    `ALL_TENANTS`.
+    """
 
     def open(self, spec: VectorSpec) -> None:
         """Create the index, or open it and check it matches `spec` (raise if not)."""
 
     def upsert(self, points: Sequence[ChunkPoint]) -> None: ...
 
-    def delete_stale_chunks(self, doc_id: str, keep: int) -> None:
+    def delete_stale_chunks(self, doc_id: str, keep: int, *, tenant: str = DEFAULT_TENANT) -> None:
         """Delete the chunks of `doc_id` whose index is >= `keep`."""
 
-    def delete_document(self, doc_id: str) -> int:
+    def delete_document(self, doc_id: str, *, tenant: str = DEFAULT_TENANT) -> int:
         """Delete every chunk of `doc_id`; return how many there were."""
 
-    def get_document(self, doc_id: str) -> list[StoredChunk]: ...
+    def get_document(self, doc_id: str, *, tenant: str = DEFAULT_TENANT) -> list[StoredChunk]: ...
 
     def iter_payloads(
-        self, fields: Sequence[str], conditions: list[Condition] | None = None
+        self,
+        fields: Sequence[str],
+        conditions: list[Condition] | None = None,
+        *,
+        tenant: str = DEFAULT_TENANT,
     ) -> Iterator[dict[str, Any]]:
         """Every chunk's payload, only the top-level `fields`, page by page, in no set order."""
 
     def query(self, query: HybridQuery) -> list[RankedChunk]: ...
 
-    def count(self, conditions: list[Condition] | None = None) -> int: ...
+    def count(
+        self, conditions: list[Condition] | None = None, *, tenant: str = DEFAULT_TENANT
+    ) -> int: ...
+
+    def ensure_payload_indexes(self, fields: Mapping[str, str]) -> None:
+        """Create the payload index of each declared metadata field that lacks one."""
+
+    def payload_indexes(self) -> dict[str, str]:
+        """The payload indexes the engine holds: payload path -> type."""
 
     def close(self) -> None: ...
 

@@ -17,6 +17,7 @@ from rag_splade.errors import DiskFullError, IndexDamagedError, IndexInUseError
 from rag_splade.store.base import HybridQuery, VectorSpec
 from rag_splade.store.filters import Condition
 from rag_splade.store.qdrant_base import Ask, QdrantStoreBase, Source, With
+from rag_splade.store.tenants import TENANT_FIELD
 from rag_splade.types import SparseVector
 
 MANIFEST = "rag_splade.json"  # beside the shard: what the index was built for
@@ -31,6 +32,12 @@ RECOVER = (
     "POST /v1/admin/snapshots/latest/restore) or re-ingest into a new index path"
 )
 
+
+# Edge's payload index types by their names, as `payload_indexes()` reports them.
+_SCHEMA_NAMES = {
+    f"PayloadSchemaType.{name}": name.lower()
+    for name in ("Keyword", "Integer", "Float", "Bool", "Datetime", "Text", "Geo", "Uuid")
+}
 
 # The errors live in one module; importing them from here keeps working.
 __all__ = ["MIN_FREE_BYTES", "DiskFullError", "EdgeStore", "IndexDamagedError", "IndexInUseError"]
@@ -184,8 +191,10 @@ class EdgeStore(QdrantStoreBase[qe.Filter, qe.Point, qe.QueryRequest]):
                 f"{points} points was written and the index is unchanged"
             )
 
-    def _condition(self, condition: Condition) -> qe.FieldCondition:
+    def _condition(self, condition: Condition) -> qe.FieldCondition | qe.IsEmptyCondition:
         field, kind, value = condition.field, condition.kind, condition.value
+        if kind == "empty":
+            return qe.IsEmptyCondition(field)
         if kind == "range":
             return qe.FieldCondition(field, range=qe.RangeFloat(**value))
         return qe.FieldCondition(
@@ -241,6 +250,21 @@ class EdgeStore(QdrantStoreBase[qe.Filter, qe.Point, qe.QueryRequest]):
 
     def _run_batch(self, requests: list[qe.QueryRequest]) -> list[list[qe.ScoredPoint]]:
         return self._require().query_batch(qe.QueryBatchRequest(requests))
+
+    def _payload_schema(self) -> dict[str, str]:
+        held = self._require().info().payload_schema
+        return {
+            path: "tenant" if path == TENANT_FIELD else _SCHEMA_NAMES[str(info.data_type)]
+            for path, info in held.items()
+        }
+
+    def _create_field_index(self, path: str, kind: str) -> None:
+        schema: Any = (
+            qe.KeywordIndexParams(is_tenant=True)
+            if kind == "tenant"
+            else getattr(qe.PayloadSchemaType, kind.title())
+        )
+        self._require().update(qe.UpdateOperation.create_field_index(path, schema))
 
     def _require(self) -> qe.EdgeShard:
         if self._shard is None:

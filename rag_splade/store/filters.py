@@ -27,7 +27,7 @@ class Condition:
     """One condition on a payload field (`field` is the payload path)."""
 
     field: str
-    kind: Literal["eq", "any", "range"]
+    kind: Literal["eq", "any", "range", "empty"]  # empty: the field is absent (no value)
     value: Any
 
 
@@ -46,6 +46,11 @@ def parse_filters(filters: Mapping[str, Any] | None) -> list[Condition]:
     conditions = []
     for key, value in filters.items():
         _check_path(key)
+        if key.split(".")[0] == "tenant":
+            raise ValueError(
+                "filter key 'tenant' is reserved: a search sees one tenant, the one of "
+                "index.tenant(...) or of the API key; filters cannot name or widen it"
+            )
         conditions.append(_condition(key, value))
     return conditions
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Generic, NamedTuple, Protocol, TypeAlias, TypeVar
 
 from rag_splade.store.base import (
@@ -23,7 +23,9 @@ from rag_splade.store.base import (
     describe_mismatch,
     plan,
 )
-from rag_splade.store.filters import Condition
+from rag_splade.store.filters import Condition, payload_field
+from rag_splade.store.payload_indexes import check_declared
+from rag_splade.store.tenants import ALL_TENANTS, DEFAULT_TENANT, TENANT_FIELD, check_tenant
 from rag_splade.types import SparseVector
 
 SCROLL_PAGE = 256  # records one scroll request asks for
@@ -107,6 +109,8 @@ class QdrantStoreBase(ABC, Generic[FilterT, PointT, RequestT]):
                 raise datatype_mismatch(self._where, stored, self.sparse_datatype)
             self._load()
         self.spec = spec
+        # an index from before tenants gets its tenant index here, once
+        self._ensure({TENANT_FIELD: "tenant"})
 
     def _load(self) -> None:
         """Open the existing index once it is known to fit (a hook; nothing by default)."""
@@ -119,6 +123,8 @@ class QdrantStoreBase(ABC, Generic[FilterT, PointT, RequestT]):
     def upsert(self, points: Sequence[ChunkPoint]) -> None:
         """Write `points` (a known id is overwritten), `batch_size` a request."""
         spec = self._spec()
+        for tenant in {p.tenant for p in points}:
+            check_tenant(tenant)  # ALL_TENANTS is for reads only
         built = [
             self._point(
                 p.id,
@@ -134,15 +140,16 @@ class QdrantStoreBase(ABC, Generic[FilterT, PointT, RequestT]):
             with self._lock:
                 self._upsert(built[start : start + self.batch_size])
 
-    def delete_stale_chunks(self, doc_id: str, keep: int) -> None:
+    def delete_stale_chunks(self, doc_id: str, keep: int, *, tenant: str = DEFAULT_TENANT) -> None:
         """Delete the chunks of `doc_id` whose index is >= `keep`."""
         stale = [_of_document(doc_id), Condition("chunk_index", "range", {"gte": float(keep)})]
+        flt = self._all_of(self._with_tenant(stale, tenant, write=True))
         with self._lock:
-            self._delete(self._all_of(stale))
+            self._delete(flt)
 
-    def delete_document(self, doc_id: str) -> int:
+    def delete_document(self, doc_id: str, *, tenant: str = DEFAULT_TENANT) -> int:
         """Delete every chunk of `doc_id`; return how many there were."""
-        flt = self._all_of([_of_document(doc_id)])
+        flt = self._all_of(self._with_tenant([_of_document(doc_id)], tenant, write=True))
         with self._lock:
             n = self._count(flt)
             if n:
@@ -150,27 +157,52 @@ class QdrantStoreBase(ABC, Generic[FilterT, PointT, RequestT]):
         return n
 
     # -- reads -----------------------------------------------------------------------------
-    def get_document(self, doc_id: str) -> list[StoredChunk]:
+    def get_document(self, doc_id: str, *, tenant: str = DEFAULT_TENANT) -> list[StoredChunk]:
         """A document's chunks in order ([] for an unknown id)."""
-        records = self._scroll(self._all_of([_of_document(doc_id)]), True)
+        records = self._scroll(self._scoped([_of_document(doc_id)], tenant, write=True), True)
         chunks = [StoredChunk.from_payload(r.id, r.payload or {}) for r in records]
         return sorted(chunks, key=lambda c: c.chunk_index)
 
     def iter_payloads(
-        self, fields: Sequence[str], conditions: list[Condition] | None = None
+        self,
+        fields: Sequence[str],
+        conditions: list[Condition] | None = None,
+        *,
+        tenant: str = DEFAULT_TENANT,
     ) -> Iterator[dict[str, Any]]:
         """Every chunk's payload, only the top-level `fields`, page by page, in no set order."""
-        for record in self._scroll(self._filter(conditions or []), list(fields)):
+        for record in self._scroll(self._scoped(conditions or [], tenant), list(fields)):
             yield dict(record.payload or {})
 
-    def count(self, conditions: list[Condition] | None = None) -> int:
-        """Chunks that meet every condition (all chunks without any)."""
-        return self._count(self._filter(conditions or []))
+    def count(
+        self, conditions: list[Condition] | None = None, *, tenant: str = DEFAULT_TENANT
+    ) -> int:
+        """Chunks of `tenant` that meet every condition (all its chunks without any)."""
+        return self._count(self._scoped(conditions or [], tenant))
+
+    # -- payload indexes -------------------------------------------------------------------
+    def ensure_payload_indexes(self, fields: Mapping[str, str]) -> None:
+        """Create the payload index of each declared metadata field that lacks one (an
+        index is never dropped here: other processes may rely on it)."""
+        self._ensure({payload_field(k): kind for k, kind in check_declared(fields).items()})
+
+    def payload_indexes(self) -> dict[str, str]:
+        """The payload indexes the engine holds: payload path -> type (`tenant` for the
+        tenant field)."""
+        return dict(sorted(self._payload_schema().items()))
+
+    def _ensure(self, fields: Mapping[str, str]) -> None:
+        held = self._payload_schema()
+        missing = {path: kind for path, kind in fields.items() if path not in held}
+        if missing:
+            with self._lock:
+                for path, kind in missing.items():
+                    self._create_field_index(path, kind)
 
     def query(self, query: HybridQuery) -> list[RankedChunk]:
         """One search as one batch: the answer list first, then each retriever's list."""
         spec = self._spec()
-        flt = self._filter(query.conditions)
+        flt = self._scoped(query.conditions, query.tenant)
         sources = {}
         if query.sparse is not None:
             sources["sparse"] = Source(self._sparse(query.sparse), spec.sparse_name)
@@ -208,8 +240,22 @@ class QdrantStoreBase(ABC, Generic[FilterT, PointT, RequestT]):
             if offset is None:
                 return
 
-    def _filter(self, conditions: Sequence[Condition]) -> FilterT | None:
-        return self._all_of(conditions) if conditions else None
+    def _scoped(
+        self, conditions: Sequence[Condition], tenant: str, *, write: bool = False
+    ) -> FilterT | None:
+        """`conditions` ANDed beneath the tenant's own condition: the user's conditions can
+        only narrow what the tenant sees. `ALL_TENANTS` (reads only) adds none."""
+        scoped = self._with_tenant(conditions, tenant, write=write)
+        return self._all_of(scoped) if scoped else None
+
+    @staticmethod
+    def _with_tenant(
+        conditions: Sequence[Condition], tenant: str, *, write: bool
+    ) -> list[Condition]:
+        tenant = check_tenant(tenant, allow_all=not write)
+        if tenant == ALL_TENANTS:
+            return list(conditions)
+        return [tenant_condition(tenant), *conditions]
 
     def _all_of(self, conditions: Sequence[Condition]) -> FilterT:
         return self._must([self._condition(c) for c in conditions])
@@ -264,6 +310,20 @@ class QdrantStoreBase(ABC, Generic[FilterT, PointT, RequestT]):
     @abstractmethod
     def _run_batch(self, requests: list[RequestT]) -> Sequence[Sequence[ScoredRecord]]: ...
 
+    # Payload indexes: what the engine holds (payload path -> one of FIELD_TYPES, or
+    # "tenant"), and creating one (`kind` "tenant": a keyword index with is_tenant=true).
+    @abstractmethod
+    def _payload_schema(self) -> dict[str, str]: ...
+    @abstractmethod
+    def _create_field_index(self, path: str, kind: str) -> None: ...
+
 
 def _of_document(doc_id: str) -> Condition:
     return Condition("doc_id", "eq", doc_id)
+
+
+def tenant_condition(tenant: str) -> Condition:
+    """The condition that keeps `tenant`'s points: the default tenant's carry no field."""
+    if tenant == DEFAULT_TENANT:
+        return Condition(TENANT_FIELD, "empty", None)
+    return Condition(TENANT_FIELD, "eq", tenant)

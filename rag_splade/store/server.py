@@ -11,6 +11,7 @@ from rag_splade.store.base import HybridQuery, VectorSpec
 from rag_splade.store.filters import Condition
 from rag_splade.store.outage import GuardedClient
 from rag_splade.store.qdrant_base import Ask, QdrantStoreBase, Source, With
+from rag_splade.store.tenants import TENANT_FIELD
 from rag_splade.types import SparseVector
 
 
@@ -122,8 +123,10 @@ class QdrantServerStore(QdrantStoreBase[models.Filter, models.PointStruct, model
             ):
                 self.client.create_payload_index(self.collection, name, schema)
 
-    def _condition(self, condition: Condition) -> models.FieldCondition:
+    def _condition(self, condition: Condition) -> models.FieldCondition | models.IsEmptyCondition:
         field, kind, value = condition.field, condition.kind, condition.value
+        if kind == "empty":
+            return models.IsEmptyCondition(is_empty=models.PayloadField(key=field))
         if kind == "range":
             return models.FieldCondition(key=field, range=models.Range(**value))
         match = models.MatchValue(value=value) if kind == "eq" else models.MatchAny(any=value)
@@ -131,6 +134,27 @@ class QdrantServerStore(QdrantStoreBase[models.Filter, models.PointStruct, model
 
     def _must(self, conditions: list[Any]) -> models.Filter:
         return models.Filter(must=conditions)
+
+    def _payload_schema(self) -> dict[str, str]:
+        if self.url is None:  # qdrant-client's local mode keeps no payload indexes
+            return {}
+        held = self.client.get_collection(self.collection).payload_schema or {}
+        return {
+            path: "tenant"
+            if path == TENANT_FIELD
+            else str(getattr(info.data_type, "value", info.data_type))
+            for path, info in held.items()
+        }
+
+    def _create_field_index(self, path: str, kind: str) -> None:
+        if self.url is None:  # local mode: an index would have no effect (and it warns)
+            return
+        schema: Any = (
+            models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, is_tenant=True)
+            if kind == "tenant"
+            else models.PayloadSchemaType(kind)
+        )
+        self.client.create_payload_index(self.collection, path, field_schema=schema, wait=True)
 
     def _sparse(self, vector: SparseVector) -> models.SparseVector:
         return models.SparseVector(indices=vector.indices.tolist(), values=vector.values.tolist())
