@@ -24,6 +24,7 @@ COMMANDS = {
         "index the bundled JSQuAD sample in an embedded Qdrant Edge index and search it",
     ),
     "snapshot": (".snapshot", "create, list, verify or restore snapshots of the index"),
+    "keys": (".keys", "add, list or revoke the service's scoped API keys (RAG_SPLADE_KEYS_FILE)"),
     "tiny-models": (
         ".tiny_models",
         "build tiny offline Japanese models (for trying the demo without the model hub)",

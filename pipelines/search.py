@@ -18,7 +18,7 @@ from rag_splade.search import (
     requests_for,
 )
 
-from .index_options import add_index_arguments, index_overrides
+from .index_options import add_index_arguments, add_tenant_argument, index_overrides, open_tenant
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -81,7 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dense-model", help="dense model: hub id or local folder")
     parser.add_argument("--json", action="store_true", help="print hits as JSON lines")
     parser.add_argument("--context", action="store_true", help="print the LLM context block")
-    add_index_arguments(parser)
+    add_tenant_argument(add_index_arguments(parser))
 
 
 def _weights(text: str) -> tuple[float, float]:
@@ -118,7 +118,12 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     settings = Settings(**index_overrides(args, "rerank_model", "sparse_model", "dense_model"))
-    with HybridIndex.from_settings(settings, load_reranker=args.rerank) as index:
+    with HybridIndex.from_settings(settings, load_reranker=args.rerank) as whole:
+        try:
+            index = open_tenant(whole, args)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         if index.count() == 0:
             print("error: the index is empty; fill it with `rag-splade ingest`", file=sys.stderr)
             return 1

@@ -8,7 +8,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..index_options import add_index_arguments, index_overrides, settings_problem
+from ..index_options import (
+    add_index_arguments,
+    add_tenant_argument,
+    index_overrides,
+    open_tenant,
+    settings_problem,
+)
 from .readers import SUFFIXES, Problem, ReadOptions
 
 if TYPE_CHECKING:
@@ -52,6 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--encoding", default="utf-8", help="encoding of text files (default utf-8)"
     )
     store = add_index_arguments(parser)
+    add_tenant_argument(store)
     store.add_argument("--sparse-model", help="SPLADE model: hub id or local folder")
     store.add_argument("--dense-model", help="dense model: hub id or local folder")
     store.add_argument(
@@ -155,6 +162,11 @@ def _run(args: argparse.Namespace, settings: Settings, options: ReadOptions) -> 
     def show(problem: Problem) -> None:
         tqdm.write(problem.describe(), file=sys.stderr)
 
+    if args.reindex and getattr(args, "tenant", None):
+        raise ValueError(
+            "--reindex rebuilds the whole index, every tenant's documents: run it without "
+            "--tenant (and re-ingest each tenant after)"
+        )
     exists = index_exists(settings)
     if args.reindex and exists:
         # Read everything before deleting anything: a failed input leaves the index as it is.
@@ -181,7 +193,7 @@ def _run(args: argparse.Namespace, settings: Settings, options: ReadOptions) -> 
             with HybridIndex.from_settings(settings, load_reranker=False) as index:
                 ingest(
                     args.paths,
-                    index,
+                    open_tenant(index, args),
                     options=options,
                     dry_run=True,
                     on_problem=show,
@@ -197,13 +209,19 @@ def _run(args: argparse.Namespace, settings: Settings, options: ReadOptions) -> 
         return EXIT_FAILED if report.failed else EXIT_OK
 
     index = HybridIndex.from_settings(settings, load_reranker=False)
-    print(f"Ingesting into {where} ({models})")
+    try:
+        view = open_tenant(index, args)
+    except ValueError:
+        index.close()
+        raise
+    tenant = f", tenant {view.tenant_id}" if view is not index else ""
+    print(f"Ingesting into {where} ({models}{tenant})")
     report = IngestReport()
     code = EXIT_OK
     try:
         ingest(
             args.paths,
-            index,
+            view,
             options=options,
             batch_size=settings.batch_size,
             delete_missing=args.delete_missing,
