@@ -7,7 +7,6 @@ ingest's bookkeeping) must come back with that tenant's text only."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
