@@ -18,6 +18,7 @@ from fastapi_offline import FastAPIOffline
 
 from rag_splade import HybridIndex, __version__
 
+from .auth import Authenticator
 from .config import ServiceSettings
 from .errors import add_error_handlers
 from .middleware import RequestContextMiddleware, route_path
@@ -40,6 +41,7 @@ def create_app(
     metrics = Metrics()
     logger = configure_logging(s.log_json)
     runtime = Runtime(s, metrics, logger, index=index)
+    authenticator = Authenticator(s)  # a bad key file stops the start, naming the entry
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -60,6 +62,7 @@ def create_app(
     app.state.runtime = runtime
     app.state.metrics = metrics
     app.state.settings = s
+    app.state.authenticator = authenticator
 
     for router in ROUTERS:
         app.include_router(router)
@@ -77,7 +80,7 @@ def create_app(
         metrics=metrics,
         logger=logger,
         max_body_bytes=s.max_request_bytes,
-        api_key=s.api_key.get_secret_value() if s.api_key else None,
+        authenticator=authenticator,
         route_of=lambda scope: route_path(ROUTERS, scope),
     )
     return app

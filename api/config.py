@@ -5,6 +5,8 @@ Every field reads `RAG_SPLADE_<FIELD>` from the environment, like the library se
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, field_validator
 
 from rag_splade.search import MAX_TOP_K
@@ -18,6 +20,13 @@ class ServiceSettings(Settings):
         >>> ServiceSettings(max_top_k=50).max_top_k
         50
     """
+
+    # scoped keys: a file of key hashes with tenants and roles (`rag-splade keys`)
+    keys_file: Path | None = Field(
+        None,
+        description="JSON file of scoped API keys (hashes, tenants, roles), re-read when it "
+        "changes; see Tenants and keys. RAG_SPLADE_API_KEY stays one admin key.",
+    )
 
     # request limits: a request over one gets 413 (size) or 422 (value) naming the limit
     max_request_bytes: int = Field(
@@ -72,6 +81,11 @@ class ServiceSettings(Settings):
         "", description="Comma-separated origins allowed by CORS; empty: CORS off."
     )
     log_json: bool = Field(True, description="Log one JSON line per request.")
+
+    @field_validator("keys_file", mode="before")
+    @classmethod
+    def _empty_keys_file_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("cors_origins")
     @classmethod

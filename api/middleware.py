@@ -15,7 +15,7 @@ from fastapi import APIRouter
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .auth import CHALLENGE, UNAUTHORIZED, key_is_valid, presented_key
+from .auth import CHALLENGE, UNAUTHORIZED, Authenticator
 from .errors import BadEncoding, NotJson, TooLarge, error_body
 from .observability import Metrics, request_id_var
 
@@ -35,14 +35,14 @@ class RequestContextMiddleware:
         metrics: Metrics,
         logger: logging.Logger,
         max_body_bytes: int,
-        api_key: str | None = None,
+        authenticator: Authenticator | None = None,
         route_of: Callable[[Scope], str | None] | None = None,
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.logger = logger
         self.max_body_bytes = max_body_bytes
-        self.api_key = api_key
+        self.authenticator = authenticator
         self.route_of = route_of
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -68,7 +68,7 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            if scope["method"] != "OPTIONS" and self._unauthorized(scope["path"], headers):
+            if scope["method"] != "OPTIONS" and self._unauthorized(scope, headers):
                 # before the body is read: an unauthenticated client costs no parsing; the
                 # refusal is counted under the route it was for
                 refused_route = self.route_of(scope) if self.route_of else None
@@ -102,6 +102,9 @@ class RequestContextMiddleware:
                 label = scope["path"] if "endpoint" in scope else "unmatched"
             method = scope["method"] if scope["method"] in _KNOWN_METHODS else "other"
             self.metrics.requests.labels(label, method, str(status["code"])).inc()
+            tenant = self._tenant_label(scope)
+            if tenant is not None:
+                self.metrics.tenant_requests.labels(tenant, label, str(status["code"])).inc()
             self.metrics.latency.labels(label, method).observe(elapsed)
             path = _printable(scope["path"])  # a %0A in a URL must not start a log line
             self.logger.info(
@@ -113,17 +116,32 @@ class RequestContextMiddleware:
                     "method": _printable(scope["method"]),
                     "path": path,
                     "route": label,
+                    "tenant": tenant,
                     "status": status["code"],
                     "duration_ms": round(elapsed * 1000, 2),
                 },
             )
             request_id_var.reset(token)
 
-    def _unauthorized(self, path: str, headers: dict[str, str]) -> bool:
-        """With an API key set, a `/v1` request without it."""
-        if self.api_key is None or not (path == "/v1" or path.startswith("/v1/")):
+    def _unauthorized(self, scope: Scope, headers: dict[str, str]) -> bool:
+        """A `/v1` request without a valid key (where keys are set); a valid one leaves its
+        principal in the request's state for the routes."""
+        path = scope["path"]
+        if self.authenticator is None or not (path == "/v1" or path.startswith("/v1/")):
             return False
-        return not key_is_valid(presented_key(headers), self.api_key)
+        principal = self.authenticator.principal(headers)
+        if principal is None:
+            return True
+        scope.setdefault("state", {})["principal"] = principal
+        return False
+
+    def _tenant_label(self, scope: Scope) -> str | None:
+        """The request's tenant for metrics and logs: one a key names (or "default"),
+        "other" for any other, None before a route chose one. Never the key."""
+        tenant = scope.get("state", {}).get("tenant")
+        if tenant is None or self.authenticator is None:
+            return None
+        return tenant if tenant in self.authenticator.known_tenants() else "other"
 
     async def _buffered(self, headers: dict[str, str], receive: Receive) -> Receive:
         """Read the whole body (bounded), check it is JSON by content type and UTF-8, and

@@ -28,6 +28,13 @@ class Metrics:
         self.requests = Counter(
             "rag_splade_http_requests", "HTTP requests", ["route", "method", "status"], registry=r
         )
+        # tenant: a tenant a key names (or "default"), else "other": bounded like routes
+        self.tenant_requests = Counter(
+            "rag_splade_tenant_requests",
+            "HTTP requests by tenant",
+            ["tenant", "route", "status"],
+            registry=r,
+        )
         self.latency = Histogram(
             "rag_splade_http_request_duration_seconds",
             "HTTP request latency",
@@ -78,7 +85,7 @@ class RequestIdFilter(logging.Filter):
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, request id and extras."""
 
-    EXTRAS = ("method", "path", "route", "status", "duration_ms", "client", "error")
+    EXTRAS = ("method", "path", "route", "tenant", "status", "duration_ms", "client", "error")
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {

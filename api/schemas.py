@@ -261,9 +261,16 @@ class DocumentListResponse(BaseModel):
 
 
 class StatsResponse(BaseModel):
-    documents: int
+    tenant: str = Field(description="The tenant counted; `*`: every tenant (admin keys).")
+    documents: int = Field(description="Documents (every tenant's: tenant and id pairs).")
     chunks: int
-    incomplete_documents: int = Field(description="Documents a cut-short write left partial.")
+    incomplete_documents: int | None = Field(
+        description="Documents a cut-short write left partial (null for every tenant)."
+    )
+    payload_indexes: dict[str, str] = Field(
+        description="Payload indexes the store holds, payload path -> type (`tenant`: the "
+        "tenant field). qdrant-client's local mode holds none; filters on other fields scan."
+    )
     store: str = Field(description="`EdgeStore` (embedded) or `QdrantServerStore`.")
     sparse_model: str
     dense_model: str

@@ -184,7 +184,7 @@ def test_the_openapi_document_declares_the_key(client) -> None:
         "type": "apiKey",
         "in": "header",
         "name": "X-API-Key",
-        "description": "The service's key (RAG_SPLADE_API_KEY).",
+        "description": "RAG_SPLADE_API_KEY, or a key of RAG_SPLADE_KEYS_FILE.",
     }
     assert schemes["HTTPBearer"]["scheme"] == "bearer"
     for path, operations in spec["paths"].items():

@@ -38,6 +38,8 @@ EXTRA: dict[str, set[str]] = {
         "qdrant_url",
         "collection",
         "device",
+        "tenant",  # which tenant, not how to search
+        "payload_index",
         "help",
     },
     "llama_index": {"self", "index", "key_terms", "callback_manager"},

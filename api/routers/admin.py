@@ -15,7 +15,7 @@ from rag_splade import HybridIndex
 from rag_splade.store.backends import backend_of
 from rag_splade.store.snapshots import SnapshotError, SnapshotInfo, Snapshots
 
-from ..auth import require_api_key
+from ..auth import Admin, require_api_key
 from ..config import ServiceSettings
 from ..deps import ReadyDep, RuntimeDep, SettingsDep
 from ..errors import InvalidRequest, error_responses
@@ -48,7 +48,7 @@ class RestoreOut(BaseModel):
 
 @router.post("/snapshots", response_model=SnapshotOut)
 async def create_snapshot(
-    settings: SettingsDep, runtime: RuntimeDep, ready: ReadyDep
+    settings: SettingsDep, runtime: RuntimeDep, ready: ReadyDep, _admin: Admin
 ) -> SnapshotOut:
     """Snapshot the index now; writes wait while its files are copied, searches go on."""
     index, _ = ready
@@ -60,7 +60,7 @@ async def create_snapshot(
 
 @router.get("/snapshots", response_model=SnapshotListOut)
 async def list_snapshots(
-    settings: SettingsDep, runtime: RuntimeDep, ready: ReadyDep
+    settings: SettingsDep, runtime: RuntimeDep, ready: ReadyDep, _admin: Admin
 ) -> SnapshotListOut:
     """The index's snapshots, oldest first."""
     index, _ = ready
@@ -71,7 +71,7 @@ async def list_snapshots(
 
 @router.post("/snapshots/{name}/restore", response_model=RestoreOut)
 async def restore_snapshot(
-    name: str, settings: SettingsDep, runtime: RuntimeDep, ready: ReadyDep
+    name: str, settings: SettingsDep, runtime: RuntimeDep, ready: ReadyDep, _admin: Admin
 ) -> RestoreOut:
     """Replace the index with snapshot `name` (`latest`: the newest). The snapshot is checked
     whole first, while the service keeps serving; where the restore replaces the index's

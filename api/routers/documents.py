@@ -11,7 +11,7 @@ from fastapi.exceptions import HTTPException
 from rag_splade import Document
 from rag_splade.checks import check_doc_id
 
-from ..auth import require_api_key
+from ..auth import Read, Write, require_api_key
 from ..deps import ReadyDep, RuntimeDep, SettingsDep
 from ..errors import InvalidRequest, TooLarge, error_responses, rejects
 from ..schemas import (
@@ -46,7 +46,11 @@ router = APIRouter(
     ),
 )
 async def add_documents(
-    body: AddDocumentsRequest, settings: SettingsDep, runtime: RuntimeDep, ready: ReadyDep
+    body: AddDocumentsRequest,
+    settings: SettingsDep,
+    runtime: RuntimeDep,
+    ready: ReadyDep,
+    access: Write,
 ) -> AddDocumentsResponse:
     docs = body.documents
     if len(docs) > settings.max_documents_per_request:
@@ -60,7 +64,7 @@ async def add_documents(
                 f"documents[{i}] (id {d.id!r}) has {len(d.text)} characters; the limit is "
                 f"{settings.max_document_chars} (RAG_SPLADE_MAX_DOCUMENT_CHARS): split it"
             )
-    index, _ = ready
+    index = ready[0].tenant(access.tenant)
     documents = rejects(lambda: [Document(id=d.id, text=d.text, metadata=d.metadata) for d in docs])
     result = await runtime.store_call(
         "add",
@@ -75,6 +79,7 @@ async def add_documents(
 async def list_documents(
     runtime: RuntimeDep,
     ready: ReadyDep,
+    access: Read,
     limit: int = Query(100, ge=1, le=1000, description="Documents per page."),
     after: str | None = Query(None, description="The `next_after` of the previous page."),
     filters: str | None = Query(
@@ -87,7 +92,7 @@ async def list_documents(
     time in document-id order. Each page reads the index's document table (ids and
     metadata, no texts or vectors)."""
     parsed = _filters_param(filters)
-    index, _ = ready
+    index = ready[0].tenant(access.tenant)
     infos = await runtime.store_call("documents", lambda: rejects(lambda: index.documents(parsed)))
     ids = sorted(i for i in infos if after is None or i > after)
     page = ids[:limit]
@@ -100,11 +105,11 @@ async def list_documents(
 
 @router.get("/{doc_id:path}", response_model=DocumentOut)
 async def get_document(
-    doc_id: str, request: Request, runtime: RuntimeDep, ready: ReadyDep
+    doc_id: str, request: Request, runtime: RuntimeDep, ready: ReadyDep, access: Read
 ) -> DocumentOut:
     """A document's stored chunks, in order."""
     doc_id = _exact_doc_id(request, doc_id)
-    index, _ = ready
+    index = ready[0].tenant(access.tenant)
     chunks = await runtime.store_call("get", lambda: index.get(doc_id))
     if not chunks:
         raise HTTPException(404, f"no document with id {doc_id!r}")
@@ -113,11 +118,11 @@ async def get_document(
 
 @router.delete("/{doc_id:path}", response_model=DeleteResponse)
 async def delete_document(
-    doc_id: str, request: Request, runtime: RuntimeDep, ready: ReadyDep
+    doc_id: str, request: Request, runtime: RuntimeDep, ready: ReadyDep, access: Write
 ) -> DeleteResponse:
     """Delete a document's chunks."""
     doc_id = _exact_doc_id(request, doc_id)
-    index, _ = ready
+    index = ready[0].tenant(access.tenant)
     deleted = await runtime.store_call("delete", lambda: index.delete(doc_id))
     if deleted == 0:
         raise HTTPException(404, f"no document with id {doc_id!r}")

@@ -7,7 +7,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from ..auth import require_api_key
+from rag_splade.store.tenants import ALL_TENANTS
+
+from ..auth import ReadAny, require_api_key
 from ..deps import ReadyDep, RuntimeDep
 from ..errors import error_responses
 from ..schemas import StatsResponse
@@ -48,15 +50,32 @@ async def prometheus(request: Request) -> Response:
 
 
 @stats_router.get("/stats", response_model=StatsResponse)
-async def stats(runtime: RuntimeDep, ready: ReadyDep) -> StatsResponse:
-    """Counts, the models and the index's search settings."""
-    index, _ = ready
-    infos = await runtime.store_call("documents", lambda: index.documents())
-    chunks = await runtime.store_call("count", index.count)
+async def stats(runtime: RuntimeDep, ready: ReadyDep, access: ReadAny) -> StatsResponse:
+    """Counts of the key's tenant (an admin key: `?tenant=*` counts every tenant), the
+    payload indexes, the models and the index's search settings."""
+    index = ready[0]
+    if access.tenant == ALL_TENANTS:
+        pairs = await runtime.store_call(
+            "documents",
+            lambda: {
+                (p.get("tenant"), p.get("doc_id"))
+                for p in index.store.iter_payloads(["doc_id", "tenant"], tenant=ALL_TENANTS)
+            },
+        )
+        documents, incomplete = len(pairs), None
+        chunks = await runtime.store_call("count", index.count_all_tenants)
+    else:
+        view = index.tenant(access.tenant)
+        infos = await runtime.store_call("documents", lambda: view.documents())
+        documents, incomplete = len(infos), sum(not i.complete for i in infos.values())
+        chunks = await runtime.store_call("count", view.count)
+    payload_indexes = await runtime.store_call("count", index.payload_indexes)
     return StatsResponse(
-        documents=len(infos),
+        tenant=access.tenant,
+        documents=documents,
         chunks=chunks,
-        incomplete_documents=sum(not i.complete for i in infos.values()),
+        incomplete_documents=incomplete,
+        payload_indexes=payload_indexes,
         store=type(index.store).__name__,
         sparse_model=index.sparse.model_name,
         dense_model=index.dense.model_name,

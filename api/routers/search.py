@@ -19,7 +19,7 @@ from rag_splade.context import format_context
 from rag_splade.index import Retrieved
 from rag_splade.search import QueryVectors, SearchOptions, requests_for
 
-from ..auth import require_api_key
+from ..auth import Read, require_api_key
 from ..deps import RuntimeDep, SettingsDep
 from ..errors import InvalidRequest, TooLarge, error_responses, rejects
 
@@ -56,15 +56,18 @@ router = APIRouter(
 
 
 @router.post("", response_model=SearchResponse, description=SEARCH_LIMITS)
-async def search(body: SearchBody, settings: SettingsDep, runtime: RuntimeDep) -> SearchResponse:
-    """Hybrid search for one question: explained hits and an LLM-ready `context` block."""
-    [answer] = await _answer(runtime, settings, [body.query], body)
+async def search(
+    body: SearchBody, settings: SettingsDep, runtime: RuntimeDep, access: Read
+) -> SearchResponse:
+    """Hybrid search for one question in the key's tenant: explained hits and an LLM-ready
+    `context` block."""
+    [answer] = await _answer(runtime, settings, [body.query], body, access.tenant)
     return answer
 
 
 @router.post("/batch", response_model=BatchSearchResponse, description=SEARCH_LIMITS)
 async def search_batch(
-    body: BatchSearchBody, settings: SettingsDep, runtime: RuntimeDep
+    body: BatchSearchBody, settings: SettingsDep, runtime: RuntimeDep, access: Read
 ) -> BatchSearchResponse:
     """Many questions with the same options, answered in order."""
     if len(body.queries) > settings.max_queries_per_request:
@@ -72,11 +75,16 @@ async def search_batch(
             f"{len(body.queries)} queries in one request; the limit is "
             f"{settings.max_queries_per_request} (RAG_SPLADE_MAX_QUERIES_PER_REQUEST)"
         )
-    return BatchSearchResponse(results=await _answer(runtime, settings, body.queries, body))
+    answers = await _answer(runtime, settings, body.queries, body, access.tenant)
+    return BatchSearchResponse(results=answers)
 
 
 async def _answer(
-    runtime: RuntimeDep, settings: SettingsDep, queries: list[str], body: SearchOptionsBody
+    runtime: RuntimeDep,
+    settings: SettingsDep,
+    queries: list[str],
+    body: SearchOptionsBody,
+    tenant: str,
 ) -> list[SearchResponse]:
     """Validate whole (the service's limits, then the library's), encode in the shared
     micro-batch, run each request in the store, shape the answers."""
@@ -119,7 +127,8 @@ async def _answer(
     fields = body.model_dump(exclude={"query", "queries", "context"})
     fields["explain"] = body.explain or body.context  # the context's key terms need them
     options = rejects(lambda: SearchOptions(**fields))
-    index, encoder = runtime.ready()
+    whole, encoder = runtime.ready()
+    index = whole.tenant(tenant)  # every store request below is scoped to it
     # with the index's defaults in place, so that the search cannot refuse them later (and
     # rerank without a reranker is refused here)
     requests = rejects(lambda: [index.resolve(r) for r in requests_for(queries, options)])
