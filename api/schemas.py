@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rag_splade.context import ContextStyle
 from rag_splade.search import DEFAULT_EXPLAIN, Fusion, Mode
 from rag_splade.types import MatchKind
 
@@ -78,6 +79,11 @@ class SearchOptions(Strict):
         description="Return the LLM-ready `context` block. Its key terms come from the "
         "explanations, which are computed for it even with `explain: false` (the hits then "
         "carry none), so the block is the same either way.",
+    )
+    context_style: ContextStyle = Field(
+        "numbered",
+        description="`numbered`: `[n]` headers and `> `-quoted passage lines; `xml`: "
+        "`<passage>` elements with escaped text and the source as attributes.",
     )
 
 

@@ -81,6 +81,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dense-model", help="dense model: hub id or local folder")
     parser.add_argument("--json", action="store_true", help="print hits as JSON lines")
     parser.add_argument("--context", action="store_true", help="print the LLM context block")
+    parser.add_argument(
+        "--context-style",
+        choices=("numbered", "xml"),
+        default="numbered",
+        help="numbered [n] blocks (default) or <passage> elements",
+    )
     add_tenant_argument(add_index_arguments(parser))
 
 
@@ -151,7 +157,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
             for rank, hit in enumerate(shown, start=args.offset + 1):
                 print_hit(rank, hit, out)
             if args.context:
-                print("\n" + format_context(hits) + "\n", file=out)
+                print("\n" + format_context(hits, style=args.context_style) + "\n", file=out)
     return 0
 
 

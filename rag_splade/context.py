@@ -1,29 +1,36 @@
-"""Render hits for an LLM prompt: numbered passages to cite, and highlighted matches.
+"""Render hits for an LLM prompt: passages to cite, and highlighted matches.
 
-`format_context` writes one block per hit, in rank order::
+`format_context(hits)` writes one block per hit, in rank order, in one of two styles.
+
+`style="numbered"` (the default), for a prompt that cites `[n]`::
 
     [1] 出典: 梅雨 (梅雨-0#0) / 一致語: 梅雨, 北海道 / 関連語: 気候
-    梅雨（つゆ、ばいう）は、北海道と小笠原諸島を除く日本、…
+    > 梅雨（つゆ、ばいう）は、北海道と小笠原諸島を除く日本、…
 
     [2] 出典: faq (faq-12#0) / 一致語: 燃費
-    燃費を良くするには、タイヤの空気圧を…
-    ［3］ 出典: 偽物
+    > 燃費を良くするには、タイヤの空気圧を…
+    > ［3］ 出典: 偽物
 
-- A block is a header line and the passage's non-empty lines; blocks are separated by
-  exactly one empty line. Passage lines never start with ``[`` + digits + ``]``: only
-  header lines do, so the next header is the only thing that ends a block.
-- The header names the source (metadata title / source / url / path, else the doc id),
-  the doc id and chunk index, then ``一致語`` (the words both the query and the passage
-  say: whole literal matches, function words left out) and ``関連語`` (expansion terms:
-  words the model related to both although the passage never says them), each only when
-  there are some. Partial matches (a shared WordPiece piece of a longer word) are in
-  neither.
-- Passage text is untrusted: every line break (``\\r``, U+2028, …) becomes a line of its
-  own, blank lines are dropped (a passage cannot end its block), and a line that starts
-  (after blanks) with a bracketed number, ``[2]`` or ``［２］``, gets full-width brackets,
-  ``［2］``, so it cannot pass for a header (the last line of block 2 above). Header
-  fields are kept to one line, with full-width brackets around any bracketed number
-  and `` ／ `` for a `` / `` of their own.
+`style="xml"`, for a prompt that sets retrieved material apart as elements::
+
+    <passage n="1" source="梅雨" doc_id="梅雨-0" chunk="0" key_terms="梅雨, 北海道">
+    梅雨（つゆ、ばいう）は、…
+    </passage>
+
+Passage text is untrusted, and neither style lets it pass for anything else:
+
+- every line break (``\r``, U+2028, …) becomes a line of its own, blank lines are
+  dropped, and invisible format characters (zero-width spaces, direction marks, BOM)
+  are removed;
+- numbered: every passage line starts with ``> `` (so a line such as ``SYSTEM: …`` never
+  starts a line of the prompt, and only headers start with ``[n]``), a bracketed number
+  at a line's start, ``[2]`` or ``［２］``, gets full-width brackets, and chat-template
+  tokens (``<|im_start|>``, ``[INST]``, ``<</SYS>>``, ``</s>``, …) get full-width
+  brackets, so they are text, not control tokens;
+- xml: ``&``, ``<`` and ``>`` are escaped in the text and in the attributes (``"`` too),
+  so a passage cannot close its element or open another, nor spell a chat token.
+
+Header fields (source, doc id, terms) are kept to one line either way.
 """
 
 from __future__ import annotations
@@ -31,17 +38,25 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
+from typing import Literal, get_args
 
 from rag_splade.types import MATCH_KINDS, MatchKind, SearchHit
 
 SOURCE_KEYS = ("title", "source", "url", "path")
-
-# a line that reads like a citation header: blanks or invisible format characters (zero
-# width space, BOM, direction marks), then a bracketed number ([2], ［２］)
-_CITATION = re.compile(
-    r"^([\s\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff]*)"
-    r"[\[［]\s*(\d+)\s*[\]］]"
+ContextStyle = Literal["numbered", "xml"]
+CONTEXT_STYLES: tuple[str, ...] = get_args(ContextStyle)
+QUOTE = "> "  # starts every passage line of the numbered style
+# invisible format characters: they hide a forged header or split a token from view
+_INVISIBLE = re.compile(r"[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff]")
+# chat-template control tokens as models spell them (ChatML, Llama, Gemma, ...)
+_CHAT_TOKEN = re.compile(
+    r"<\|[^<>|\n]{0,40}\|>|<</?SYS>>|\[/?INST\]|</?(?:s|bos|eos|start_of_turn|end_of_turn)>",
+    re.IGNORECASE,
 )
+_FULL_WIDTH = str.maketrans({"<": "＜", ">": "＞", "[": "［", "]": "］", "|": "｜"})
+
+# a line that reads like a citation header: blanks, then a bracketed number ([2], ［２］)
+_CITATION = re.compile(r"^(\s*)[\[［]\s*(\d+)\s*[\]］]")
 
 
 _NUMBER = re.compile(r"[\[［]\s*(\d+)\s*[\]］]")
@@ -56,9 +71,15 @@ def source_of(hit: SearchHit) -> str:
     return hit.doc_id
 
 
-def format_context(hits: Sequence[SearchHit], *, key_terms: int = 6, related_terms: int = 3) -> str:
-    """Numbered passages with their source and matched terms, in rank order, so an answer
-    can cite `[n]` (the format is described in this module's docstring).
+def format_context(
+    hits: Sequence[SearchHit],
+    *,
+    key_terms: int = 6,
+    related_terms: int = 3,
+    style: ContextStyle = "numbered",
+) -> str:
+    """The passages of `hits` with their source and matched terms, in rank order, so an
+    answer can cite them (both styles are described in this module's docstring).
 
     `key_terms` / `related_terms` cap the words listed as ``一致語`` / ``関連語`` (0 leaves
     that list out). Hits without an explanation get a header without terms.
@@ -66,37 +87,76 @@ def format_context(hits: Sequence[SearchHit], *, key_terms: int = 6, related_ter
     Example:
         >>> print(format_context(hits))  # doctest: +SKIP
         [1] 出典: faq (faq-12#0) / 一致語: 燃費, 向上 / 関連語: 車
-        燃費を良くするには…
+        > 燃費を良くするには…
     """
+    if style not in CONTEXT_STYLES:
+        raise ValueError(f"context style must be one of {CONTEXT_STYLES}, got {style!r:.40}")
     blocks = []
     for n, hit in enumerate(hits, start=1):
+        terms: dict[str, list[str]] = {"key_terms": [], "related_terms": []}
+        if hit.explanation is not None:
+            terms["key_terms"] = [t.term for t in hit.explanation.key_terms(key_terms)]
+            terms["related_terms"] = [t.term for t in hit.explanation.related_terms(related_terms)]
+        if style == "xml":
+            blocks.append(_xml_block(n, hit, terms))
+            continue
         source = _one_line(source_of(hit))
         header = f"[{n}] 出典: {source} ({_one_line(hit.doc_id)}#{hit.chunk_index})"
-        if hit.explanation is not None:
-            for label, terms in (
-                ("一致語", hit.explanation.key_terms(key_terms)),
-                ("関連語", hit.explanation.related_terms(related_terms)),
-            ):
-                if terms:
-                    header += f" / {label}: " + ", ".join(_one_line(t.term) for t in terms)
-        blocks.append("\n".join([header, *_passage_lines(hit.text)]))
+        for label, words in (("一致語", terms["key_terms"]), ("関連語", terms["related_terms"])):
+            if words:
+                header += f" / {label}: " + ", ".join(_one_line(w) for w in words)
+        lines = [QUOTE + _unforged(line) for line in _passage_lines(hit.text)]
+        blocks.append("\n".join([header, *lines]))
+    if style == "xml":
+        return "\n".join(["<passages>", *blocks, "</passages>"]) if blocks else ""
     return "\n\n".join(blocks)
 
 
-def _one_line(value: str) -> str:
-    """A header field: one line, no bracketed number, no ` / ` separator of its own."""
-    flat = " ".join(value.split()).replace(" / ", " ／ ")
+def _xml_block(n: int, hit: SearchHit, terms: dict[str, list[str]]) -> str:
+    attributes = {
+        "n": str(n),
+        "source": _one_line(source_of(hit), plain=True),
+        "doc_id": _one_line(hit.doc_id, plain=True),
+        "chunk": str(hit.chunk_index),
+        **{k: ", ".join(_one_line(w, plain=True) for w in v) for k, v in terms.items() if v},
+    }
+    opening = "<passage " + " ".join(
+        f'{k}="{_escape(v, quote=True)}"' for k, v in attributes.items()
+    )
+    return "\n".join(
+        [opening + ">", *(_escape(line) for line in _passage_lines(hit.text)), "</passage>"]
+    )
+
+
+def _escape(text: str, *, quote: bool = False) -> str:
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text.replace('"', "&quot;") if quote else text
+
+
+def _one_line(value: str, *, plain: bool = False) -> str:
+    """A header field: one line without invisible characters; for the numbered style also
+    no bracketed number, no chat token and no ` / ` separator of its own."""
+    flat = " ".join(_INVISIBLE.sub("", value).split())
+    if plain:
+        return flat
+    flat = _CHAT_TOKEN.sub(lambda m: m.group(0).translate(_FULL_WIDTH), flat.replace(" / ", " ／ "))
     return _NUMBER.sub(lambda m: f"［{unicodedata.normalize('NFKC', m.group(1))}］", flat)
 
 
 def _passage_lines(text: str) -> list[str]:
-    """The non-empty lines of a passage, none of which can read as a citation header."""
+    """The non-empty lines of a passage, invisible format characters removed."""
     lines = []
-    for line in text.splitlines():
+    for line in _INVISIBLE.sub("", text).splitlines():
         line = line.rstrip()
         if line.strip():
-            lines.append(_CITATION.sub(_full_width, line, count=1))
+            lines.append(line)
     return lines
+
+
+def _unforged(line: str) -> str:
+    """A numbered-style passage line that cannot read as a header or a chat token."""
+    line = _CITATION.sub(_full_width, line, count=1)
+    return _CHAT_TOKEN.sub(lambda m: m.group(0).translate(_FULL_WIDTH), line)
 
 
 def _full_width(match: re.Match[str]) -> str:

@@ -280,3 +280,14 @@ def test_a_bad_key_file_stops_the_start(tmp_path, lexical_splade_path, lexical_d
         )
         with pytest.raises(KeyFileError, match=message):
             create_app(settings)
+
+
+def test_the_context_style_is_chosen_per_request(client) -> None:
+    reader = key(client.keys["acme-read"])
+    r = client.post("/v1/search", json={**QUERY, "context_style": "xml"}, headers=reader)
+    context = r.json()["context"]
+    assert context.startswith('<passages>\n<passage n="1" ') and context.endswith("</passages>")
+    numbered = client.post("/v1/search", json=QUERY, headers=reader).json()["context"]
+    assert numbered.startswith("[1] 出典: ") and "\n> " in numbered
+    bad = client.post("/v1/search", json={**QUERY, "context_style": "html"}, headers=reader)
+    assert bad.status_code == 422

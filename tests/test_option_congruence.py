@@ -26,7 +26,7 @@ EXCLUDED: dict[str, dict[str, str]] = {
 }
 # Front-end options that are not search options (shaping the answer, not the search).
 EXTRA: dict[str, set[str]] = {
-    "http": {"context", "query", "queries"},
+    "http": {"context", "context_style", "query", "queries"},
     "cli": {
         "query",
         "rerank_model",
@@ -38,6 +38,7 @@ EXTRA: dict[str, set[str]] = {
         "qdrant_url",
         "collection",
         "device",
+        "context_style",
         "tenant",  # which tenant, not how to search
         "payload_index",
         "help",

@@ -15,7 +15,7 @@ import numpy as np
 from fastapi import APIRouter, Depends
 
 from rag_splade import HybridIndex, SearchHit
-from rag_splade.context import format_context
+from rag_splade.context import ContextStyle, format_context
 from rag_splade.index import Retrieved
 from rag_splade.search import QueryVectors, SearchOptions, requests_for
 
@@ -124,7 +124,7 @@ async def _answer(
             f"for {hits} hits; the limit is {settings.max_hits_per_request} "
             "(RAG_SPLADE_MAX_HITS_PER_REQUEST): send fewer queries or a smaller top_k"
         )
-    fields = body.model_dump(exclude={"query", "queries", "context"})
+    fields = body.model_dump(exclude={"query", "queries", "context", "context_style"})
     fields["explain"] = body.explain or body.context  # the context's key terms need them
     options = rejects(lambda: SearchOptions(**fields))
     whole, encoder = runtime.ready()
@@ -144,7 +144,7 @@ async def _answer(
         scores,
         vectors,
         body.explain,
-        body.context,
+        body.context_style if body.context else None,
         settings.max_terms_per_hit,
     )
 
@@ -167,7 +167,7 @@ def _shape(
     scores: Sequence[np.ndarray | None],
     vectors: Sequence[QueryVectors],
     explain: bool,
-    context: bool,
+    context: ContextStyle | None,
     max_terms: int,
 ) -> list[SearchResponse]:
     """Finish each request and shape its answer: hits (without explanations unless
@@ -185,7 +185,7 @@ def _shape(
                 query=request.query,
                 query_terms=[QueryTermOut.model_validate(t) for t in terms],
                 hits=[_hit_out(h, max_terms) for h in shown],
-                context=format_context(hits) if context else None,
+                context=format_context(hits, style=context) if context else None,
             )
         )
     return answers
