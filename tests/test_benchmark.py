@@ -82,6 +82,17 @@ EXPECTED_ROWS = {
         "hybrid search + rerank of 50 candidates",
         "hybrid search + rerank of 100 candidates",
     ],
+    "filtered": [
+        f"{kind}, {label} payload indexes"
+        for label in ("without", "with")
+        for kind in (
+            "unfiltered, every tenant",
+            "source filter (2%), every tenant",
+            "tenant-00 (half the points)",
+            "tenant-07 (about 2.6%)",
+            "tenant-07 + source filter",
+        )
+    ],
 }
 
 
@@ -138,6 +149,8 @@ def results(tmp_path_factory: pytest.TempPathFactory, bench_models: Path, jsquad
             "--serving-docs=8",
             "--explain-queries=3",
             "--rerank-queries=2",
+            "--filter-points=400",
+            "--filter-queries=3",
             f"--model-dir={bench_models}",
             f"--json={out / 'bench.json'}",
         ]
@@ -158,6 +171,7 @@ def test_every_row_is_reported_with_sane_numbers(results: dict) -> None:
         "serving",
         "explain",
         "rerank",
+        "filtered",
     ]
     for name, expected in EXPECTED_ROWS.items():
         rows = {row["name"]: row for row in sections[name]["rows"]}
@@ -205,6 +219,13 @@ def test_every_row_is_reported_with_sane_numbers(results: dict) -> None:
     assert all(m["x_unexplained"] > 0 and m["shared_terms"] >= 1 for m in explained)
     size = {r["name"]: r["metrics"] for r in sections["size"]["rows"]}
     assert size["top-32, float16"]["bytes"] < size["unpruned, float32"]["bytes"]
+    filtered = {r["name"]: r["metrics"] for r in sections["filtered"]["rows"]}
+    for label in ("without", "with"):  # the same points match with or without an index
+        matching = filtered[f"tenant-07 + source filter, {label} payload indexes"]["matching"]
+        assert (
+            0 < matching < filtered[f"tenant-07 (about 2.6%), {label} payload indexes"]["matching"]
+        )
+        assert filtered[f"unfiltered, every tenant, {label} payload indexes"]["matching"] == 400
     rerank = {r["name"]: r for r in sections["rerank"]["rows"]}
     for n in (20, 50, 100):
         m = rerank[f"hybrid search + rerank of {n} candidates"]["metrics"]

@@ -189,3 +189,20 @@ def test_cli_takes_a_tenant(tmp_path, monkeypatch, capsys, lexical_splade_path, 
     bad = ["ingest", str(docs), "--index-path", index, "--payload-index", "year:number"]
     assert main(bad) == 2
     assert "not one of" in capsys.readouterr().err
+
+
+def test_a_snapshot_keeps_the_tenants_apart(tmp_path, splade, dense) -> None:
+    from rag_splade.snapshots import EdgeSnapshots
+
+    path = tmp_path / "index"
+    snapshots = EdgeSnapshots(path, tmp_path / "snaps")
+    with HybridIndex(splade, dense, EdgeStore(path)) as idx:
+        idx.tenant("acme").add([Document("d", TEXTS[0])])
+        idx.tenant("globex").add([Document("d", TEXTS[1])])
+        made = snapshots.create(idx.store)
+        idx.tenant("acme").delete("d")
+    snapshots.restore(made.name)
+    with HybridIndex(splade, dense, EdgeStore(path)) as idx:
+        assert [c.text for c in idx.tenant("acme").get("d")] == [TEXTS[0]]
+        assert [c.text for c in idx.tenant("globex").get("d")] == [TEXTS[1]]
+        assert idx.get("d") == [] and idx.store.payload_indexes()["tenant"] == "tenant"

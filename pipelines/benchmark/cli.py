@@ -40,7 +40,17 @@ TINY_NOTE = (
     "speed (a tiny model's time is mostly fixed overhead), so compare no ratio here."
 )
 
-SECTIONS = ["encode", "tokenizer", "query", "store", "size", "serving", "explain", "rerank"]
+SECTIONS = [
+    "encode",
+    "tokenizer",
+    "query",
+    "store",
+    "size",
+    "serving",
+    "explain",
+    "rerank",
+    "filtered",
+]
 DEFAULT_SECTIONS = ",".join(SECTIONS)
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from rag_splade.errors import IndexInUseError, SnapshotError
+from rag_splade.store.tenants import ALL_TENANTS
 
 __all__ = [
     "EdgeSnapshots",
@@ -119,7 +120,7 @@ class EdgeSnapshots:
         target = self.snapshot_dir / (name + SUFFIX)
         partial = target.with_suffix(".partial")
         with store.paused():  # flushed, and no write until the files are copied
-            points = store.count()
+            points = store.count(tenant=ALL_TENANTS)  # the whole index
             with tarfile.open(partial, "w") as archive:
                 digests = {}
                 for file in sorted(p for p in self.index_path.rglob("*") if p.is_file()):
