@@ -206,3 +206,11 @@ def test_a_snapshot_keeps_the_tenants_apart(tmp_path, splade, dense) -> None:
         assert [c.text for c in idx.tenant("acme").get("d")] == [TEXTS[0]]
         assert [c.text for c in idx.tenant("globex").get("d")] == [TEXTS[1]]
         assert idx.get("d") == [] and idx.store.payload_indexes()["tenant"] == "tenant"
+
+
+def test_a_llama_index_retriever_over_a_tenant_view(index) -> None:
+    pytest.importorskip("llama_index.core")
+    from rag_splade.llama_index import SpladeHybridRetriever
+
+    nodes = SpladeHybridRetriever(index.tenant("globex"), similarity_top_k=8).retrieve(QUERY)
+    assert nodes and {n.node.get_content() for n in nodes} <= set(GLOBEX)
