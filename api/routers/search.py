@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 from fastapi import APIRouter, Depends
 
-from rag_splade import HybridIndex, SearchHit
+from rag_splade import HybridIndex, SearchHit, SearchRequest
 from rag_splade.context import ContextStyle, format_context
 from rag_splade.index import Retrieved
 from rag_splade.search import QueryVectors, SearchOptions, requests_for
+from rag_splade.types import QueryTerm
 
 from ..auth import Read, require_api_key
+from ..config import ServiceSettings
 from ..deps import RuntimeDep, SettingsDep
 from ..errors import InvalidRequest, TooLarge, error_responses, rejects
+from ..runtime import Runtime
 
 # The wire names (and so the OpenAPI schema names) are the API's own; the library's
 # SearchOptions / SearchRequest keep theirs.
@@ -79,6 +82,15 @@ async def search_batch(
     return BatchSearchResponse(results=answers)
 
 
+@dataclass(frozen=True)
+class Found:
+    """One query's answer before it is shaped for a front end (REST or MCP)."""
+
+    request: SearchRequest
+    hits: list[SearchHit]  # explained when the request asked or a context needs it
+    query_terms: list[QueryTerm]
+
+
 async def _answer(
     runtime: RuntimeDep,
     settings: SettingsDep,
@@ -86,8 +98,22 @@ async def _answer(
     body: SearchOptionsBody,
     tenant: str,
 ) -> list[SearchResponse]:
+    """`search_hits`, shaped for the wire."""
+    found = await search_hits(runtime, settings, queries, body, tenant)
+    style = body.context_style if body.context else None
+    return [_response(f, body.explain, style, settings.max_terms_per_hit) for f in found]
+
+
+async def search_hits(
+    runtime: Runtime,
+    settings: ServiceSettings,
+    queries: list[str],
+    body: SearchOptionsBody,
+    tenant: str,
+) -> list[Found]:
     """Validate whole (the service's limits, then the library's), encode in the shared
-    micro-batch, run each request in the store, shape the answers."""
+    micro-batch, run each request in the store (scoped to `tenant`), rerank in the shared
+    micro-batch, finish. The one search path of the REST routes and the MCP tool."""
     for i, query in enumerate(queries):
         if len(query) > settings.max_query_chars:
             name = f"queries[{i}]" if isinstance(body, BatchSearchBody) else "query"
@@ -137,16 +163,7 @@ async def _answer(
         "search", lambda: [index.retrieve(r, v) for r, v in zip(requests, vectors, strict=True)]
     )
     scores = await _rerank(runtime, retrieved)
-    return await asyncio.to_thread(
-        _shape,
-        index,
-        retrieved,
-        scores,
-        vectors,
-        body.explain,
-        body.context_style if body.context else None,
-        settings.max_terms_per_hit,
-    )
+    return await asyncio.to_thread(_finish, index, retrieved, scores, vectors)
 
 
 async def _rerank(runtime: RuntimeDep, retrieved: list[Retrieved]) -> list[np.ndarray | None]:
@@ -161,34 +178,36 @@ async def _rerank(runtime: RuntimeDep, retrieved: list[Retrieved]) -> list[np.nd
     return [next(scored) if r.request.rerank else None for r in retrieved]
 
 
-def _shape(
+def _finish(
     index: HybridIndex,
     retrieved: Sequence[Retrieved],
     scores: Sequence[np.ndarray | None],
     vectors: Sequence[QueryVectors],
-    explain: bool,
-    context: ContextStyle | None,
-    max_terms: int,
-) -> list[SearchResponse]:
-    """Finish each request and shape its answer: hits (without explanations unless
-    `explain`), the query's terms, and the context block when `context` is asked for."""
-    answers = []
-    for found, score, vector in zip(retrieved, scores, vectors, strict=True):
-        request = found.request
-        hits = index.finish(found, score)
-        shown = hits if explain else [replace(h, explanation=None) for h in hits]
+) -> list[Found]:
+    """Finish each request: its hits, and the query's strongest terms."""
+    found = []
+    for got, score, vector in zip(retrieved, scores, vectors, strict=True):
+        request = got.request
         terms = []
         if vector.sparse is not None:
             terms = index.explain_query(request.query, QUERY_TERMS, vector=vector.sparse)
-        answers.append(
-            SearchResponse(
-                query=request.query,
-                query_terms=[QueryTermOut.model_validate(t) for t in terms],
-                hits=[_hit_out(h, max_terms) for h in shown],
-                context=format_context(hits, style=context) if context else None,
-            )
-        )
-    return answers
+        found.append(Found(request, index.finish(got, score), terms))
+    return found
+
+
+def _response(
+    found: Found, explain: bool, context: ContextStyle | None, max_terms: int
+) -> SearchResponse:
+    """One answer on the wire: hits (without explanations unless `explain`), the query's
+    terms, and the context block when `context` names a style."""
+    hits = found.hits
+    shown = hits if explain else [replace(h, explanation=None) for h in hits]
+    return SearchResponse(
+        query=found.request.query,
+        query_terms=[QueryTermOut.model_validate(t) for t in found.query_terms],
+        hits=[_hit_out(h, max_terms) for h in shown],
+        context=format_context(hits, style=context) if context else None,
+    )
 
 
 def _hit_out(hit: SearchHit, max_terms: int) -> HitOut:
