@@ -10,7 +10,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -21,6 +21,7 @@ from rag_splade import HybridIndex, __version__
 from .auth import Authenticator
 from .config import ServiceSettings
 from .errors import add_error_handlers
+from .mcp import McpGateway, build_mcp_server, http_access
 from .middleware import RequestContextMiddleware, route_path
 from .observability import Metrics, configure_logging
 from .routers import ROUTERS
@@ -43,11 +44,21 @@ def create_app(
     runtime = Runtime(s, metrics, logger, index=index)
     authenticator = Authenticator(s)  # a bad key file stops the start, naming the entry
 
+    access_of = http_access(authenticator)
+    gateway = McpGateway(
+        build_mcp_server(runtime, s, access_of),
+        build_mcp_server(runtime, s, access_of, writes=True) if s.mcp_write_tools else None,
+        authenticator,
+    )
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
         try:
-            yield
+            async with AsyncExitStack() as stack:
+                for manager in gateway.session_managers():  # the MCP sessions of /mcp
+                    await stack.enter_async_context(manager.run())
+                yield
         finally:
             await runtime.stop()
 
@@ -66,6 +77,7 @@ def create_app(
 
     for router in ROUTERS:
         app.include_router(router)
+    app.mount("/mcp", gateway)
     add_error_handlers(app)
     if s.cors_origin_list:
         app.add_middleware(

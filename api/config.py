@@ -28,6 +28,13 @@ class ServiceSettings(Settings):
         "changes; see Tenants and keys. RAG_SPLADE_API_KEY stays one admin key.",
     )
 
+    # MCP tools (/mcp and `rag-splade mcp`): read-only unless this is on
+    mcp_write_tools: bool = Field(
+        False,
+        description="Offer the MCP write tools (add_documents, delete_document) to keys "
+        "whose role allows writes (stdio: to the local user).",
+    )
+
     # request limits: a request over one gets 413 (size) or 422 (value) naming the limit
     max_request_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Largest request body (413 above it)."

@@ -20,6 +20,7 @@ from .errors import BadEncoding, NotJson, TooLarge, error_body
 from .observability import Metrics, request_id_var
 
 REQUEST_ID_HEADER = "x-request-id"
+GUARDED = ("/v1", "/mcp")  # paths that need a key (where keys are set)
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 # Metric labels take bounded values: any other method is "other", any unmatched path is
@@ -98,6 +99,8 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
             label = getattr(route, "path", None) or refused_route
+            if scope["path"] == "/mcp" or scope["path"].startswith("/mcp/"):
+                label = "/mcp"  # the mounted MCP app's own routes are not the service's
             if label is None:  # Starlette's own routes (/docs, /openapi.json) set no "route"
                 label = scope["path"] if "endpoint" in scope else "unmatched"
             method = scope["method"] if scope["method"] in _KNOWN_METHODS else "other"
@@ -127,7 +130,8 @@ class RequestContextMiddleware:
         """A `/v1` request without a valid key (where keys are set); a valid one leaves its
         principal in the request's state for the routes."""
         path = scope["path"]
-        if self.authenticator is None or not (path == "/v1" or path.startswith("/v1/")):
+        guarded = any(path == p or path.startswith(p + "/") for p in GUARDED)
+        if self.authenticator is None or not guarded:
             return False
         principal = self.authenticator.principal(headers)
         if principal is None:

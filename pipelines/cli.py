@@ -24,6 +24,7 @@ COMMANDS = {
         "index the bundled JSQuAD sample in an embedded Qdrant Edge index and search it",
     ),
     "snapshot": (".snapshot", "create, list, verify or restore snapshots of the index"),
+    "mcp": (".mcp", "serve the search tools to LLM agents over MCP (stdio)"),
     "keys": (".keys", "add, list or revoke the service's scoped API keys (RAG_SPLADE_KEYS_FILE)"),
     "tiny-models": (
         ".tiny_models",

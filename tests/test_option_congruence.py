@@ -23,10 +23,12 @@ EXCLUDED: dict[str, dict[str, str]] = {
     "cli": {},
     "llama_index": {},
     "library": {},
+    "mcp": {},
 }
 # Front-end options that are not search options (shaping the answer, not the search).
 EXTRA: dict[str, set[str]] = {
     "http": {"context", "context_style", "query", "queries"},
+    "mcp": {"context", "context_style", "query"},
     "cli": {
         "query",
         "rerank_model",
@@ -81,7 +83,30 @@ def _library() -> set[str]:
     return names
 
 
-FRONT_ENDS = {"http": _http, "cli": _cli, "llama_index": _llama_index, "library": _library}
+def _mcp() -> set[str]:
+    """The `search` tool's input schema, as an MCP client lists it."""
+    import asyncio
+
+    from mcp import Client
+
+    from rag_splade.api.mcp import build_mcp_server
+
+    async def listed() -> set[str]:
+        server = build_mcp_server(None, None, lambda ctx, role: None)  # type: ignore[arg-type]
+        async with Client(server) as client:
+            tools = {t.name: t for t in (await client.list_tools()).tools}
+        return set(tools["search"].input_schema["properties"])
+
+    return asyncio.run(listed())
+
+
+FRONT_ENDS = {
+    "http": _http,
+    "cli": _cli,
+    "llama_index": _llama_index,
+    "library": _library,
+    "mcp": _mcp,
+}
 
 
 @pytest.mark.parametrize("front_end", sorted(FRONT_ENDS))
