@@ -48,3 +48,35 @@ def test_example_uses_a_temporary_index(
     _run(monkeypatch, "石油の主成分は何か。", "--index-path", str(kept))
     with HybridIndex.from_settings(Settings(index_path=kept)) as index:
         assert len(index.documents()) == 64
+
+
+def test_the_mcp_agent_example_answers_with_a_citation(
+    tmp_path, lexical_splade_path, lexical_dense_path
+) -> None:
+    """A LlamaIndex FunctionAgent (scripted mock LLM) calls the search tool of a real
+    `rag-splade mcp` subprocess and cites the passage it got back; run as a user runs it."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("mcp")
+    env = {
+        **os.environ,
+        "RAG_SPLADE_SPARSE_MODEL": str(lexical_splade_path),
+        "RAG_SPLADE_DENSE_MODEL": str(lexical_dense_path),
+        "RAG_SPLADE_DEVICE": "cpu",
+    }
+    script = SCRIPT.with_name("mcp_agent.py")
+    done = subprocess.run(
+        [sys.executable, str(script), "石油の主成分は何か。"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Q: 石油の主成分は何か。" in done.stdout
+    answer = done.stdout.split("A: ", 1)[1]
+    assert "[1]（出典: 石油）" in answer  # the lexical model finds the petroleum passage
+    assert list(tmp_path.iterdir()) == []  # the temporary index is gone
