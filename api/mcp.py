@@ -29,6 +29,7 @@ from rag_splade.keys import Role
 from .auth import Access
 from .config import ServiceSettings
 from .errors import ApiError
+from .routers.documents import check_add_limits
 from .routers.search import search_hits
 from .runtime import Runtime
 from .schemas import SearchRequest as SearchBody
@@ -243,17 +244,7 @@ def build_mcp_server(
     ) -> AddOut:
         """Add or replace documents (chunked and encoded here); re-sending an id replaces it."""
         index = _index(runtime, access_of(ctx, "write"))
-        if len(documents) > settings.max_documents_per_request:
-            raise ToolError(
-                f"{len(documents)} documents in one call; the limit is "
-                f"{settings.max_documents_per_request} (RAG_SPLADE_MAX_DOCUMENTS_PER_REQUEST)"
-            )
-        for i, d in enumerate(documents):
-            if len(d.text) > settings.max_document_chars:
-                raise ToolError(
-                    f"documents[{i}] (id {d.id!r}) has {len(d.text)} characters; the limit is "
-                    f"{settings.max_document_chars} (RAG_SPLADE_MAX_DOCUMENT_CHARS)"
-                )
+        _checked(lambda: check_add_limits(documents, settings))
         docs = _checked(lambda: [Document(d.id, d.text, d.metadata) for d in documents])
         result = await _tool(runtime.store_call("add", lambda: _rejecting(lambda: index.add(docs))))
         return AddOut(documents=result.documents, chunks=result.chunks)
@@ -319,6 +310,8 @@ def _checked(fn: Callable[[], Any]) -> Any:
             for err in e.errors()
         )
         raise ToolError(f"invalid arguments: {problems}") from e
+    except ApiError as e:
+        raise ToolError(e.message) from e
     except (TypeError, ValueError) as e:
         raise ToolError(str(e)) from e
 

@@ -170,11 +170,16 @@ def test_write_tools_when_enabled(served) -> None:
         )
         gone = await client.call_tool("delete_document", {"doc_id": "new-1"})
         again = await client.call_tool("delete_document", {"doc_id": "new-1"})
-        return added, gone, again
+        many = [{"id": f"m{i}", "text": "短い。"} for i in range(257)]
+        too_many = await client.call_tool("add_documents", {"documents": many})
+        stats = await client.call_tool("stats", {})
+        return added, gone, again, too_many, stats
 
-    added, gone, again = call(served, check, writes=True, tenant="beta")
+    added, gone, again, too_many, stats = call(served, check, writes=True, tenant="beta")
     assert added.structured_content == {"documents": 1, "chunks": 1}
     assert gone.structured_content["deleted_chunks"] == 1 and again.is_error
+    assert too_many.is_error and "RAG_SPLADE_MAX_DOCUMENTS_PER_REQUEST" in too_many.content[0].text
+    assert stats.structured_content["documents"] == 0  # nothing of the refused call was written
 
 
 def test_stdio_session_as_an_agent_starts_it(tmp_path, lexical_splade_path, lexical_dense_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -12,6 +13,7 @@ from rag_splade import Document
 from rag_splade.checks import check_doc_id
 
 from ..auth import Read, Write, require_api_key
+from ..config import ServiceSettings
 from ..deps import ReadyDep, RuntimeDep, SettingsDep
 from ..errors import InvalidRequest, TooLarge, error_responses, rejects
 from ..schemas import (
@@ -53,17 +55,7 @@ async def add_documents(
     access: Write,
 ) -> AddDocumentsResponse:
     docs = body.documents
-    if len(docs) > settings.max_documents_per_request:
-        raise TooLarge(
-            f"{len(docs)} documents in one request; the limit is "
-            f"{settings.max_documents_per_request} (RAG_SPLADE_MAX_DOCUMENTS_PER_REQUEST)"
-        )
-    for i, d in enumerate(docs):
-        if len(d.text) > settings.max_document_chars:
-            raise TooLarge(
-                f"documents[{i}] (id {d.id!r}) has {len(d.text)} characters; the limit is "
-                f"{settings.max_document_chars} (RAG_SPLADE_MAX_DOCUMENT_CHARS): split it"
-            )
+    check_add_limits(docs, settings)
     index = ready[0].tenant(access.tenant)
     documents = rejects(lambda: [Document(id=d.id, text=d.text, metadata=d.metadata) for d in docs])
     result = await runtime.store_call(
@@ -149,3 +141,19 @@ def _filters_param(text: str | None) -> dict[str, Any] | None:
     if not isinstance(value, dict):
         raise InvalidRequest(f"filters must be a JSON object, got {type(value).__name__}")
     return value
+
+
+def check_add_limits(docs: Sequence[Any], settings: ServiceSettings) -> None:
+    """The service's limits on one add (REST or MCP): documents per call, characters per
+    document; a `TooLarge` naming the limit and its setting."""
+    if len(docs) > settings.max_documents_per_request:
+        raise TooLarge(
+            f"{len(docs)} documents in one request; the limit is "
+            f"{settings.max_documents_per_request} (RAG_SPLADE_MAX_DOCUMENTS_PER_REQUEST)"
+        )
+    for i, d in enumerate(docs):
+        if len(d.text) > settings.max_document_chars:
+            raise TooLarge(
+                f"documents[{i}] (id {d.id!r}) has {len(d.text)} characters; the limit is "
+                f"{settings.max_document_chars} (RAG_SPLADE_MAX_DOCUMENT_CHARS): split it"
+            )
