@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from rag_splade import Document, __version__
 from rag_splade.checks import check_doc_id
-from rag_splade.context import source_of
+from rag_splade.context import format_context, source_of
 from rag_splade.keys import Role
 
 from .auth import Access
@@ -136,8 +136,6 @@ def build_mcp_server(
         body = _checked(lambda: SearchBody(**arguments))
         [found] = await _tool(search_hits(runtime, settings, [body.query], body, access.tenant))
         hits = [_tool_hit(n, h) for n, h in enumerate(found.hits, start=1)]
-        from rag_splade.context import format_context
-
         context = format_context(found.hits, style=body.context_style) if body.context else None
         out = SearchOut(query=body.query, hits=hits, context=context)
         return CallToolResult(
@@ -365,6 +363,8 @@ class McpGateway:
 
     def __init__(self, read: MCPServer, write: MCPServer | None, authenticator: Any) -> None:
         self.read, self.write, self.authenticator = read, write, authenticator
+        # host 0.0.0.0: no DNS-rebinding host check (it only fits a server on localhost);
+        # the service's keys guard /mcp instead
         self._apps = {
             "read": read.streamable_http_app(streamable_http_path="/", host="0.0.0.0"),
             "write": write.streamable_http_app(streamable_http_path="/", host="0.0.0.0")
