@@ -15,13 +15,17 @@ from fastapi import APIRouter
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from rag_splade.metadata import MAX_DEPTH, json_depth_ok
+
 from .auth import CHALLENGE, UNAUTHORIZED, Authenticator
-from .errors import BadEncoding, NotJson, TooLarge, error_body
+from .errors import BadEncoding, InvalidRequest, NotJson, TooLarge, error_body
 from .observability import Metrics, request_id_var
 
 REQUEST_ID_HEADER = "x-request-id"
-GUARDED = ("/v1", "/mcp")  # paths that need a key (where keys are set)
-_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+GUARDED = ("/v1", "/mcp")
+# metadata nests at most MAX_DEPTH levels; a body adds a few of its own around it
+MAX_BODY_DEPTH = MAX_DEPTH + 8  # paths that need a key (where keys are set)
+_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # fullmatch
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 # Metric labels take bounded values: any other method is "other", any unmatched path is
 # "unmatched", so that random requests cannot add series without end.
@@ -52,7 +56,7 @@ class RequestContextMiddleware:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         incoming = headers.get(REQUEST_ID_HEADER, "")
-        request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request_id = incoming if _VALID_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = {"code": 500, "sent": False}
@@ -78,7 +82,8 @@ class RequestContextMiddleware:
             if scope["method"] in _BODY_METHODS:
                 receive = await self._buffered(headers, receive)
             await self.app(scope, receive, send_with_id)
-        except (TooLarge, BadEncoding, NotJson) as r:  # raised before the app saw the request
+        # raised before the app saw the request
+        except (TooLarge, BadEncoding, NotJson, InvalidRequest) as r:
             await _send_error(send_with_id, r.status, r.error, r.message)
         except BaseException as e:
             # BaseException: pyo3's PanicException (a Qdrant Edge panic) is not an Exception
@@ -175,11 +180,13 @@ class RequestContextMiddleware:
                 f"{media_type or 'no content type'!r}"
             )
         try:
-            body.decode("utf-8")
+            text = body.decode("utf-8")
         except UnicodeDecodeError as e:
             raise BadEncoding(
                 f"the request body must be UTF-8 encoded JSON; byte {e.start} is not valid UTF-8",
             ) from None
+        if not json_depth_ok(text, MAX_BODY_DEPTH):  # before the JSON parser recurses into it
+            raise InvalidRequest(f"the request body nests deeper than {MAX_BODY_DEPTH} levels")
         replayed = False
 
         async def replay() -> Message:

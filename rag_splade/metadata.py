@@ -30,7 +30,8 @@ MAX_METADATA_BYTES = 64 * 1024
 # tenant field (`rag_splade.store.tenants`), chosen by the index view, never by a filter
 RESERVED_KEYS = ("doc_id", "chunk_index", "tenant")
 I64 = (-(2**63), 2**63 - 1)
-KEY = re.compile(r"^[\w-]+$")
+# fullmatch: `$` would let a final newline through ("title\n" is no key)
+KEY = re.compile(r"[\w-]+")
 KEY_RULE = (
     f"a non-empty string of letters, digits, '_' and '-' (at most {MAX_KEY_CHARS} characters)"
 )
@@ -40,9 +41,45 @@ def check_key(key: object, where: str) -> str:
     """`key` if it is a key Qdrant's JSON paths can name, else a ValueError naming it."""
     if not isinstance(key, str):
         raise TypeError(f"{where}: keys must be strings, got {type(key).__name__} {key!r:.40}")
-    if not KEY.match(key) or len(key) > MAX_KEY_CHARS:
+    if not KEY.fullmatch(key) or len(key) > MAX_KEY_CHARS:
         raise ValueError(f"{where}: key {key!r:.60} is not allowed; a key is {KEY_RULE}")
     return key
+
+
+def check_depth(value: object, where: str, limit: int = MAX_DEPTH) -> None:
+    """Raise a ValueError when dicts and lists in `value` nest deeper than `limit`; walked
+    without recursion, so no input can exhaust the stack before it is refused."""
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, Mapping | list | tuple):
+            if depth >= limit:
+                raise ValueError(f"{where} nests deeper than {limit} levels")
+            children = item.values() if isinstance(item, Mapping) else item
+            stack.extend((child, depth + 1) for child in children)
+
+
+def json_depth_ok(text: str, limit: int = MAX_DEPTH) -> bool:
+    """Whether the JSON `text` nests at most `limit` arrays/objects deep, counted on the
+    text itself (strings skipped) before any parser recurses into it."""
+    depth, in_string, escaped = 0, False, False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > limit:
+                return False
+        elif ch in "]}":
+            depth -= 1
+    return True
 
 
 def check_text(value: str, where: str) -> None:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, cast
 
 from rag_splade.checks import check_choice, check_positive_int, check_query
+from rag_splade.metadata import check_depth
 from rag_splade.ranking import FUSIONS, MODES, Fusion, Mode
 from rag_splade.store.filters import Condition, parse_filters
 
@@ -153,7 +154,9 @@ class SearchOptions:
         check_positive_int("group_by_document", self.group_by_document, optional=True)
         _check_rerank_candidates(self.rerank_candidates, self.rerank, self.top_k, self.offset)
         _set(self, "weights", _check_weights(self.weights, self.mode, self.fusion))
-        # A private copy: the caller changing its dict later cannot change a checked request.
+        # Bounded before any recursive step (the copy below recurses), then a private copy:
+        # the caller changing its dict later cannot change a checked request.
+        check_depth(self.filters, "filters")
         filters = None if self.filters is None else copy.deepcopy(self.filters)
         _set(self, "conditions", tuple(parse_filters(filters)))
         _set(self, "filters", filters)

@@ -291,3 +291,24 @@ def test_the_context_style_is_chosen_per_request(client) -> None:
     assert numbered.startswith("[1] 出典: ") and "\n> " in numbered
     bad = client.post("/v1/search", json={**QUERY, "context_style": "html"}, headers=reader)
     assert bad.status_code == 422
+
+
+@pytest.mark.parametrize("levels", [17, 600, 2000])
+def test_deep_filters_over_http_are_422(client, levels) -> None:
+    reader = key(client.keys["acme-read"])
+    text = '{"a": ' + '{"x": ' * levels + "1" + "}" * levels + "}"
+    r = client.post(
+        "/v1/search",
+        content=f'{{"query": "梅雨", "filters": {text}}}'.encode(),
+        headers={**reader, "content-type": "application/json"},
+    )
+    # 16 levels for filters (the library's limit); the body's own bound above that
+    assert r.status_code == 422 and "nests deeper than" in r.json()["message"], r.text
+    r = client.get("/v1/documents", params={"filters": text}, headers=reader)
+    assert r.status_code == 422 and "deeper than 16 levels" in r.json()["message"]
+    r = client.post(
+        "/v1/search/batch",
+        content=f'{{"queries": ["梅雨"], "filters": {text}}}'.encode(),
+        headers={**reader, "content-type": "application/json"},
+    )
+    assert r.status_code == 422 and "nests deeper than" in r.json()["message"], r.text

@@ -76,3 +76,34 @@ def test_filter_language() -> None:
         parse_filters({"tags": []})
     with pytest.raises(TypeError, match="all str or all int"):
         parse_filters({"tags": ["a", 1]})
+
+
+def _nested(levels: int) -> dict:
+    value: object = 1
+    for _ in range(levels):
+        value = {"x": value}
+    return {"a": value}
+
+
+@pytest.mark.parametrize("levels", [17, 478, 5000])
+def test_deep_filters_are_a_value_error_not_a_recursion_error(levels) -> None:
+    from rag_splade import SearchOptions
+
+    with pytest.raises(ValueError, match="filters nests deeper than 16 levels"):
+        SearchOptions(filters=_nested(levels))
+    deep_list: object = ["x"]
+    for _ in range(levels):
+        deep_list = [deep_list]
+    with pytest.raises(ValueError, match="nests deeper"):
+        SearchOptions(filters={"a": deep_list})
+
+
+@pytest.mark.parametrize("key", ["title\n", "a\nb", "\n", "title\r", "title\u2028"])
+def test_a_key_with_a_line_break_is_no_key(key) -> None:
+    from rag_splade.metadata import check_metadata
+    from rag_splade.store.filters import parse_filters
+
+    with pytest.raises(ValueError, match="is not allowed"):
+        check_metadata({key: "x"}, "d")
+    with pytest.raises(ValueError, match="is not allowed"):
+        parse_filters({key: "x"})

@@ -11,6 +11,7 @@ from fastapi.exceptions import HTTPException
 
 from rag_splade import Document
 from rag_splade.checks import check_doc_id
+from rag_splade.metadata import MAX_DEPTH, json_depth_ok
 
 from ..auth import Read, Write, require_api_key
 from ..config import ServiceSettings
@@ -134,6 +135,8 @@ def _filters_param(text: str | None) -> dict[str, Any] | None:
     """The `filters` query parameter: a JSON object, or a 422 that says so."""
     if text is None:
         return None
+    if not json_depth_ok(text):
+        raise InvalidRequest(f"filters nest deeper than {MAX_DEPTH} levels")
     try:
         value = json.loads(text)
     except ValueError as e:
