@@ -40,10 +40,15 @@ def check_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
         raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
 
 
+# the largest count any option may hold: the engine takes u32 limits, and an int past
+# them would overflow there instead of being refused here
+MAX_COUNT = 2**31 - 1
+
+
 def check_positive_int(name: str, value: object, *, optional: bool = False) -> None:
-    """`value` is an int >= 1 (bools are not), or None when `optional`."""
+    """`value` is an int from 1 to `MAX_COUNT` (bools are not), or None when `optional`."""
     if optional and value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_COUNT:
         allowed = "None or a positive int" if optional else "a positive int"
-        raise ValueError(f"{name} must be {allowed}, got {value!r}")
+        raise ValueError(f"{name} must be {allowed} (at most {MAX_COUNT}), got {value!r:.40}")

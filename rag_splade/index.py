@@ -266,6 +266,11 @@ class HybridIndex:
                 they are instead of chunking again.
         """
         check_positive_int("batch_size", batch_size)
+        if isinstance(documents, Document | str | bytes) or not isinstance(documents, Iterable):
+            raise TypeError(
+                f"documents must be an iterable of Document (a list), got {documents!r:.80}; "
+                "wrap one document in a list: add([doc])"
+            )
         docs = list(documents)
         planned = plan_chunks(docs, self.chunk, chunks, chunk_metadata)
         for p in planned:  # again: a dict can change after its Document was built

@@ -309,10 +309,7 @@ def _check_weights(
         isinstance(weights, (str, bytes))
         or not isinstance(weights, Sequence)
         or len(weights) != 2
-        or any(
-            isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w < math.inf
-            for w in weights
-        )
+        or any(not _finite_non_negative(w) for w in weights)
         or sum(weights) == 0
     ):
         raise ValueError(
@@ -320,6 +317,16 @@ def _check_weights(
             f"got {weights!r}"
         )
     return float(weights[0]), float(weights[1])
+
+
+def _finite_non_negative(w: object) -> bool:
+    """A number a float can hold exactly enough: 10**400 is an int no float holds."""
+    if isinstance(w, bool) or not isinstance(w, (int, float)):
+        return False
+    try:
+        return 0 <= float(w) < math.inf
+    except OverflowError:
+        return False
 
 
 def _check_rerank_candidates(value: int | None, rerank: bool, top_k: int, offset: int) -> None:

@@ -312,3 +312,11 @@ def test_deep_filters_over_http_are_422(client, levels) -> None:
         headers={**reader, "content-type": "application/json"},
     )
     assert r.status_code == 422 and "nests deeper than" in r.json()["message"], r.text
+
+
+@pytest.mark.parametrize(
+    "options", [{"rrf_k": 2**64}, {"candidates": 2**70}, {"weights": [10**400, 1]}]
+)
+def test_numbers_past_the_engine_are_422_over_http(client, options) -> None:
+    r = client.post("/v1/search", json={**QUERY, **options}, headers=key(client.keys["admin"]))
+    assert r.status_code == 422, r.text

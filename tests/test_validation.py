@@ -107,3 +107,30 @@ def test_a_key_with_a_line_break_is_no_key(key) -> None:
         check_metadata({key: "x"}, "d")
     with pytest.raises(ValueError, match="is not allowed"):
         parse_filters({key: "x"})
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"rrf_k": 2**64}, "rrf_k must be None or a positive int"),
+        ({"candidates": 2**70}, "candidates must be None or a positive int"),
+        ({"weights": (10**400, 1.0)}, "weights must be two finite"),
+        ({"weights": b"ab"}, "weights must be two finite"),
+        ({"weights": {1.0, 2.0}}, "weights must be two finite"),
+    ],
+)
+def test_numbers_past_what_the_engine_holds_are_refused(options, message) -> None:
+    from rag_splade import SearchOptions
+
+    with pytest.raises(ValueError, match=message):
+        SearchOptions(**options)
+
+
+def test_add_names_its_argument(splade, dense) -> None:
+    from rag_splade import Document, HybridIndex, QdrantServerStore
+
+    with HybridIndex(splade, dense, QdrantServerStore(location=":memory:")) as idx:
+        for wrong in (None, Document("a", "本文"), "本文", 3):
+            with pytest.raises(TypeError, match="documents must be an iterable of Document"):
+                idx.add(wrong)  # type: ignore[arg-type]
+        assert idx.count() == 0
