@@ -28,7 +28,8 @@ Passage text is untrusted, and neither style lets it pass for anything else:
   tokens (``<|im_start|>``, ``[INST]``, ``<</SYS>>``, ``</s>``, …) get full-width
   brackets, so they are text, not control tokens;
 - xml: ``&``, ``<`` and ``>`` are escaped in the text and in the attributes (``"`` too),
-  so a passage cannot close its element or open another, nor spell a chat token.
+  so a passage cannot close its element or open another; chat tokens get full-width
+  brackets as in the numbered style.
 
 Header fields (source, doc id, terms) are kept to one line either way.
 """
@@ -124,8 +125,17 @@ def _xml_block(n: int, hit: SearchHit, terms: dict[str, list[str]]) -> str:
         f'{k}="{_escape(v, quote=True)}"' for k, v in attributes.items()
     )
     return "\n".join(
-        [opening + ">", *(_escape(line) for line in _passage_lines(hit.text)), "</passage>"]
+        [
+            opening + ">",
+            *(_escape(_neutral(line)) for line in _passage_lines(hit.text)),
+            "</passage>",
+        ]
     )
+
+
+def _neutral(text: str) -> str:
+    """Chat-template tokens with full-width brackets: text to a tokenizer, not turns."""
+    return _CHAT_TOKEN.sub(lambda m: m.group(0).translate(_FULL_WIDTH), text)
 
 
 def _escape(text: str, *, quote: bool = False) -> str:
@@ -136,10 +146,11 @@ def _escape(text: str, *, quote: bool = False) -> str:
 def _one_line(value: str, *, plain: bool = False) -> str:
     """A header field: one line without invisible characters; for the numbered style also
     no bracketed number, no chat token and no ` / ` separator of its own."""
-    flat = " ".join(_INVISIBLE.sub("", value).split())
+    flat = _neutral(" ".join(_INVISIBLE.sub("", value).split()))
     if plain:
         return flat
-    flat = _CHAT_TOKEN.sub(lambda m: m.group(0).translate(_FULL_WIDTH), flat.replace(" / ", " ／ "))
+    # nothing in a field may read as header syntax: a separator, a label, a number
+    flat = flat.replace(" / ", " ／ ").replace("出典:", "出典：")
     return _NUMBER.sub(lambda m: f"［{unicodedata.normalize('NFKC', m.group(1))}］", flat)
 
 
@@ -155,8 +166,7 @@ def _passage_lines(text: str) -> list[str]:
 
 def _unforged(line: str) -> str:
     """A numbered-style passage line that cannot read as a header or a chat token."""
-    line = _CITATION.sub(_full_width, line, count=1)
-    return _CHAT_TOKEN.sub(lambda m: m.group(0).translate(_FULL_WIDTH), line)
+    return _neutral(_CITATION.sub(_full_width, line, count=1))
 
 
 def _full_width(match: re.Match[str]) -> str:
