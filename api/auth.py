@@ -145,14 +145,16 @@ def access(role: Role, *, all_tenants: bool = False) -> Callable[..., Any]:
     ) -> Access:
         if not principal.may(role):
             raise Forbidden(f"this key's role is {principal.role}; this route needs {role}")
-        chosen = _tenant(principal, x_tenant, tenant, all_tenants)
+        chosen = tenant_for(principal, x_tenant, tenant, all_tenants)
         request.state.tenant = chosen
         return Access(principal, chosen)
 
     return dependency
 
 
-def _tenant(principal: Principal, header: str | None, query: str | None, all_ok: bool) -> str:
+def tenant_for(principal: Principal, header: str | None, query: str | None, all_ok: bool) -> str:
+    """The one tenant a request acts for: named by X-Tenant or ?tenant= (and allowed to
+    the key), else the key's own; a 403 or 422 naming what was wrong."""
     if header is not None and query is not None and header != query:
         raise InvalidRequest(f"X-Tenant {header!r:.80} and ?tenant={query!r:.80} differ: name one")
     named = header if header is not None else query

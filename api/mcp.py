@@ -389,7 +389,7 @@ class McpGateway:
 
 def http_access(authenticator: Any) -> AccessOf:
     """Who an HTTP tool call is: its key and `X-Tenant` header, as for the REST routes."""
-    from .auth import Forbidden, _tenant
+    from .auth import Forbidden, tenant_for
 
     def access_of(ctx: Context, role: Role) -> Access:
         headers = {k.lower(): v for k, v in (ctx.headers or {}).items()}
@@ -399,7 +399,7 @@ def http_access(authenticator: Any) -> AccessOf:
         try:
             if not principal.may(role):
                 raise Forbidden(f"this key's role is {principal.role}; this tool needs {role}")
-            return Access(principal, _tenant(principal, headers.get("x-tenant"), None, False))
+            return Access(principal, tenant_for(principal, headers.get("x-tenant"), None, False))
         except ApiError as e:
             raise ToolError(e.message) from e
 
