@@ -22,7 +22,7 @@ from .auth import Authenticator
 from .config import ServiceSettings
 from .errors import add_error_handlers
 from .mcp import McpGateway, build_mcp_server, http_access
-from .middleware import RequestContextMiddleware, route_path
+from .middleware import DOCS, GUARDED, RequestContextMiddleware, route_path
 from .observability import Metrics, configure_logging
 from .routers import ROUTERS
 from .runtime import Runtime
@@ -94,6 +94,7 @@ def create_app(
         max_body_bytes=s.max_request_bytes,
         authenticator=authenticator,
         route_of=lambda scope: route_path(ROUTERS, scope),
+        guarded=GUARDED if s.public_docs else (*GUARDED, *DOCS),
     )
     return app
 

@@ -28,6 +28,13 @@ class ServiceSettings(Settings):
         "changes; see Tenants and keys. RAG_SPLADE_API_KEY stays one admin key.",
     )
 
+    # the OpenAPI document and its UIs: open by default, behind the key when this is off
+    public_docs: bool = Field(
+        True,
+        description="Serve /docs, /redoc and /openapi.json without a key; false: they need "
+        "one, like /v1 (where a key is set).",
+    )
+
     # MCP tools (/mcp and `rag-splade mcp`): read-only unless this is on
     mcp_write_tools: bool = Field(
         False,

@@ -22,9 +22,10 @@ from .errors import BadEncoding, InvalidRequest, NotJson, TooLarge, error_body
 from .observability import Metrics, request_id_var
 
 REQUEST_ID_HEADER = "x-request-id"
-GUARDED = ("/v1", "/mcp")
+GUARDED = ("/v1", "/mcp")  # paths that need a key (where keys are set)
+DOCS = ("/docs", "/redoc", "/openapi.json")  # also guarded unless the docs are public
 # metadata nests at most MAX_DEPTH levels; a body adds a few of its own around it
-MAX_BODY_DEPTH = MAX_DEPTH + 8  # paths that need a key (where keys are set)
+MAX_BODY_DEPTH = MAX_DEPTH + 8
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # fullmatch
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 # Metric labels take bounded values: any other method is "other", any unmatched path is
@@ -42,12 +43,14 @@ class RequestContextMiddleware:
         max_body_bytes: int,
         authenticator: Authenticator | None = None,
         route_of: Callable[[Scope], str | None] | None = None,
+        guarded: tuple[str, ...] = GUARDED,
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.logger = logger
         self.max_body_bytes = max_body_bytes
         self.authenticator = authenticator
+        self.guarded = guarded
         self.route_of = route_of
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -135,7 +138,7 @@ class RequestContextMiddleware:
         """A `/v1` request without a valid key (where keys are set); a valid one leaves its
         principal in the request's state for the routes."""
         path = scope["path"]
-        guarded = any(path == p or path.startswith(p + "/") for p in GUARDED)
+        guarded = any(path == p or path.startswith(p + "/") for p in self.guarded)
         if self.authenticator is None or not guarded:
             return False
         principal = self.authenticator.principal(headers)

@@ -213,3 +213,27 @@ def test_the_route_dependency_checks_the_key_on_its_own(lexical_splade_path) -> 
         assert bare.get("/v1/stats").status_code == 401
         assert bare.get("/v1/stats", headers={"x-api-key": "wrong"}).status_code == 401
         assert bare.get("/healthz").status_code == 200
+
+
+def test_docs_can_sit_behind_the_key(lexical_splade_path, lexical_dense_path, tmp_path) -> None:
+    settings = service_settings(
+        lexical_splade_path, lexical_dense_path, tmp_path / "i", api_key="k", public_docs=False
+    )
+    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
+        for path in ("/docs", "/redoc", "/openapi.json"):
+            assert c.get(path).status_code == 401
+            assert c.get(path, headers={"x-api-key": "k"}).status_code == 200
+        assert c.get("/healthz").status_code == 200
+
+
+def test_a_non_ascii_key_is_compared_as_utf8(lexical_splade_path, lexical_dense_path, tmp_path):
+    """The key 鍵 works when sent as its UTF-8 bytes; `???` (what a lossy encoding of it
+    gives) does not."""
+    settings = service_settings(
+        lexical_splade_path, lexical_dense_path, tmp_path / "i", api_key="鍵"
+    )
+    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
+        wait_ready(c)
+        assert c.get("/v1/stats", headers={"x-api-key": "鍵".encode()}).status_code == 200
+        for wrong in ("?", "???", "é"):
+            assert c.get("/v1/stats", headers={"x-api-key": wrong.encode()}).status_code == 401
