@@ -91,9 +91,10 @@ class Authenticator:
         from_file = self.keys.principal(given) if self.keys is not None else None
         return SINGLE if single else from_file
 
-    def known_tenants(self) -> set[str]:
-        """The tenants metrics and logs may name (the rest read as "other")."""
-        return {DEFAULT_TENANT} | (self.keys.tenants() if self.keys is not None else set())
+    def is_known_tenant(self, tenant: str) -> bool:
+        """Whether metrics and logs may name `tenant`: the default one, or one a key names
+        (the rest read as "other", so the label stays bounded)."""
+        return tenant == DEFAULT_TENANT or (self.keys is not None and tenant in self.keys.tenants())
 
 
 def authenticator_of(request: Request) -> Authenticator:

@@ -28,10 +28,11 @@ from rag_splade.keys import Role
 
 from .auth import Access
 from .config import ServiceSettings
-from .errors import ApiError
-from .routers.documents import check_add_limits
+from .errors import ApiError, rejects
+from .routers.documents import check_add_limits, document_page
 from .routers.search import search_hits
 from .runtime import Runtime
+from .schemas import DocumentListResponse
 from .schemas import SearchRequest as SearchBody
 
 AccessOf = Callable[[Context, Role], Access]
@@ -80,19 +81,6 @@ class FetchOut(BaseModel):
     metadata: dict[str, Any]
     chunks: list[ChunkOut]
     text: str | None = Field(description="The document's text, when `full_text` was asked.")
-
-
-class DocumentRow(BaseModel):
-    doc_id: str
-    chunks: int
-    metadata: dict[str, Any]
-    complete: bool
-
-
-class ListOut(BaseModel):
-    documents: list[DocumentRow]
-    total: int
-    next_after: str | None = Field(description="Pass as `after` for the next page.")
 
 
 class StatsOut(BaseModel):
@@ -193,26 +181,13 @@ def build_mcp_server(
         filters: Annotated[
             dict[str, Any] | None, Field(description="Metadata filters, as in search.")
         ] = None,
-    ) -> ListOut:
+    ) -> DocumentListResponse:
         """The stored documents (id, chunk count, metadata), a page at a time in id order."""
         index = _index(runtime, access_of(ctx, "read"))
         infos = await _tool(
-            runtime.store_call("documents", lambda: _rejecting(lambda: index.documents(filters)))
+            runtime.store_call("documents", lambda: rejects(lambda: index.documents(filters)))
         )
-        ids = sorted(i for i in infos if after is None or i > after)
-        page = ids[:limit]
-        rows = [
-            DocumentRow(
-                doc_id=i,
-                chunks=infos[i].chunks,
-                metadata=infos[i].metadata,
-                complete=infos[i].complete,
-            )
-            for i in page
-        ]
-        return ListOut(
-            documents=rows, total=len(infos), next_after=page[-1] if len(ids) > limit else None
-        )
+        return document_page(infos, after, limit)
 
     async def stats(ctx: Context) -> StatsOut:
         """How many documents and chunks the corpus holds, and which models serve it."""
@@ -244,7 +219,7 @@ def build_mcp_server(
         index = _index(runtime, access_of(ctx, "write"))
         _checked(lambda: check_add_limits(documents, settings))
         docs = _checked(lambda: [Document(d.id, d.text, d.metadata) for d in documents])
-        result = await _tool(runtime.store_call("add", lambda: _rejecting(lambda: index.add(docs))))
+        result = await _tool(runtime.store_call("add", lambda: rejects(lambda: index.add(docs))))
         return AddOut(documents=result.documents, chunks=result.chunks)
 
     async def delete_document(
@@ -310,13 +285,6 @@ def _checked(fn: Callable[[], Any]) -> Any:
         raise ToolError(f"invalid arguments: {problems}") from e
     except ApiError as e:
         raise ToolError(e.message) from e
-    except (TypeError, ValueError) as e:
-        raise ToolError(str(e)) from e
-
-
-def _rejecting(fn: Callable[[], Any]) -> Any:
-    try:
-        return fn()
     except (TypeError, ValueError) as e:
         raise ToolError(str(e)) from e
 

@@ -153,7 +153,7 @@ class RequestContextMiddleware:
         tenant = scope.get("state", {}).get("tenant")
         if tenant is None or self.authenticator is None:
             return None
-        return tenant if tenant in self.authenticator.known_tenants() else "other"
+        return tenant if self.authenticator.is_known_tenant(tenant) else "other"
 
     async def _buffered(self, headers: dict[str, str], receive: Receive) -> Receive:
         """Read the whole body (bounded), check it is JSON by content type and UTF-8, and

@@ -8,6 +8,8 @@ gRPC's exceptions.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 __all__ = [
     "DiskFullError",
     "IndexDamagedError",
@@ -16,6 +18,7 @@ __all__ = [
     "ModelUnavailableError",
     "SnapshotError",
     "StoreUnavailableError",
+    "exception_chain",
     "is_store_outage",
 ]
 
@@ -49,13 +52,17 @@ class SnapshotError(ValueError):
     """A snapshot that is missing, damaged, or cannot be taken or restored here."""
 
 
-def is_store_outage(exc: BaseException) -> bool:
-    """Whether `exc`, or an exception it was raised from, is a `StoreUnavailableError`."""
+def exception_chain(exc: BaseException) -> Iterator[BaseException]:
+    """`exc`, then what it was raised from (`__cause__`, else `__context__`), and so on;
+    each once, so a cycle in the chain ends the walk."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, StoreUnavailableError):
-            return True
+        yield current
         current = current.__cause__ or current.__context__
-    return False
+
+
+def is_store_outage(exc: BaseException) -> bool:
+    """Whether `exc`, or an exception it was raised from, is a `StoreUnavailableError`."""
+    return any(isinstance(e, StoreUnavailableError) for e in exception_chain(exc))

@@ -180,6 +180,7 @@ class KeyFile:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._entries = read_entries(self.path)  # a bad file at start-up is an error
+        self._tenants = _named_tenants(self._entries)
         self._stamp = self._stat()
         self._checked = time.monotonic()
 
@@ -197,10 +198,10 @@ class KeyFile:
             return None
         return Principal(found.id, found.role, found.tenants)
 
-    def tenants(self) -> set[str]:
+    def tenants(self) -> frozenset[str]:
         """Every tenant a key names (the bounded set metrics may carry)."""
         self._maybe_reload()
-        return {t for e in self._entries for t in e.tenants if t != ALL_TENANTS}
+        return self._tenants
 
     def _stat(self) -> tuple[float, int] | None:
         try:
@@ -225,4 +226,9 @@ class KeyFile:
                 self._stamp = stamp  # logged once per change, not once per request
                 return
             self._entries, self._stamp = entries, stamp
+            self._tenants = _named_tenants(entries)
             logger.info("key file reloaded: %d keys", len(entries))
+
+
+def _named_tenants(entries: Sequence[KeyEntry]) -> frozenset[str]:
+    return frozenset(t for e in entries for t in e.tenants if t != ALL_TENANTS)

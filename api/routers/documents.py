@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -87,6 +87,11 @@ async def list_documents(
     parsed = _filters_param(filters)
     index = ready[0].tenant(access.tenant)
     infos = await runtime.store_call("documents", lambda: rejects(lambda: index.documents(parsed)))
+    return document_page(infos, after, limit)
+
+
+def document_page(infos: Mapping[str, Any], after: str | None, limit: int) -> DocumentListResponse:
+    """One page of `infos` in document-id order, after `after` (REST and MCP)."""
     ids = sorted(i for i in infos if after is None or i > after)
     page = ids[:limit]
     return DocumentListResponse(

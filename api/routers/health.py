@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from rag_splade.store.tenants import ALL_TENANTS
+from rag_splade.store.tenants import ALL_TENANTS, TENANT_FIELD
 
 from ..auth import ReadAny, require_api_key
 from ..deps import ReadyDep, RuntimeDep
@@ -58,8 +58,8 @@ async def stats(runtime: RuntimeDep, ready: ReadyDep, access: ReadAny) -> StatsR
         pairs = await runtime.store_call(
             "documents",
             lambda: {
-                (p.get("tenant"), p.get("doc_id"))
-                for p in index.store.iter_payloads(["doc_id", "tenant"], tenant=ALL_TENANTS)
+                (p.get(TENANT_FIELD), p.get("doc_id"))
+                for p in index.store.iter_payloads(["doc_id", TENANT_FIELD], tenant=ALL_TENANTS)
             },
         )
         documents, incomplete = len(pairs), None

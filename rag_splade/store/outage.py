@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from rag_splade.errors import StoreUnavailableError
+from rag_splade.errors import StoreUnavailableError, exception_chain
 
 
 def is_transport_outage(exc: BaseException) -> bool:
@@ -21,10 +21,7 @@ def is_transport_outage(exc: BaseException) -> bool:
     """
     from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
+    for current in exception_chain(exc):
         if isinstance(current, (ConnectionError, TimeoutError, httpx.TransportError)):
             return True
         if isinstance(current, ResponseHandlingException):
@@ -36,7 +33,6 @@ def is_transport_outage(exc: BaseException) -> bool:
             name = getattr(code(), "name", "")
             if name in ("UNAVAILABLE", "DEADLINE_EXCEEDED"):
                 return True
-        current = current.__cause__ or current.__context__
     return False
 
 

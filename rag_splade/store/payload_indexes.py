@@ -19,7 +19,6 @@ __all__ = [
     "FieldType",
     "check_declared",
     "check_values",
-    "parse_declarations",
 ]
 
 FieldType = Literal["keyword", "integer", "float", "bool", "datetime"]
@@ -48,19 +47,6 @@ def check_declared(declared: Mapping[str, str] | None) -> dict[str, FieldType]:
             )
         checked[key] = kind  # type: ignore[assignment]  # checked against FIELD_TYPES
     return checked
-
-
-def parse_declarations(items: list[str]) -> dict[str, FieldType]:
-    """`["source:keyword", "year:integer"]` (the CLI's form) as a checked dict."""
-    pairs = {}
-    for item in items:
-        key, sep, kind = item.rpartition(":")
-        if not sep:
-            raise ValueError(
-                f"payload index {item!r}: write FIELD:TYPE (TYPE one of {', '.join(FIELD_TYPES)})"
-            )
-        pairs[key] = kind
-    return check_declared(pairs)
 
 
 def check_values(metadata: Mapping[str, Any], declared: Mapping[str, str], doc_id: str) -> None:
