@@ -143,13 +143,13 @@ class QdrantStoreBase(ABC, Generic[FilterT, PointT, RequestT]):
     def delete_stale_chunks(self, doc_id: str, keep: int, *, tenant: str = DEFAULT_TENANT) -> None:
         """Delete the chunks of `doc_id` whose index is >= `keep`."""
         stale = [_of_document(doc_id), Condition("chunk_index", "range", {"gte": float(keep)})]
-        flt = self._all_of(self._with_tenant(stale, tenant, write=True))
+        flt = self._all_of(self._with_tenant(stale, tenant, every_tenant=False))
         with self._lock:
             self._delete(flt)
 
     def delete_document(self, doc_id: str, *, tenant: str = DEFAULT_TENANT) -> int:
         """Delete every chunk of `doc_id`; return how many there were."""
-        flt = self._all_of(self._with_tenant([_of_document(doc_id)], tenant, write=True))
+        flt = self._all_of(self._with_tenant([_of_document(doc_id)], tenant, every_tenant=False))
         with self._lock:
             n = self._count(flt)
             if n:
@@ -159,7 +159,8 @@ class QdrantStoreBase(ABC, Generic[FilterT, PointT, RequestT]):
     # -- reads -----------------------------------------------------------------------------
     def get_document(self, doc_id: str, *, tenant: str = DEFAULT_TENANT) -> list[StoredChunk]:
         """A document's chunks in order ([] for an unknown id)."""
-        records = self._scroll(self._scoped([_of_document(doc_id)], tenant, write=True), True)
+        flt = self._scoped([_of_document(doc_id)], tenant, every_tenant=False)
+        records = self._scroll(flt, True)
         chunks = [StoredChunk.from_payload(r.id, r.payload or {}) for r in records]
         return sorted(chunks, key=lambda c: c.chunk_index)
 
@@ -241,18 +242,19 @@ class QdrantStoreBase(ABC, Generic[FilterT, PointT, RequestT]):
                 return
 
     def _scoped(
-        self, conditions: Sequence[Condition], tenant: str, *, write: bool = False
+        self, conditions: Sequence[Condition], tenant: str, *, every_tenant: bool = True
     ) -> FilterT | None:
         """`conditions` ANDed beneath the tenant's own condition: the user's conditions can
-        only narrow what the tenant sees. `ALL_TENANTS` (reads only) adds none."""
-        scoped = self._with_tenant(conditions, tenant, write=write)
+        only narrow what the tenant sees. `ALL_TENANTS` adds none; it is refused where
+        `every_tenant` is False (writes, and reading one document by id)."""
+        scoped = self._with_tenant(conditions, tenant, every_tenant=every_tenant)
         return self._all_of(scoped) if scoped else None
 
     @staticmethod
     def _with_tenant(
-        conditions: Sequence[Condition], tenant: str, *, write: bool
+        conditions: Sequence[Condition], tenant: str, *, every_tenant: bool
     ) -> list[Condition]:
-        tenant = check_tenant(tenant, allow_all=not write)
+        tenant = check_tenant(tenant, allow_all=every_tenant)
         if tenant == ALL_TENANTS:
             return list(conditions)
         return [tenant_condition(tenant), *conditions]
