@@ -131,11 +131,12 @@ def build_mcp_server(
             structured_content=out.model_dump(),
         )
 
-    search.__signature__ = _signature(SearchBody)  # type: ignore[attr-defined]
+    # the SDK reads the parameters from the signature and their types from the annotations
+    signature = _signature(SearchBody)
+    search.__signature__ = signature  # type: ignore[attr-defined]
     search.__annotations__ = {
-        **{n: Annotated[f.annotation, f] for n, f in SearchBody.model_fields.items()},
-        "ctx": Context,
-        "return": Annotated[CallToolResult, SearchOut],
+        **{name: p.annotation for name, p in signature.parameters.items()},
+        "return": signature.return_annotation,
     }
     server.add_tool(
         search,
