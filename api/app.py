@@ -67,6 +67,8 @@ def create_app(
     app = FastAPIOffline(
         title="rag_splade",
         summary="Japanese SPLADE + dense hybrid retrieval with per-term explanations for RAG.",
+        description="[The search page](../ui/) (`/ui/`) shows each hit's term matches, "
+        "weights and contributions, drawn from this API.",
         version=__version__,
         lifespan=lifespan,
     )

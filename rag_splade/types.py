@@ -330,3 +330,10 @@ class SearchHit:
     start: int = 0
     end: int = 0
     explanation: Explanation | None = None
+
+    def _repr_html_(self) -> str:
+        """The hit as a notebook shows it: highlighted matches and contribution bar
+        (`rag_splade.views`; a list of hits: `views.show(hits)`)."""
+        from rag_splade.views import show
+
+        return show([self])._repr_html_()

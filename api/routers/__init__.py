@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from . import admin, documents, health, search
+from . import admin, documents, health, search, ui
 
 ROUTERS: tuple[APIRouter, ...] = (
     search.router,
@@ -10,6 +10,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     health.stats_router,
     admin.router,
     health.router,
+    ui.router,
 )
 
 __all__ = ["ROUTERS"]
