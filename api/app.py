@@ -24,7 +24,7 @@ from .errors import add_error_handlers
 from .mcp import McpGateway, build_mcp_server, http_access
 from .middleware import DOCS, GUARDED, RequestContextMiddleware, route_path
 from .observability import Metrics, configure_logging
-from .routers import ROUTERS
+from .routers import ENCODER_ROUTERS, ROUTERS
 from .runtime import Runtime
 
 
@@ -56,7 +56,8 @@ def create_app(
         await runtime.start()
         try:
             async with AsyncExitStack() as stack:
-                for manager in gateway.session_managers():  # the MCP sessions of /mcp
+                managers = () if s.encoders_only else gateway.session_managers()
+                for manager in managers:  # the MCP sessions of /mcp
                     await stack.enter_async_context(manager.run())
                 yield
         finally:
@@ -77,9 +78,11 @@ def create_app(
     app.state.settings = s
     app.state.authenticator = authenticator
 
-    for router in ROUTERS:
+    routers = ENCODER_ROUTERS if s.encoders_only else ROUTERS
+    for router in routers:
         app.include_router(router)
-    app.mount("/mcp", gateway)
+    if not s.encoders_only:
+        app.mount("/mcp", gateway)
     add_error_handlers(app)
     if s.cors_origin_list:
         app.add_middleware(
@@ -95,7 +98,7 @@ def create_app(
         logger=logger,
         max_body_bytes=s.max_request_bytes,
         authenticator=authenticator,
-        route_of=lambda scope: route_path(ROUTERS, scope),
+        route_of=lambda scope: route_path(routers, scope),
         guarded=GUARDED if s.public_docs else (*GUARDED, *DOCS),
     )
     return app

@@ -15,15 +15,19 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import numpy as np
 
 from rag_splade import SparseVector
 from rag_splade.encoders.protocols import (
     DenseEncoderProtocol,
+    RawScorer,
     RerankerProtocol,
+    Side,
     SparseEncoderProtocol,
+    TextEmbedder,
+    TokenIdsEncoder,
 )
 from rag_splade.search import QueryVectors, SearchRequest
 
@@ -134,8 +138,32 @@ class MicroBatcher(Generic[Item, Result]):
         return asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
 
-class QueryEncoder(MicroBatcher[tuple[str, bool, bool], QueryVectors]):
-    """Encode queries for many concurrent requests.
+@dataclass(frozen=True)
+class SparseIds:
+    """A TEI `/embed_sparse` row: token ids (special tokens included) of one side."""
+
+    ids: np.ndarray
+    side: Side
+
+
+@dataclass(frozen=True)
+class DenseText:
+    """A TEI `/embed` text: which prefix (`prompt`) goes before it, and whether its row is
+    normalised."""
+
+    text: str
+    prompt: Side | None
+    normalize: bool
+
+
+EncodeItem = tuple[str, bool, bool] | SparseIds | DenseText
+EncodeResult = QueryVectors | SparseVector | np.ndarray
+
+
+class QueryEncoder(MicroBatcher[EncodeItem, EncodeResult]):
+    """Encode queries for many concurrent requests, and the TEI-compatible embed calls with
+    them: search queries and `/embed_sparse` rows of the same side share one SPLADE pass,
+    search queries and `/embed` texts with the same prefix one dense pass.
 
     Example:
         >>> encoder = QueryEncoder(sparse, dense, max_batch_size=32)  # doctest: +SKIP
@@ -144,7 +172,7 @@ class QueryEncoder(MicroBatcher[tuple[str, bool, bool], QueryVectors]):
 
     Args:
         on_encode: called with (encoder name, seconds) after every forward pass.
-        on_batch: called with the number of queries in every micro-batch.
+        on_batch: called with the number of items in every micro-batch.
     """
 
     name = "rag-splade-encode"
@@ -171,38 +199,112 @@ class QueryEncoder(MicroBatcher[tuple[str, bool, bool], QueryVectors]):
 
     async def encode(self, requests: Sequence[SearchRequest]) -> list[QueryVectors]:
         """The query vectors each request needs (`needs_sparse`/`needs_dense`), in order."""
-        return await self.submit([(r.query, r.needs_sparse, r.needs_dense) for r in requests])
+        items = [(r.query, r.needs_sparse, r.needs_dense) for r in requests]
+        return cast(list[QueryVectors], await self.submit(items))
 
-    async def _process(self, items: list[tuple[str, bool, bool]]) -> list[QueryVectors]:
+    async def embed_sparse(self, rows: Sequence[np.ndarray], side: Side) -> list[SparseVector]:
+        """SPLADE vectors of token-id rows (the sparse encoder must take ids)."""
+        items = [SparseIds(row, side) for row in rows]
+        return cast(list[SparseVector], await self.submit(items))
+
+    async def embed_dense(
+        self, texts: Sequence[str], prompt: Side | None, normalize: bool
+    ) -> list[np.ndarray]:
+        """Dense rows of texts, with the query or document prefix or none."""
+        items = [DenseText(t, prompt, normalize) for t in texts]
+        return cast(list[np.ndarray], await self.submit(items))
+
+    async def _process(self, items: list[EncodeItem]) -> list[EncodeResult]:
         if self._on_batch is not None:
             self._on_batch(len(items))
-        want_sparse = [i for i, (_, sparse, _) in enumerate(items) if sparse]
-        want_dense = [i for i, (_, _, dense) in enumerate(items) if dense]
+        sparse: dict[Side, list[int]] = {}  # side -> positions
+        dense: dict[tuple[Side | None, bool], list[int]] = {}  # (prompt, normalize) -> positions
+        for i, item in enumerate(items):
+            if isinstance(item, SparseIds):
+                sparse.setdefault(item.side, []).append(i)
+            elif isinstance(item, DenseText):
+                dense.setdefault((item.prompt, item.normalize), []).append(i)
+            else:
+                if item[1]:
+                    sparse.setdefault("query", []).append(i)
+                if item[2]:
+                    dense.setdefault(("query", True), []).append(i)
         jobs: list[asyncio.Future[Any]] = []
-        for which, wanted in (("sparse", want_sparse), ("dense", want_dense)):
-            if wanted:
-                jobs.append(self._in_thread(self._timed, which, [items[i][0] for i in wanted]))
-        results = list(await asyncio.gather(*jobs))
-        sparse_of: dict[int, SparseVector] = {}
-        dense_of: dict[int, np.ndarray] = {}
-        if want_sparse:
-            sparse_of = dict(zip(want_sparse, results.pop(0), strict=True))
-        if want_dense:
-            dense_of = dict(zip(want_dense, results.pop(0), strict=True))
-        return [QueryVectors(sparse_of.get(i), dense_of.get(i)) for i in range(len(items))]
+        if sparse:
+            jobs.append(self._in_thread(self._sparse_lanes, items, sparse))
+        if dense:
+            jobs.append(self._in_thread(self._dense_lanes, items, dense))
+        vectors: dict[tuple[str, int], Any] = {}
+        for part in await asyncio.gather(*jobs):
+            vectors.update(part)
+        out: list[EncodeResult] = []
+        for i, item in enumerate(items):
+            if isinstance(item, SparseIds):
+                out.append(vectors["sparse", i])
+            elif isinstance(item, DenseText):
+                out.append(vectors["dense", i])
+            else:
+                out.append(QueryVectors(vectors.get(("sparse", i)), vectors.get(("dense", i))))
+        return out
 
-    def _timed(self, which: str, texts: list[str]) -> list[Any]:
-        start = time.perf_counter()
-        encoder = self.sparse if which == "sparse" else self.dense
-        vectors = list(encoder.encode_queries(texts))
-        if self._on_encode is not None:
-            self._on_encode(which, time.perf_counter() - start)
-        return vectors
+    def _sparse_lanes(
+        self, items: list[EncodeItem], lanes: dict[Side, list[int]]
+    ) -> dict[tuple[str, int], Any]:
+        out: dict[tuple[str, int], Any] = {}
+        for side, positions in lanes.items():
+            start = time.perf_counter()
+            rows = [items[i] for i in positions]
+            if all(isinstance(r, tuple) for r in rows):  # search queries only
+                vectors = self.sparse.encode_queries(
+                    [cast(tuple[str, bool, bool], r)[0] for r in rows]
+                )
+            else:
+                encoder = self.sparse
+                if not isinstance(encoder, TokenIdsEncoder):
+                    raise TypeError(f"{type(encoder).__name__} does not encode token ids")
+                texts = [r[0] for r in rows if isinstance(r, tuple)]
+                tokenized = iter(encoder.tokenize(texts, "query") if texts else [])
+                ids = [r.ids if isinstance(r, SparseIds) else next(tokenized) for r in rows]
+                vectors = encoder.encode_ids(ids, side)
+            out.update((("sparse", i), v) for i, v in zip(positions, vectors, strict=True))
+            if self._on_encode is not None:
+                self._on_encode("sparse", time.perf_counter() - start)
+        return out
+
+    def _dense_lanes(
+        self, items: list[EncodeItem], lanes: dict[tuple[Side | None, bool], list[int]]
+    ) -> dict[tuple[str, int], Any]:
+        out: dict[tuple[str, int], Any] = {}
+        encoder = self.dense
+        for (prompt, normalize), positions in lanes.items():
+            start = time.perf_counter()
+            texts = [_text_of(items[i]) for i in positions]
+            rows: Any
+            if prompt == "query" and normalize:
+                rows = encoder.encode_queries(texts)
+            elif prompt == "document" and normalize:
+                rows = encoder.encode_documents(texts)
+            else:
+                if not isinstance(encoder, TextEmbedder):
+                    raise TypeError(
+                        f"{type(encoder).__name__} has no embed(texts, prefix, normalize)"
+                    )
+                prefix = {"query": encoder.query_prefix, "document": encoder.document_prefix}
+                rows = encoder.embed(texts, prefix.get(prompt or "", ""), normalize)
+            out.update((("dense", i), row) for i, row in zip(positions, rows, strict=True))
+            if self._on_encode is not None:
+                self._on_encode("dense", time.perf_counter() - start)
+        return out
 
 
-class PairScorer(MicroBatcher[list[tuple[str, str]], np.ndarray]):
+def _text_of(item: EncodeItem) -> str:
+    return item.text if isinstance(item, DenseText) else cast(tuple[str, bool, bool], item)[0]
+
+
+class PairScorer(MicroBatcher[tuple[list[tuple[str, str]], bool], np.ndarray]):
     """Score the rerank pairs of many concurrent requests: each request submits its list of
-    (query, passage) pairs, and a batch of requests goes through the reranker together.
+    (query, passage) pairs, and a batch of requests goes through the reranker together
+    (search's reranking and the TEI-compatible `/rerank` alike).
 
     Args:
         on_score: called with the seconds of every reranker pass.
@@ -225,22 +327,36 @@ class PairScorer(MicroBatcher[list[tuple[str, str]], np.ndarray]):
         self.reranker = reranker
         self._on_score = on_score
 
-    async def score(self, pair_lists: Sequence[list[tuple[str, str]]]) -> list[np.ndarray]:
-        """The scores of each list of pairs, in order."""
-        return await self.submit(list(pair_lists))
+    async def score(
+        self, pair_lists: Sequence[list[tuple[str, str]]], *, raw: bool = False
+    ) -> list[np.ndarray]:
+        """The scores of each list of pairs, in order; `raw`: the logits, no activation."""
+        return await self.submit([(pairs, raw) for pairs in pair_lists])
 
-    async def _process(self, items: list[list[tuple[str, str]]]) -> list[np.ndarray]:
-        pairs = [pair for pairs in items for pair in pairs]
-        scores = await self._in_thread(self._timed, pairs)
-        out, start = [], 0
-        for pairs in items:
-            out.append(scores[start : start + len(pairs)])
-            start += len(pairs)
-        return out
+    async def _process(self, items: list[tuple[list[tuple[str, str]], bool]]) -> list[np.ndarray]:
+        out: list[np.ndarray | None] = [None] * len(items)
+        for raw in (False, True):
+            group = [i for i, (_, r) in enumerate(items) if r is raw]
+            if not group:
+                continue
+            pairs = [pair for i in group for pair in items[i][0]]
+            scores = await self._in_thread(self._timed, pairs, raw)
+            start = 0
+            for i in group:
+                n = len(items[i][0])
+                out[i] = scores[start : start + n]
+                start += n
+        return cast(list[np.ndarray], out)
 
-    def _timed(self, pairs: list[tuple[str, str]]) -> np.ndarray:
+    def _timed(self, pairs: list[tuple[str, str]], raw: bool) -> np.ndarray:
         start = time.perf_counter()
-        scores = self.reranker.score(pairs)
+        if raw:
+            scorer = self.reranker
+            if not isinstance(scorer, RawScorer):
+                raise TypeError(f"{type(scorer).__name__} gives no raw scores")
+            scores = scorer.score(pairs, raw=True)
+        else:
+            scores = self.reranker.score(pairs)
         if self._on_score is not None:
             self._on_score(time.perf_counter() - start)
         return scores

@@ -91,6 +91,19 @@ class ServiceSettings(Settings):
         5.0, gt=0, description="Seconds between tries to reach the store at start-up."
     )
 
+    # the TEI-compatible encoding endpoints (/embed, /embed_sparse, /rerank, /tokenize, /info)
+    encoders_only: bool = Field(
+        False,
+        description="Serve the models alone: the TEI-compatible endpoints and health, no "
+        "index (`rag-splade serve --encoders-only`); /v1 is not served.",
+    )
+    tei_max_client_batch_size: int = Field(
+        32, ge=1, description="Inputs (or rerank texts) in one TEI-compatible call (413 above)."
+    )
+    tei_max_concurrent_requests: int = Field(
+        512, ge=1, description="TEI-compatible calls in flight at once (429 above)."
+    )
+
     cors_origins: str = Field(
         "", description="Comma-separated origins allowed by CORS; empty: CORS off."
     )

@@ -1,9 +1,11 @@
 """The service's errors: one body shape (`error`, `message`, `request_id`, `details`), built
-in one place for handlers and middleware alike."""
+in one place for handlers and middleware alike. The TEI-compatible endpoints answer TEI's
+shape instead (`error`: the message, `error_type`), so that TEI clients read them."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
@@ -21,6 +23,15 @@ HTTP_ERROR_CODES = {
     404: "not_found",
     405: "method_not_allowed",
 }
+
+# The TEI-compatible endpoints (`routers/tei.py`): their errors take TEI's body shape. The
+# middleware sets the flag per request, so that its own refusals (401, 413) take it too.
+TEI_PATHS = ("/embed", "/embed_sparse", "/rerank", "/tokenize", "/info")
+tei_errors_var: ContextVar[bool] = ContextVar("tei_errors", default=False)
+
+
+def is_tei_path(path: str) -> bool:
+    return path in TEI_PATHS
 
 
 class ApiError(Exception):
@@ -60,6 +71,24 @@ class NotJson(ApiError):
     status, error = 415, "unsupported_media_type"
 
 
+class EmptyInput(ApiError):
+    """A TEI-compatible call with nothing to encode (TEI's `Empty`)."""
+
+    status, error = 400, "empty"
+
+
+class TokenizerFailure(ApiError):
+    """Token ids the model cannot read (TEI's `Tokenizer`)."""
+
+    status, error = 422, "tokenizer"
+
+
+class Overloaded(ApiError):
+    """More TEI-compatible calls in flight than allowed (TEI's `Overloaded`)."""
+
+    status, error = 429, "overloaded"
+
+
 class InsufficientStorage(ApiError):
     """The index's disk is (nearly) full: nothing of the write was done."""
 
@@ -95,8 +124,28 @@ def rejects(fn: Callable[[], T]) -> T:
         raise InvalidRequest(str(e)) from e
 
 
-def error_body(error: str, message: str, details: list[dict[str, Any]] | None = None) -> dict:
-    """The JSON body of every error the service answers."""
+def tei_error_type(status: int, error: str) -> str:
+    """TEI's `error_type` of an error (TEI's status codes map the same way)."""
+    named = {"empty": "Empty", "tokenizer": "Tokenizer"}
+    if error in named:
+        return named[error]
+    if status == 429:
+        return "Overloaded"
+    if status == 503:
+        return "Unhealthy"
+    return "Backend" if status >= 500 else "Validation"
+
+
+def error_body(
+    error: str, message: str, details: list[dict[str, Any]] | None = None, *, status: int = 500
+) -> dict:
+    """The JSON body of every error the service answers (TEI's on the TEI endpoints)."""
+    if tei_errors_var.get():
+        return {
+            "error": message,
+            "error_type": tei_error_type(status, error),
+            "request_id": request_id_var.get(),
+        }
     body: dict[str, Any] = {"error": error, "message": message, "request_id": request_id_var.get()}
     if details is not None:
         body["details"] = details
@@ -111,7 +160,8 @@ def error_response(
     headers: dict[str, str] | None = None,
     details: list[dict[str, Any]] | None = None,
 ) -> JSONResponse:
-    return JSONResponse(error_body(error, message, details), status_code=status, headers=headers)
+    body = error_body(error, message, details, status=status)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def add_error_handlers(app: FastAPI) -> None:

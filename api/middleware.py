@@ -18,11 +18,20 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from rag_splade.metadata import MAX_DEPTH, json_depth_ok
 
 from .auth import CHALLENGE, UNAUTHORIZED, Authenticator
-from .errors import BadEncoding, InvalidRequest, NotJson, TooLarge, error_body
+from .errors import (
+    TEI_PATHS,
+    BadEncoding,
+    InvalidRequest,
+    NotJson,
+    TooLarge,
+    error_body,
+    is_tei_path,
+    tei_errors_var,
+)
 from .observability import Metrics, request_id_var
 
 REQUEST_ID_HEADER = "x-request-id"
-GUARDED = ("/v1", "/mcp")  # paths that need a key (where keys are set)
+GUARDED = ("/v1", "/mcp", *TEI_PATHS)  # paths that need a key (where keys are set)
 DOCS = ("/docs", "/redoc", "/openapi.json")  # also guarded unless the docs are public
 # metadata nests at most MAX_DEPTH levels; a body adds a few of its own around it
 MAX_BODY_DEPTH = MAX_DEPTH + 8
@@ -61,6 +70,7 @@ class RequestContextMiddleware:
         incoming = headers.get(REQUEST_ID_HEADER, "")
         request_id = incoming if _VALID_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
+        tei_token = tei_errors_var.set(is_tei_path(scope["path"]))
         started = time.perf_counter()
         status = {"code": 500, "sent": False}
         refused_route: str | None = None
@@ -133,6 +143,7 @@ class RequestContextMiddleware:
                 },
             )
             request_id_var.reset(token)
+            tei_errors_var.reset(tei_token)
 
     def _unauthorized(self, scope: Scope, headers: dict[str, str]) -> bool:
         """A `/v1` request without a valid key (where keys are set); a valid one leaves its
@@ -230,7 +241,7 @@ def _too_large(size: int, limit: int, at_least: bool = False) -> str:
 async def _send_error(
     send: Send, status: int, error: str, message: str, headers: dict[str, str] | None = None
 ) -> None:
-    body = json.dumps(error_body(error, message), ensure_ascii=False).encode()
+    body = json.dumps(error_body(error, message, status=status), ensure_ascii=False).encode()
     raw_headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),

@@ -69,21 +69,28 @@ class Runtime:
             await self.scorer.close()
         if self.index is not None:
             await asyncio.to_thread(self.index.close)
+        elif self.encoder is not None:  # encoders only: no index closes the sparse encoder
+            await asyncio.to_thread(self.encoder.sparse.close)
         self.state, self.detail = "stopped", "the service is shutting down"
         self.metrics.ready.set(0)
 
     async def _load(self) -> None:
         s = self.settings
+        encoders: tuple[SparseEncoderProtocol, DenseEncoderProtocol]
+        reranker: RerankerProtocol | None
         try:
             if self.index is None:
                 encoders = await asyncio.to_thread(encoders_from_settings, s)
                 if s.rerank_model:
                     self.detail = "loading the reranker"
                 reranker = await asyncio.to_thread(reranker_from_settings, s)
-                self.index = await self._open_store(encoders, reranker)
-            if self.index.reranker is not None:
+                if not s.encoders_only:
+                    self.index = await self._open_store(encoders, reranker)
+            else:
+                encoders, reranker = (self.index.sparse, self.index.dense), self.index.reranker
+            if reranker is not None:
                 self.scorer = PairScorer(
-                    self.index.reranker,
+                    reranker,
                     microbatch=s.microbatch,
                     max_batch_size=s.batch_max_size,
                     max_wait_ms=s.batch_max_wait_ms,
@@ -91,8 +98,7 @@ class Runtime:
                 )
                 await self.scorer.start()
             self.encoder = QueryEncoder(
-                self.index.sparse,
-                self.index.dense,
+                *encoders,
                 microbatch=s.microbatch,
                 max_batch_size=s.batch_max_size,
                 max_wait_ms=s.batch_max_wait_ms,
@@ -112,7 +118,7 @@ class Runtime:
             return
         self.state, self.detail = "ready", "ready"
         self.metrics.ready.set(1)
-        self.logger.info("ready: %r", self.index)
+        self.logger.info("ready: %r", self.index or self.encoder.sparse)
 
     async def _open_store(
         self,
@@ -176,6 +182,13 @@ class Runtime:
             retry = 0 if self.state == "failed" else self.settings.retry_after_seconds
             raise ServiceUnavailable(f"not ready: {self.detail}", retry_after=retry)
         return self.index, self.encoder
+
+    def encoding(self) -> QueryEncoder:
+        """The encoders' batcher (every mode, `encoders_only` too), or `ServiceUnavailable`."""
+        if self.state != "ready" or self.encoder is None:
+            retry = 0 if self.state == "failed" else self.settings.retry_after_seconds
+            raise ServiceUnavailable(f"not ready: {self.detail}", retry_after=retry)
+        return self.encoder
 
     async def store_call(self, operation: str, fn: Callable[[], T], failure: str = "") -> T:
         """Run a store operation in a thread, timed; an outage becomes a 503."""

@@ -18,8 +18,9 @@ PORTS = (1, 65_535)
 EXIT_OK, EXIT_USAGE = 0, 2
 
 DESCRIPTION = """\
-Serve the index over HTTP: search and document routes, /healthz, /readyz, /metrics, and
-OpenAPI docs at /docs. Models, device, index, limits and the service's API key come from
+Serve the index over HTTP: search and document routes, the TEI-compatible encoding
+endpoints (/embed_sparse, /embed, /rerank, /tokenize, /info), /healthz, /readyz, /metrics,
+and OpenAPI docs at /docs. Models, device, index, limits and the service's API key come from
 RAG_SPLADE_* settings (RAG_SPLADE_SPARSE_MODEL, RAG_SPLADE_INDEX_PATH, RAG_SPLADE_QDRANT_URL,
 RAG_SPLADE_API_KEY, ...); the index flags below override them. Needs the api extra:
 pip install 'rag-splade[api]'."""
@@ -70,12 +71,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     http.add_argument(
         "--log-level", choices=LOG_LEVELS, default="info", help="uvicorn's log level (info)"
     )
+    http.add_argument(
+        "--encoders-only",
+        action="store_true",
+        help="serve the models alone, with no index: the TEI-compatible /embed_sparse, /embed, "
+        "/rerank, /tokenize and /info (and health); an encoder server for remote encoders "
+        "(RAG_SPLADE_SPARSE_URL, ...). Any number of workers",
+    )
     add_index_arguments(parser)
 
 
 def environment(args: argparse.Namespace) -> dict[str, str]:
     """The `RAG_SPLADE_*` variables that the given index flags stand for."""
     overrides = index_overrides(args)
+    if getattr(args, "encoders_only", False):
+        overrides["encoders_only"] = "true"
     return {f"RAG_SPLADE_{name.upper()}": str(value) for name, value in overrides.items()}
 
 
@@ -103,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     except ValidationError as e:
         print(f"rag-splade serve: {e}", file=sys.stderr)
         return EXIT_USAGE
-    if args.workers > 1 and not settings.qdrant_url:
+    if args.workers > 1 and not settings.qdrant_url and not args.encoders_only:
         print(
             f"rag-splade serve: --workers {args.workers} needs a Qdrant server (--qdrant-url or "
             f"RAG_SPLADE_QDRANT_URL): the embedded Edge index at {settings.index_path} can be "

@@ -1,8 +1,9 @@
-"""The service's resources, one module each; `app.py` includes `ROUTERS` in this order."""
+"""The service's resources, one module each; `app.py` includes `ROUTERS` in this order
+(`ENCODER_ROUTERS` alone when it serves encoders only)."""
 
 from fastapi import APIRouter
 
-from . import admin, documents, health, search, ui
+from . import admin, documents, health, search, tei, ui
 
 ROUTERS: tuple[APIRouter, ...] = (
     search.router,
@@ -10,7 +11,10 @@ ROUTERS: tuple[APIRouter, ...] = (
     health.stats_router,
     admin.router,
     health.router,
+    tei.router,
     ui.router,
 )
+# `rag-splade serve --encoders-only`: the models, no index
+ENCODER_ROUTERS: tuple[APIRouter, ...] = (tei.router, health.router)
 
-__all__ = ["ROUTERS"]
+__all__ = ["ENCODER_ROUTERS", "ROUTERS"]

@@ -31,10 +31,13 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(runtime: RuntimeDep) -> JSONResponse:
-    """Readiness: 200 once models and store are ready, else 503 and the reason."""
+    """Readiness: 200 once models and store (none when encoders only) are ready, else 503
+    and the reason."""
     if runtime.state == "ready" and runtime.index is not None:
         # the store kind only: readiness is unauthenticated, paths and URLs stay private
         return JSONResponse({"status": "ready", "store": type(runtime.index.store).__name__})
+    if runtime.state == "ready" and runtime.settings.encoders_only:
+        return JSONResponse({"status": "ready", "store": None})
     headers = {}
     if runtime.state != "failed":
         headers["retry-after"] = str(runtime.settings.retry_after_seconds)

@@ -96,7 +96,31 @@ class DenseEncoder:
         """`[n, dimension]` float32, unit-norm rows."""
         return self._encode(_check_texts(texts, "texts"), self.document_prefix)
 
-    def _encode(self, texts: list[str], prefix: str) -> np.ndarray:
+    @property
+    def max_length(self) -> int:
+        """Tokens the model reads of a text (its prefix included); the rest is cut."""
+        length = self.model.max_seq_length
+        if length is None:  # pragma: no cover - sentence-transformers sets it from the model
+            raise ValueError(f"{self.model_name} does not report a maximum sequence length")
+        return int(length)
+
+    def token_counts(self, texts: Sequence[str], prefix: str = "") -> list[int]:
+        """Tokens of `prefix + text` for each text, special tokens included, not truncated
+        (what `embed` would read before cutting at `max_length`)."""
+        texts = _check_texts(texts, "texts")
+        if not texts:
+            return []
+        tokenizer = self.model.tokenizer
+        ids = tokenizer([prefix + t for t in texts], truncation=False, verbose=False)["input_ids"]
+        return [len(row) for row in ids]
+
+    def embed(self, texts: Sequence[str], prefix: str = "", normalize: bool = True) -> np.ndarray:
+        """`[n, dimension]` float32 embeddings of `prefix + text` (the prefix as a
+        sentence-transformers prompt), unit-norm rows when `normalize`, else as the model
+        pools them. `encode_queries` / `encode_documents` are this with their prefix."""
+        return self._encode(_check_texts(texts, "texts"), prefix, normalize)
+
+    def _encode(self, texts: list[str], prefix: str, normalize: bool = True) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         out = self.model.encode(
@@ -105,9 +129,9 @@ class DenseEncoder:
             batch_size=self.batch_size,
             convert_to_tensor=True,
             show_progress_bar=False,
-        )
-        # Normalise in float32: a bf16 norm is off by ~1e-3.
-        out = torch.nn.functional.normalize(out.float(), dim=-1)
+        ).float()
+        if normalize:  # in float32: a bf16 norm is off by ~1e-3
+            out = torch.nn.functional.normalize(out, dim=-1)
         return out.cpu().numpy().astype(np.float32, copy=False)
 
     def __repr__(self) -> str:

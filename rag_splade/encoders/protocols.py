@@ -8,13 +8,26 @@ The index is typed against these, never against a concrete class.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 
 from rag_splade.types import SparseVector
 
-__all__ = ["DenseEncoderProtocol", "RerankerProtocol", "SparseEncoderProtocol"]
+__all__ = [
+    "DenseEncoderProtocol",
+    "RawScorer",
+    "RerankerProtocol",
+    "Side",
+    "SparseEncoderProtocol",
+    "TextEmbedder",
+    "TokenIdsEncoder",
+    "Truncation",
+]
+
+Side = Literal["query", "document"]  # which text a SPLADE vector is of: lengths, pruning
+# which end of a too-long text is cut: "right" keeps its start; None: cut nothing
+Truncation = Literal["right", "left"] | None
 
 
 @runtime_checkable
@@ -57,6 +70,22 @@ class SparseEncoderProtocol(Protocol):
 
 
 @runtime_checkable
+class TokenIdsEncoder(Protocol):
+    """A sparse encoder that also takes token ids: what the TEI-compatible `/embed_sparse`
+    and `/tokenize` endpoints need (`SpladeEncoder`, the remote one)."""
+
+    def max_length(self, side: Side) -> int: ...
+
+    def tokenize(
+        self, texts: Sequence[str], side: Side, truncation: Truncation = "right"
+    ) -> list[np.ndarray]: ...
+
+    def encode_ids(
+        self, ids: Sequence[Sequence[int] | np.ndarray], side: Side
+    ) -> list[SparseVector]: ...
+
+
+@runtime_checkable
 class DenseEncoderProtocol(Protocol):
     """A dense encoder: texts to unit-length rows of `dimension` floats."""
 
@@ -77,3 +106,33 @@ class RerankerProtocol(Protocol):
     model_name: str
 
     def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray: ...
+
+
+@runtime_checkable
+class TextEmbedder(Protocol):
+    """A dense encoder that also embeds with any prefix and without normalising: what the
+    TEI-compatible `/embed` endpoint needs (`DenseEncoder`, the remote one)."""
+
+    query_prefix: str
+    document_prefix: str
+
+    @property
+    def max_length(self) -> int: ...
+
+    def token_counts(self, texts: Sequence[str], prefix: str = "") -> list[int]: ...
+
+    def embed(
+        self, texts: Sequence[str], prefix: str = "", normalize: bool = True
+    ) -> np.ndarray: ...
+
+
+@runtime_checkable
+class RawScorer(Protocol):
+    """A reranker that also gives its raw logits and pair lengths: what the TEI-compatible
+    `/rerank` endpoint needs (`Reranker`, the remote one)."""
+
+    max_length: int
+
+    def pair_lengths(self, pairs: Sequence[tuple[str, str]]) -> list[int]: ...
+
+    def score(self, pairs: Sequence[tuple[str, str]], *, raw: bool = False) -> np.ndarray: ...

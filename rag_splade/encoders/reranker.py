@@ -80,8 +80,20 @@ class Reranker:
         self.model.eval()
         self.tokenizer: Any = self.model.tokenizer
 
-    def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
-        """One float32 relevance score per `(query, passage)` pair, in input order."""
+    def pair_lengths(self, pairs: Sequence[tuple[str, str]]) -> list[int]:
+        """Tokens of each pair as the model reads it, special tokens included, not cut at
+        `max_length`."""
+        pairs = _check_pairs(pairs)
+        if not pairs:
+            return []
+        queries, passages = [q for q, _ in pairs], [p for _, p in pairs]
+        ids = self.tokenizer(queries, passages, truncation=False, verbose=False)
+        return [len(row) for row in ids["input_ids"]]
+
+    def score(self, pairs: Sequence[tuple[str, str]], *, raw: bool = False) -> np.ndarray:
+        """One float32 relevance score per `(query, passage)` pair, in input order: the
+        model's own activation of its logit (sentence-transformers': a sigmoid unless the
+        model names another), or the logit itself when `raw`."""
         pairs = _check_pairs(pairs)
         scores = np.zeros(len(pairs), dtype=np.float32)
         if not pairs:
@@ -101,6 +113,7 @@ class Reranker:
                 batch_size=len(batch),
                 convert_to_tensor=True,
                 show_progress_bar=False,
+                activation_fn=torch.nn.Identity() if raw else None,
             )
             scores[batch] = out.float().cpu().numpy().reshape(-1)
         return scores

@@ -13,9 +13,10 @@ import torch
 from rag_splade.checks import check_choice, check_positive_int
 from rag_splade.encoders import onnx_backend
 from rag_splade.encoders.device import resolve_device, resolve_dtype
-from rag_splade.encoders.splade_forward import default_budgets, encode_sparse
+from rag_splade.encoders.protocols import Side, Truncation
+from rag_splade.encoders.splade_forward import default_budgets, encode_sparse, encode_token_ids
 from rag_splade.encoders.splade_model import build_splade_model
-from rag_splade.encoders.tokenizer_pool import TokenizerPool
+from rag_splade.encoders.tokenizer_pool import TokenizerPool, tokenize_in_process
 from rag_splade.fingerprint import model_fingerprint
 from rag_splade.settings import DEFAULT_SPARSE_MODEL, SPARSE_BACKENDS
 from rag_splade.text.fast_tokenizer import fast_tokenizer_for
@@ -201,6 +202,98 @@ class SpladeEncoder:
             top_k=top_k,
             min_weight=min_weight,
             pool=pool,
+        )
+
+    def max_length(self, side: Side) -> int:
+        """Tokens kept of a text of `side` (`query_max_length` or `document_max_length`),
+        special tokens included."""
+        return self.query_max_length if side == "query" else self.document_max_length
+
+    def tokenize(
+        self, texts: Sequence[str], side: Side, truncation: Truncation = "right"
+    ) -> list[np.ndarray]:
+        """The token ids the model reads for each text of `side` (`[CLS] ... [SEP]`, int32).
+
+        `truncation`: "right" keeps the first `max_length(side)` tokens (what `encode_*`
+        do), "left" the last ones, None keeps them all (a row may then be too long for
+        `encode_ids`)."""
+        texts = _check_texts(texts, "texts")
+        check_choice("side", side, ("query", "document"))
+        limit = self.max_length(side)
+        if truncation == "right":
+            return tokenize_in_process(self._ids_tokenizer, texts, limit)
+        if truncation not in ("left", None):
+            raise ValueError(f'truncation must be "right", "left" or None, got {truncation!r}')
+        rows = self._untruncated(texts)
+        if truncation == "left":
+            keep = max(0, limit - 2)  # room for [CLS] and [SEP]
+            rows = [
+                row
+                if row.size <= limit
+                else np.concatenate([row[:1], row[-1 - keep : -1], row[-1:]])
+                for row in rows
+            ]
+        return rows
+
+    def _untruncated(self, texts: list[str]) -> list[np.ndarray]:
+        if self.fast_tokenizer is not None:
+            return self.fast_tokenizer.encode(texts, None)
+        ids = self.tokenizer(
+            texts, truncation=False, return_attention_mask=False, return_token_type_ids=False
+        )["input_ids"]
+        return [np.asarray(row, dtype=np.int32) for row in ids]
+
+    def token_spans(self, text: str) -> list[tuple[int, int | None, int | None, bool]]:
+        """Each token of `text`, `[CLS]`/`[SEP]` excluded, as `(id, start, stop, special)`
+        with character offsets into `text` (None where a token cannot be placed)."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, got {type(text).__name__}")
+        if self.fast_tokenizer is not None:
+            return self.fast_tokenizer.tokens(text)
+        tok = self.tokenizer
+        specials = set(tok.all_special_ids)
+        if getattr(tok, "is_fast", False):
+            enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
+            return [
+                (int(i), int(a), int(b), int(i) in specials)
+                for i, (a, b) in zip(enc["input_ids"], enc["offset_mapping"], strict=True)
+            ]
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        return [(int(i), None, None, int(i) in specials) for i in ids]
+
+    def encode_ids(
+        self, ids: Sequence[Sequence[int] | np.ndarray], side: Side
+    ) -> list[SparseVector]:
+        """Encode rows of token ids (special tokens included) as texts of `side` are encoded:
+        a document row is pruned like `encode_documents`. The ids must be in the vocabulary
+        and a row at most `max_length(side)` long.
+
+        Raises:
+            ValueError: a row that is empty, too long or has an id outside the vocabulary.
+        """
+        check_choice("side", side, ("query", "document"))
+        rows = [np.asarray(row, dtype=np.int64).reshape(-1) for row in ids]
+        limit, vocab = self.max_length(side), self.vocab_size
+        for i, row in enumerate(rows):
+            if row.size == 0:
+                raise ValueError(f"ids[{i}] is empty: a row holds at least one token id")
+            if row.size > limit:
+                raise ValueError(f"ids[{i}] has {row.size} tokens; a {side} holds at most {limit}")
+            if row.min() < 0 or row.max() >= vocab:
+                bad = int(row[(row < 0) | (row >= vocab)][0])
+                raise ValueError(f"ids[{i}] holds {bad}, outside the vocabulary (0..{vocab - 1})")
+        document = side == "document"
+        pad = self._ids_tokenizer.pad_token_id
+        return encode_token_ids(
+            self._forward,
+            [row.astype(np.int32) for row in rows],
+            pad_id=pad if pad is not None else 0,
+            device=self.device,
+            max_batch_tokens=self.max_batch_tokens,
+            head_chunk_tokens=self.head_chunk_tokens,
+            max_batch_size=self.batch_size,
+            top_k=self.document_top_k if document else None,
+            min_weight=self.document_min_weight if document else None,
         )
 
     def decode(self, vector: SparseVector, top_k: int | None = None) -> list[tuple[str, float]]:

@@ -132,7 +132,64 @@ def encode_sparse(
     else:
         waves = pool.waves(texts, max_length)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    out: list[SparseVector | None] = [None] * len(texts)
+    return _encode_waves(
+        model,
+        waves,
+        len(texts),
+        pad_id,
+        device=device,
+        max_batch_tokens=max_batch_tokens,
+        head_chunk_tokens=head_chunk_tokens,
+        max_batch_size=max_batch_size,
+        top_k=top_k,
+        min_weight=min_weight,
+    )
+
+
+def encode_token_ids(
+    model: Any,
+    ids: TokenIds,
+    *,
+    pad_id: int,
+    device: str,
+    max_batch_tokens: int,
+    head_chunk_tokens: int,
+    max_batch_size: int | None = None,
+    top_k: int | None = None,
+    min_weight: float | None = None,
+) -> list[SparseVector]:
+    """`encode_sparse` of rows that are already token ids (special tokens included, as the
+    model reads them): the same batching, pooling and pruning."""
+    if not ids:
+        return []
+    return _encode_waves(
+        model,
+        iter([(0, ids)]),
+        len(ids),
+        pad_id,
+        device=device,
+        max_batch_tokens=max_batch_tokens,
+        head_chunk_tokens=head_chunk_tokens,
+        max_batch_size=max_batch_size,
+        top_k=top_k,
+        min_weight=min_weight,
+    )
+
+
+def _encode_waves(
+    model: Any,
+    waves: Iterator[tuple[int, TokenIds]],
+    count: int,
+    pad_id: int,
+    *,
+    device: str,
+    max_batch_tokens: int,
+    head_chunk_tokens: int,
+    max_batch_size: int | None,
+    top_k: int | None,
+    min_weight: float | None,
+) -> list[SparseVector]:
+    out: list[SparseVector | None] = [None] * count
     with torch.inference_mode():
         for offset, ids in waves:
             vectors = _encode_wave(

@@ -41,6 +41,10 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 
+# a token of `FastJapaneseTokenizer.tokens`: (id, start, stop, special); offsets may be None
+Token = tuple[int, int | None, int | None, bool]
+
+
 class UnsupportedTokenizer(ValueError):
     """The tokenizer is not the MeCab/unidic-lite + WordPiece kind this path reproduces."""
 
@@ -190,6 +194,61 @@ class FastJapaneseTokenizer:
                 del ids[keep:]
             rows.append(np.array([self.cls_token_id, *ids, self.sep_token_id], dtype=np.int32))
         return rows
+
+    def tokens(self, text: str) -> list[Token]:
+        """Each token of `text` (no `[CLS]`/`[SEP]` around it) with where it is in `text`:
+        `(id, start, stop, special)`, character offsets into the original text, None where a
+        token cannot be placed (a word NFKC or lower-casing changed beyond a 1:1 map).
+        The ids are `encode`'s."""
+        out: list[Token] = []
+        at = 0
+        matches = list(self._special_re.finditer(text)) if self._special_re else []
+        for m in [*matches, None]:
+            end = m.start() if m is not None else len(text)
+            if end > at:
+                out += self._segment_tokens(text[at:end], at)
+            if m is not None:
+                out.append((self.specials[m.group()], m.start(), m.end(), True))
+                at = m.end()
+        return out
+
+    def _segment_tokens(self, segment: str, offset: int) -> list[Token]:
+        from rag_splade.text.mecab import normalize_with_offsets
+
+        if self.normalize_text:
+            seen, sources = normalize_with_offsets(segment)
+        else:
+            seen, sources = segment, list(range(len(segment)))
+        # a character's source ends where the next source character starts
+        ends, next_start = [0] * len(sources), len(segment)
+        for k in range(len(sources) - 1, -1, -1):
+            if k + 1 < len(sources) and sources[k + 1] != sources[k]:
+                next_start = sources[k + 1]
+            ends[k] = next_start
+        surfaces: list[str] = wakati_tagger().parse(seen).split()
+        never = self.never_split
+        words = [w.lower() if self.do_lower_case and w not in never else w for w in surfaces]
+        if not words:
+            return []
+        encodings = self._wordpiece.encode_batch(
+            [[w] for w in words], is_pretokenized=True, add_special_tokens=False
+        )
+        out: list[Token] = []
+        cursor = 0
+        for surface, word, encoding in zip(surfaces, words, encodings, strict=True):
+            found = seen.find(surface, cursor)
+            if found >= 0:
+                cursor = found + len(surface)
+            exact = found >= 0 and len(word) == len(surface)
+            for token_id, (a, b) in zip(encoding.ids, encoding.offsets, strict=True):
+                if not exact:
+                    a, b = 0, len(surface)
+                if found < 0 or b <= a:
+                    out.append((int(token_id), None, None, False))
+                    continue
+                start, stop = sources[found + a], ends[found + b - 1]
+                out.append((int(token_id), offset + start, offset + stop, False))
+        return out
 
     def count_tokens(self, text: str) -> int:
         """Tokens of `text`, special tokens around it excluded, not truncated."""
