@@ -4,6 +4,7 @@ what is allowed."""
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Sequence
 
 
 def check_query(query: object, name: str) -> str:
@@ -52,3 +53,14 @@ def check_positive_int(name: str, value: object, *, optional: bool = False) -> N
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_COUNT:
         allowed = "None or a positive int" if optional else "a positive int"
         raise ValueError(f"{name} must be {allowed} (at most {MAX_COUNT}), got {value!r:.40}")
+
+
+def check_texts(texts: Sequence[str], name: str) -> list[str]:
+    """`texts` as a list, each a str; a lone str is refused (it is not a list of texts)."""
+    if isinstance(texts, str):
+        raise TypeError(f"{name} must be a list of str, not a single str; wrap it: [{name}]")
+    texts = list(texts)
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"{name}[{i}] must be a str, got {type(text).__name__}")
+    return texts

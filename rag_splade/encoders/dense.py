@@ -7,9 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from rag_splade.checks import check_positive_int
+from rag_splade.checks import check_positive_int, check_texts
 from rag_splade.encoders.device import resolve_device, resolve_dtype
-from rag_splade.encoders.splade import _check_texts
 from rag_splade.settings import DEFAULT_DENSE_MODEL
 
 # (name fragment, query prefix, document prefix); the first fragment found in the name wins.
@@ -90,11 +89,11 @@ class DenseEncoder:
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         """`[n, dimension]` float32, unit-norm rows."""
-        return self._encode(_check_texts(texts, "texts"), self.query_prefix)
+        return self._encode(check_texts(texts, "texts"), self.query_prefix)
 
     def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
         """`[n, dimension]` float32, unit-norm rows."""
-        return self._encode(_check_texts(texts, "texts"), self.document_prefix)
+        return self._encode(check_texts(texts, "texts"), self.document_prefix)
 
     @property
     def max_length(self) -> int:
@@ -107,7 +106,7 @@ class DenseEncoder:
     def token_counts(self, texts: Sequence[str], prefix: str = "") -> list[int]:
         """Tokens of `prefix + text` for each text, special tokens included, not truncated
         (what `embed` would read before cutting at `max_length`)."""
-        texts = _check_texts(texts, "texts")
+        texts = check_texts(texts, "texts")
         if not texts:
             return []
         tokenizer = self.model.tokenizer
@@ -118,7 +117,7 @@ class DenseEncoder:
         """`[n, dimension]` float32 embeddings of `prefix + text` (the prefix as a
         sentence-transformers prompt), unit-norm rows when `normalize`, else as the model
         pools them. `encode_queries` / `encode_documents` are this with their prefix."""
-        return self._encode(_check_texts(texts, "texts"), prefix, normalize)
+        return self._encode(check_texts(texts, "texts"), prefix, normalize)
 
     def _encode(self, texts: list[str], prefix: str, normalize: bool = True) -> np.ndarray:
         if not texts:
