@@ -89,6 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from pydantic import ValidationError
 
+    from rag_splade.errors import RemoteEncoderError, RemoteModelMismatchError
     from rag_splade.factories import IndexNotFoundError, ModelUnavailableError
     from rag_splade.store.edge import DiskFullError, IndexDamagedError, IndexInUseError
 
@@ -105,6 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         IndexInUseError,
         IndexDamagedError,
         DiskFullError,
+        RemoteEncoderError,
+        RemoteModelMismatchError,
     ) as e:
         print(f"rag-splade {args.command}: {e}", file=sys.stderr)
     except ValidationError as e:

@@ -16,6 +16,8 @@ __all__ = [
     "IndexInUseError",
     "IndexNotFoundError",
     "ModelUnavailableError",
+    "RemoteEncoderError",
+    "RemoteModelMismatchError",
     "SnapshotError",
     "StoreUnavailableError",
     "exception_chain",
@@ -42,6 +44,16 @@ class DiskFullError(OSError):
 
 class ModelUnavailableError(OSError):
     """A configured model that cannot be loaded; the message names the setting and the fix."""
+
+
+class RemoteEncoderError(ConnectionError):
+    """A remote encoder server that cannot be reached, or that refused a call; the message
+    names its URL and the setting that set it. Nothing of the call was written."""
+
+
+class RemoteModelMismatchError(ValueError):
+    """A remote encoder server that runs another model than this process expects (model
+    id, vocabulary, lengths, pruning or prefixes differ); checked once, at start."""
 
 
 class IndexNotFoundError(FileNotFoundError):

@@ -11,7 +11,7 @@ import os
 import socket
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from rag_splade.errors import IndexNotFoundError, ModelUnavailableError
@@ -30,7 +30,7 @@ __all__ = [
 
 if TYPE_CHECKING:  # the encoders import torch: loaded only when a model is built
     from rag_splade.encoders.dense import DenseEncoder
-    from rag_splade.encoders.splade import SpladeEncoder
+    from rag_splade.encoders.protocols import DenseEncoderProtocol, SparseEncoderProtocol
     from rag_splade.settings import Settings
     from rag_splade.store.base import HybridStore
 
@@ -144,24 +144,67 @@ def _cached(model: str) -> bool:
         return False
 
 
-def encoders_from_settings(s: Settings) -> tuple[SpladeEncoder, DenseEncoder]:
-    """The sparse and dense encoders that `s` names (hub ids or local directories).
+def encoders_from_settings(s: Settings) -> tuple[SparseEncoderProtocol, DenseEncoderProtocol]:
+    """The sparse and dense encoders that `s` names (hub ids or local directories), or the
+    remote ones on the encoder servers `sparse_url` / `dense_url` name.
 
     Raises:
         ModelUnavailableError: a model that cannot be loaded, with the setting to change.
+        RemoteEncoderError, RemoteModelMismatchError: an encoder server that cannot be
+            reached, or runs another model.
         ValueError: a bad device or dtype (checked first, before any model is read).
     """
     from rag_splade.encoders.device import resolve_device, resolve_dtype
 
     resolve_dtype(s.dtype, resolve_device(s.device))
+    # a remote SPLADE encoder still reads the tokenizer's files here: same check
     sparse = _load("sparse", s.sparse_model, "RAG_SPLADE_SPARSE_MODEL", lambda: _sparse(s))
+    if s.dense_url:  # nothing of the model is read here
+        return sparse, _remote_dense(s)
     dense = _load("dense", s.dense_model, "RAG_SPLADE_DENSE_MODEL", lambda: _dense(s))
     return sparse, dense
 
 
-def _sparse(s: Settings) -> SpladeEncoder:
+def remote_options(s: Settings) -> dict[str, Any]:
+    """The transport settings every remote encoder takes."""
+    key = s.encoder_api_key.get_secret_value() if s.encoder_api_key else None
+    return {
+        "api_key": key,
+        "timeout": s.encoder_timeout,
+        "retries": s.encoder_retries,
+        "concurrency": s.encoder_concurrency,
+        "batch_size": s.batch_size,
+    }
+
+
+def _remote_dense(s: Settings) -> DenseEncoderProtocol:
+    from rag_splade.encoders.remote import RemoteDenseEncoder
+
+    assert s.dense_url is not None
+    return RemoteDenseEncoder(
+        s.dense_url,
+        s.dense_model,
+        query_prefix=s.query_prefix,
+        document_prefix=s.document_prefix,
+        **remote_options(s),
+    )
+
+
+def _sparse(s: Settings) -> SparseEncoderProtocol:
     from rag_splade.encoders.splade import SpladeEncoder
 
+    if s.sparse_url:
+        from rag_splade.encoders.remote import RemoteSpladeEncoder
+
+        return RemoteSpladeEncoder(
+            s.sparse_url,
+            s.sparse_model,
+            query_max_length=s.query_max_length,
+            document_max_length=s.document_max_length,
+            document_top_k=s.document_top_k,
+            document_min_weight=s.document_min_weight,
+            **remote_options(s),
+        )
     return SpladeEncoder(
         s.sparse_model,
         device=s.device,

@@ -12,8 +12,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Literal, get_args
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rag_splade.ranking import Fusion
@@ -73,6 +74,32 @@ class Settings(BaseSettings):
     )
     document_prefix: str | None = Field(
         None, description="Dense document prefix; unset: chosen from the model name."
+    )
+
+    # remote encoders: a TEI-compatible encoder server per model (`rag-splade serve
+    # --encoders-only`, or Text Embeddings Inference); unset: the model runs in this process
+    sparse_url: str | None = Field(
+        None,
+        description="Encoder server for the SPLADE model: ids tokenized here are sent to its "
+        "/embed_sparse (only the tokenizer files of RAG_SPLADE_SPARSE_MODEL are read here).",
+    )
+    dense_url: str | None = Field(
+        None, description="Encoder server for the dense model (its /embed)."
+    )
+    rerank_url: str | None = Field(
+        None,
+        description="Encoder server for the reranker (its /rerank); needs RAG_SPLADE_RERANK_MODEL, "
+        "the model it must run.",
+    )
+    encoder_api_key: SecretStr | None = Field(
+        None, description="Key of the encoder servers, sent as `Authorization: Bearer`."
+    )
+    encoder_timeout: float = Field(30.0, gt=0, description="Seconds before an encoder call fails.")
+    encoder_retries: int = Field(
+        3, ge=0, description="Tries after the first on 429, 503, timeouts and refused connections."
+    )
+    encoder_concurrency: int = Field(
+        4, ge=1, description="Calls in flight at once to each encoder server."
     )
 
     # chunking
@@ -146,6 +173,10 @@ class Settings(BaseSettings):
         "document_prefix",
         "rerank_model",
         "snapshot_dir",
+        "sparse_url",
+        "dense_url",
+        "rerank_url",
+        "encoder_api_key",
         mode="before",
     )
     @classmethod
@@ -156,6 +187,32 @@ class Settings(BaseSettings):
     @classmethod
     def _local_model_is_absolute(cls, value: str | None) -> str | None:
         return None if value is None else resolve_model(value)
+
+    @field_validator("sparse_url", "dense_url", "rerank_url")
+    @classmethod
+    def _encoder_url_is_http(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        url = urlsplit(value.strip())
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ValueError(f"must be an http:// or https:// URL with a host, got {value!r:.100}")
+        if url.query or url.fragment:
+            raise ValueError(f"must be a base URL without ?query or #fragment, got {value!r:.100}")
+        return value.strip().rstrip("/")
+
+    @model_validator(mode="after")
+    def _remote_encoders_fit(self) -> Settings:
+        if self.sparse_url and self.sparse_backend != "torch":
+            raise ValueError(
+                f"sparse_url runs SPLADE on the encoder server; sparse_backend "
+                f"{self.sparse_backend!r} (a local ONNX graph) does not apply: unset one"
+            )
+        if self.rerank_url and not self.rerank_model:
+            raise ValueError(
+                "rerank_url needs rerank_model (RAG_SPLADE_RERANK_MODEL): the model the "
+                "encoder server must run, checked at start"
+            )
+        return self
 
     @field_validator("payload_indexes")
     @classmethod

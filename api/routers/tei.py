@@ -377,6 +377,8 @@ def served_models(encoder: QueryEncoder, scorer: Any) -> dict[str, Any]:
             "fingerprint": sparse.fingerprint,
             "query_max_length": _max_length(sparse, "query"),
             "document_max_length": sparse.document_max_length,
+            "document_top_k": getattr(sparse, "document_top_k", None),
+            "document_min_weight": getattr(sparse, "document_min_weight", None),
             "special_tokens": sparse.special_tokens,
         },
         "dense": {

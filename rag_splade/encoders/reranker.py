@@ -14,6 +14,7 @@ from rag_splade.encoders.splade_forward import default_budgets, token_budget_bat
 from rag_splade.settings import DEFAULT_RERANK_MODEL
 
 if TYPE_CHECKING:
+    from rag_splade.encoders.protocols import RerankerProtocol
     from rag_splade.settings import Settings
 
 __all__ = ["DEFAULT_RERANK_MODEL", "Reranker", "reranker_from_settings"]
@@ -133,10 +134,18 @@ class Reranker:
         )
 
 
-def reranker_from_settings(s: Settings) -> Reranker | None:
-    """The reranker `s.rerank_model` names, or None when it names none."""
+def reranker_from_settings(s: Settings) -> RerankerProtocol | None:
+    """The reranker `s.rerank_model` names (on the encoder server `s.rerank_url` names, if
+    set), or None when it names none."""
     if not s.rerank_model:
         return None
+    if s.rerank_url:
+        from rag_splade.encoders.remote import RemoteReranker
+        from rag_splade.factories import remote_options
+
+        return RemoteReranker(
+            s.rerank_url, s.rerank_model, max_length=s.rerank_max_length, **remote_options(s)
+        )
     return Reranker(s.rerank_model, device=s.device, dtype=s.dtype, max_length=s.rerank_max_length)
 
 

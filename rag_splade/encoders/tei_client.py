@@ -1,0 +1,144 @@
+"""HTTP transport to a TEI-compatible encoder server: batches, a concurrency limit,
+timeouts, retries with backoff, and errors that name the URL.
+
+A rag_splade encoder server (`rag-splade serve --encoders-only`) and Text Embeddings
+Inference speak the same API; `RemoteEndpoint` talks to either.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import httpx
+
+from rag_splade.errors import RemoteEncoderError
+
+T = TypeVar("T")
+RETRY_STATUS = frozenset({429, 503})  # overloaded, or not ready yet: worth another try
+BACKOFF_SECONDS = 0.5  # first wait; doubled per try, capped at MAX_BACKOFF_SECONDS
+MAX_BACKOFF_SECONDS = 8.0
+
+
+class RemoteEndpoint:
+    """One encoder server: `post(path, body)` and `get(path)` with retries, and
+    `map_batches` to send many bodies with at most `concurrency` in flight.
+
+    Args:
+        url: the server's base URL (`http://encoder:8000`).
+        setting: the setting that named the URL, for error messages.
+        api_key: sent as `Authorization: Bearer <key>`.
+        timeout: seconds before one call fails (connecting, then reading the answer).
+        retries: tries after the first on a 429, a 503, a timeout or a refused connection.
+        concurrency: calls in flight at once from this process.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        setting: str,
+        api_key: str | None = None,
+        timeout: float = 30.0,
+        retries: int = 3,
+        concurrency: int = 4,
+    ) -> None:
+        if retries < 0 or concurrency < 1 or not timeout > 0:
+            raise ValueError(
+                f"retries must be >= 0, concurrency >= 1 and timeout > 0; got {retries}, "
+                f"{concurrency}, {timeout}"
+            )
+        self.url = url.rstrip("/")
+        self.setting = setting
+        self.retries = retries
+        self.concurrency = concurrency
+        headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.Client(
+            base_url=self.url,
+            headers=headers,
+            timeout=httpx.Timeout(timeout),
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+        )
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def get(self, path: str) -> Any:
+        return self._call("GET", path, None)
+
+    def post(self, path: str, body: dict[str, Any]) -> Any:
+        return self._call("POST", path, body)
+
+    def map_batches(self, fn: Callable[[T], Any], batches: Sequence[T]) -> list[Any]:
+        """`fn(batch)` for every batch, at most `concurrency` at once, results in order."""
+        if len(batches) <= 1 or self.concurrency == 1:
+            return [fn(b) for b in batches]
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    self.concurrency, thread_name_prefix="rag-splade-tei"
+                )
+        return list(self._pool.map(fn, batches))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+        self._client.close()
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None) -> Any:
+        where = f"{self.url}{path} ({self.setting})"
+        for attempt in range(self.retries + 1):
+            last = attempt == self.retries
+            try:
+                response = self._client.request(method, path, json=body)
+            except (httpx.TimeoutException, httpx.TransportError) as e:
+                if last:
+                    raise RemoteEncoderError(
+                        f"the encoder server at {where} cannot be reached after "
+                        f"{self.retries + 1} tries: {type(e).__name__}: {e}; is it running?"
+                    ) from e
+                self._wait(attempt, None)
+                continue
+            if response.status_code in RETRY_STATUS and not last:
+                self._wait(attempt, response.headers.get("retry-after"))
+                continue
+            if response.status_code >= 400:
+                raise RemoteEncoderError(
+                    f"the encoder server at {where} answered {response.status_code}: "
+                    f"{_reason(response)}"
+                )
+            try:
+                return response.json()
+            except ValueError as e:
+                raise RemoteEncoderError(
+                    f"the encoder server at {where} answered something that is not JSON"
+                ) from e
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    @staticmethod
+    def _wait(attempt: int, retry_after: str | None) -> None:
+        wait = min(BACKOFF_SECONDS * 2**attempt, MAX_BACKOFF_SECONDS)
+        if retry_after is not None and retry_after.isdigit():
+            wait = min(max(wait, float(retry_after)), MAX_BACKOFF_SECONDS)
+        time.sleep(wait)
+
+
+def _reason(response: httpx.Response) -> str:
+    """The server's own message: TEI's `error`, the service's `message`, else the text."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300] or response.reason_phrase
+    if isinstance(body, dict):
+        for key in ("message", "error", "detail"):
+            if isinstance(body.get(key), str):
+                return str(body[key])[:300]
+    return str(body)[:300]
+
+
+def chunks(n: int, size: int) -> list[range]:
+    """`range(n)` cut into consecutive ranges of at most `size`."""
+    return [range(i, min(i + size, n)) for i in range(0, n, size)]
