@@ -72,6 +72,14 @@ def test_notebook_runs(
     client.execute()  # raises CellExecutionError, naming the cell, on any error
     executed = [c for c in notebook.cells if c.cell_type == "code"]
     assert executed and all(c.execution_count for c in executed)
+    if path.name == "01_quickstart.ipynb":  # the hits drawn inline by rag_splade.views
+        shown = [
+            o["data"]["text/html"]
+            for c in executed
+            for o in c.get("outputs", [])
+            if "text/html" in o.get("data", {})
+        ]
+        assert any('class="rs-hit"' in h and 'class="rs-match' in h for h in shown)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -72,6 +72,15 @@ def test_console_script_points_into_the_package(wheel: Path) -> None:
     assert "rag-splade = rag_splade.pipelines.cli:main" in entry_points
 
 
+def test_wheel_ships_the_page_and_the_stylesheet(wheel_names: set[str]) -> None:
+    """The /ui/ page's assets and the views' stylesheet are package data."""
+    for folder, package in (("api/static", "rag_splade/api/static"), ("rag_splade/static", "")):
+        files = sorted((ROOT / folder).iterdir())
+        assert files, folder
+        for path in files:
+            assert f"{package or folder}/{path.name}" in wheel_names, f"{folder}/{path.name}"
+
+
 def test_wheel_ships_py_typed(wheel_names: set[str]) -> None:
     """Type checkers read the package's own hints (PEP 561)."""
     assert "rag_splade/py.typed" in wheel_names
