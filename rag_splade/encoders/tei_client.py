@@ -34,6 +34,7 @@ class RemoteEndpoint:
         timeout: seconds before one call fails (connecting, then reading the answer).
         retries: tries after the first on a 429, a 503, a timeout or a refused connection.
         concurrency: calls in flight at once from this process.
+        transport: httpx's transport (a proxy, a mock); default: plain TCP.
     """
 
     def __init__(
@@ -45,6 +46,7 @@ class RemoteEndpoint:
         timeout: float = 30.0,
         retries: int = 3,
         concurrency: int = 4,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         if retries < 0 or concurrency < 1 or not timeout > 0:
             raise ValueError(
@@ -61,6 +63,7 @@ class RemoteEndpoint:
             headers=headers,
             timeout=httpx.Timeout(timeout),
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+            transport=transport,
         )
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
