@@ -14,6 +14,7 @@
   const api = (path) => new URL(`../${path}`, window.location.href).toString();
 
   let apiKey = "";
+  let tenant = "";
   const $ = (id) => document.getElementById(id);
 
   function el(tag, attributes = {}, text = undefined) {
@@ -40,6 +41,7 @@
   function headers() {
     const h = { "content-type": "application/json", accept: "application/json" };
     if (apiKey) h["x-api-key"] = apiKey;
+    if (tenant) h["x-tenant"] = tenant;
     return h;
   }
 
@@ -55,6 +57,7 @@
   async function connect(event) {
     if (event) event.preventDefault();
     apiKey = $("api-key").value.trim();
+    tenant = $("tenant").value.trim();
     if ($("remember-key").checked && apiKey) sessionStorage.setItem(KEY_STORAGE, apiKey);
     else sessionStorage.removeItem(KEY_STORAGE);
     const node = $("key-status");
@@ -498,7 +501,8 @@
     $("search-form").addEventListener("submit", async (event) => {
       event.preventDefault();
       try {
-        if ($("api-key").value.trim() !== apiKey || !("connected" in $("search-form").dataset)) {
+        const changed = $("api-key").value.trim() !== apiKey || $("tenant").value.trim() !== tenant;
+        if (changed || !("connected" in $("search-form").dataset)) {
           if (!(await connect())) {
             showMessage($("key-status").textContent);
             return;
