@@ -80,7 +80,7 @@ def browser_paths() -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def server(browser_paths, lexical_splade_path, lexical_dense_path, tmp_path_factory):
+def server(lexical_splade_path, lexical_dense_path, tmp_path_factory):
     """`rag-splade serve` on loopback with one API key and about 60 chunks."""
     folder = tmp_path_factory.mktemp("ui")
     key = new_key()
@@ -326,10 +326,18 @@ def test_a_search_draws_what_the_api_answered(driver, server) -> None:
     screenshot(driver, "ui-50-hits.png")
 
 
-def test_focus_shows_a_terms_numbers(driver, server) -> None:
+def test_the_keyboard_alone_searches_and_focus_shows_a_terms_numbers(driver, server) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
     _, key = server
     open_page(driver, server)
-    run_search(driver, key)
+    driver.find_element(By.ID, "api-key").send_keys(key)
+    query = driver.find_element(By.ID, "query")
+    query.clear()
+    query.send_keys(QUERY, Keys.ENTER)  # Enter in the query field submits the search
+    wait_for(driver, "return Number(document.body.dataset.searches || 0) > 0")
+    assert driver.find_elements(By.CSS_SELECTOR, "#hits-a li.rs-hit")
     shown = driver.execute_script(
         """
         const mark = document.querySelector('#hits-a .rs-passage mark.rs-whole');
@@ -341,6 +349,12 @@ def test_focus_shows_a_terms_numbers(driver, server) -> None:
     focused, tip, label = shown
     assert focused and "query" in tip and "document" in tip and "=" in tip
     assert label and label.split("\n")[0] in tip
+    # every control has a label
+    unlabelled = driver.execute_script(
+        "return [...document.querySelectorAll('input, select, textarea')]"
+        ".filter((c) => !c.labels || !c.labels.length).map((c) => c.id)"
+    )
+    assert unlabelled == []
     assert console_errors(driver) == []
 
 
