@@ -93,6 +93,9 @@ EXPECTED_ROWS = {
             "tenant-07 + source filter",
         )
     ],
+    "remote": [
+        f"{kind} documents, batch {size}" for size in (1, 8) for kind in ("SPLADE", "dense")
+    ],
 }
 
 
@@ -151,6 +154,8 @@ def results(tmp_path_factory: pytest.TempPathFactory, bench_models: Path, jsquad
             "--rerank-queries=2",
             "--filter-points=2000",  # enough for the small tenant to hold the filtered source
             "--filter-queries=3",
+            "--remote-batch-sizes=1,8",
+            "--remote-texts=8",
             f"--model-dir={bench_models}",
             f"--json={out / 'bench.json'}",
         ]
@@ -172,6 +177,7 @@ def test_every_row_is_reported_with_sane_numbers(results: dict) -> None:
         "explain",
         "rerank",
         "filtered",
+        "remote",
     ]
     for name, expected in EXPECTED_ROWS.items():
         rows = {row["name"]: row for row in sections[name]["rows"]}

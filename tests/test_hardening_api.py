@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from rag_splade.api.app import create_app
+from rag_splade.api.errors import TEI_PATHS
 from rag_splade.sample import sample_texts
 from tests.api_support import service_settings, wait_ready
 
@@ -176,8 +177,8 @@ def test_a_401_is_counted_under_its_route(client) -> None:
 
 
 def test_the_openapi_document_declares_the_key(client) -> None:
-    """Its security schemes give /docs an Authorize button; every /v1 operation names them,
-    the probes none."""
+    """Its security schemes give /docs an Authorize button; every /v1 and TEI-compatible
+    operation names them, the probes none."""
     spec = client.get("/openapi.json").json()
     schemes = spec["components"]["securitySchemes"]
     assert schemes["APIKeyHeader"] == {
@@ -190,7 +191,8 @@ def test_the_openapi_document_declares_the_key(client) -> None:
     for path, operations in spec["paths"].items():
         for method, operation in operations.items():
             named = {name for s in operation.get("security", []) for name in s}
-            expected = {"APIKeyHeader", "HTTPBearer"} if path.startswith("/v1") else set()
+            keyed = path.startswith("/v1") or path in TEI_PATHS
+            expected = {"APIKeyHeader", "HTTPBearer"} if keyed else set()
             assert named == expected, (method, path)
     assert {"search", "documents", "admin", "operations"} <= {
         tag for ops in spec["paths"].values() for op in ops.values() for tag in op["tags"]

@@ -5,7 +5,9 @@ sentence-transformers' paths), `tokenizer` (the Japanese tokenizer alone), `quer
 encoding latency and a hybrid search's breakdown), `store` (hybrid query latency and
 upserts per store), `size` (index size per chunk and its nDCG@10 cost),
 `serving` (API throughput at several concurrencies), `explain` (what explanations add
-to a search) and `rerank` (what a cross-encoder over 20/50/100 candidates adds). A
+to a search), `rerank` (what a cross-encoder over 20/50/100 candidates adds), `filtered`
+(filtered and tenant searches) and `remote` (an encoder server on loopback against
+in-process encoding). A
 section module has `run(args, ctx) -> Section` and may have `add_arguments(parser)` for
 flags of its own.
 Peer libraries are imported only by the sections that use them.
@@ -50,6 +52,7 @@ SECTIONS = [
     "explain",
     "rerank",
     "filtered",
+    "remote",
 ]
 DEFAULT_SECTIONS = ",".join(SECTIONS)
 
