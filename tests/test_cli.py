@@ -153,6 +153,15 @@ def test_serve_passes_flags_and_index_settings(
     }
 
 
+def test_serve_encoders_only_needs_no_index_and_takes_workers(
+    clean_env: None, uvicorn_calls: list[dict[str, Any]]
+) -> None:
+    assert main(["serve", "--encoders-only", "--workers", "2"]) == 0
+    [call] = uvicorn_calls
+    assert call["workers"] == 2
+    assert call["env"] == {"RAG_SPLADE_ENCODERS_ONLY": "true"}
+
+
 def test_serve_several_workers_need_a_qdrant_server(
     clean_env: None, uvicorn_calls: list[dict[str, Any]], capsys: pytest.CaptureFixture[str]
 ) -> None:

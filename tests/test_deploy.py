@@ -110,3 +110,33 @@ def test_compose_refuses_to_start_the_api_without_a_key(services, name) -> None:
     # `${VAR:?message}`: compose stops with the message when the variable is unset or empty
     key = services[name]["environment"]["RAG_SPLADE_API_KEY"]
     assert re.fullmatch(r"\$\{RAG_SPLADE_API_KEY:\?.+\}", key), key
+
+
+def test_split_profile_puts_the_models_on_one_gpu_server(services, monkeypatch) -> None:
+    encoder, api = services["encoder"], services["api-split"]
+    assert encoder["profiles"] == api["profiles"] == ["split"]
+    assert encoder["deploy"]["resources"]["reservations"]["devices"][0]["driver"] == "nvidia"
+    assert "resources" not in api["deploy"] and api["deploy"]["replicas"] >= 2
+    assert api["depends_on"]["encoder"]["condition"] == "service_healthy"
+    assert "whl/cpu" in api["build"]["args"]["TORCH_INDEX_URL"]
+    fields = {f"RAG_SPLADE_{f.upper()}" for f in ServiceSettings.model_fields}
+    given = {"QDRANT_API_KEY": "q", "RAG_SPLADE_ENCODER_KEY": "e", "RAG_SPLADE_API_KEY": "a"}
+    for service, check in ((encoder, "encoder"), (api, "api")):
+        env = resolved(service["environment"], given)
+        assert {k for k in env if k.startswith("RAG_SPLADE_")} <= fields
+        for key in fields:
+            monkeypatch.delenv(key, raising=False)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        settings = ServiceSettings()
+        if check == "encoder":
+            assert settings.encoders_only and settings.device == "cuda"
+        else:
+            assert settings.device == "cpu" and not settings.encoders_only
+            assert settings.sparse_url == settings.dense_url == "http://encoder:8000"
+            assert settings.encoder_api_key.get_secret_value() == "e"
+    keys = (
+        encoder["environment"]["RAG_SPLADE_API_KEY"],
+        api["environment"]["RAG_SPLADE_ENCODER_API_KEY"],
+    )
+    assert all(k.startswith("${RAG_SPLADE_ENCODER_KEY:?") for k in keys)

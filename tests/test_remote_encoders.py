@@ -337,6 +337,25 @@ def test_an_encoder_server_killed_mid_ingest_loses_nothing_and_the_rerun_resumes
         assert [[h.id for h in local.search(q, top_k=5)] for q in QUERIES] == remote_hits
 
 
+@pytest.mark.parametrize(
+    ("values", "says"),
+    [
+        ({"sparse_url": "ftp://encoder:21"}, "http:// or https://"),
+        ({"dense_url": "http://"}, "with a host"),
+        ({"sparse_url": "http://encoder:8000/?x=1"}, "without ?query"),
+        ({"sparse_url": "http://encoder:8000", "sparse_backend": "onnx"}, "does not apply"),
+        ({"rerank_url": "http://encoder:8000"}, "needs rerank_model"),
+    ],
+)
+def test_encoder_settings_are_checked_whole(values, says):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=says.replace("?", "\\?")):
+        Settings(**values)
+    ok = Settings(sparse_url=" http://encoder:8000/ ", encoder_api_key="")
+    assert ok.sparse_url == "http://encoder:8000" and ok.encoder_api_key is None
+
+
 # -- TEI client libraries written elsewhere -------------------------------------------------
 
 
