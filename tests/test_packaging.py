@@ -19,13 +19,13 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     build = ROOT / "build"
     had_build = build.exists()
-    subprocess.run(
+    built = subprocess.run(
         [
             sys.executable,
             "-m",
             "pip",
             "wheel",
-            "-q",
+            "-v",
             "--no-deps",
             "--no-build-isolation",
             "-w",
@@ -34,13 +34,16 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ],
         check=True,
         cwd=out,
+        capture_output=True,
+        text=True,
     )
+    (out / "build.log").write_text(built.stdout + built.stderr)
     if not had_build and build.exists():  # setuptools' scratch folder, not ours to keep
         import shutil
 
         shutil.rmtree(build, ignore_errors=True)
-    [built] = out.glob("rag_splade-*.whl")
-    return built
+    [wheel] = out.glob("rag_splade-*.whl")
+    return wheel
 
 
 @pytest.fixture(scope="module")
@@ -84,3 +87,11 @@ def test_wheel_ships_the_page_and_the_stylesheet(wheel_names: set[str]) -> None:
 def test_wheel_ships_py_typed(wheel_names: set[str]) -> None:
     """Type checkers read the package's own hints (PEP 561)."""
     assert "rag_splade/py.typed" in wheel_names
+
+
+def test_the_build_warns_about_no_folder(wheel: Path) -> None:
+    """Every importable folder (data and asset folders too) is in `packages`: setuptools
+    prints a 20-line warning at install for each one that is not."""
+    log = (wheel.parent / "build.log").read_text()
+    assert "Installing" in log or "Building wheel" in log  # the log is the build's
+    assert "absent from the `packages` configuration" not in log
