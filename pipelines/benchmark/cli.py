@@ -6,8 +6,9 @@ encoding latency and a hybrid search's breakdown), `store` (hybrid query latency
 upserts per store), `size` (index size per chunk and its nDCG@10 cost),
 `serving` (API throughput at several concurrencies), `explain` (what explanations add
 to a search), `rerank` (what a cross-encoder over 20/50/100 candidates adds), `filtered`
-(filtered and tenant searches) and `remote` (an encoder server on loopback against
-in-process encoding). A
+(filtered and tenant searches), `remote` (an encoder server on loopback against
+in-process encoding) and `scale` (Qdrant Edge at 10k to 1M points, three shard
+configurations: latency, memory, disk, recall). A
 section module has `run(args, ctx) -> Section` and may have `add_arguments(parser)` for
 flags of its own.
 Peer libraries are imported only by the sections that use them.
@@ -53,6 +54,7 @@ SECTIONS = [
     "rerank",
     "filtered",
     "remote",
+    "scale",
 ]
 DEFAULT_SECTIONS = ",".join(SECTIONS)
 
