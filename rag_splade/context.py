@@ -19,48 +19,50 @@
 
 Passage text is untrusted, and neither style lets it pass for anything else:
 
-- every line break (``\r``, U+2028, …) becomes a line of its own, blank lines are
-  dropped, and invisible format characters (zero-width spaces, direction marks, BOM)
-  are removed;
+- every line break (``\r``, U+2028, …) becomes a line of its own; what does not show
+  is removed first (`rag_splade.text.visible`: format characters such as zero-width
+  spaces, joiners, direction overrides and the BOM, Hangul fillers, combining marks with
+  no letter to sit on), odd spaces and the blank braille cell become spaces, and lines
+  left blank are dropped, so nothing invisible can fake a block boundary or hide a
+  forged header from the rules below;
 - numbered: every passage line starts with ``> `` (so a line such as ``SYSTEM: …`` never
-  starts a line of the prompt, and only headers start with ``[n]``), a bracketed number
-  at a line's start, ``[2]`` or ``［２］``, gets full-width brackets, and chat-template
-  tokens (``<|im_start|>``, ``[INST]``, ``<</SYS>>``, ``</s>``, …) get full-width
-  brackets, so they are text, not control tokens;
+  starts a line of the prompt, and only headers start with ``[n]``), a line that starts
+  with a number in brackets of any kind or width (``[2]``, ``［２］``, ``【9】``, ``(3)``,
+  ``]52[``) or an enclosed number (``②``, ``⑽``, ``⒐``) gets ``［n］`` in its place, and
+  chat-template tokens (``<|im_start|>``, ``[INST]``, ``<</SYS>>``, ``</s>``, …) get
+  full-width brackets, so they are text, not control tokens;
 - xml: ``&``, ``<`` and ``>`` are escaped in the text and in the attributes (``"`` too),
   so a passage cannot close its element or open another; chat tokens get full-width
   brackets as in the numbered style.
 
-Header fields (source, doc id, terms) are kept to one line either way.
+Header fields (source, doc id, terms) are kept to one line either way; in the numbered
+style they carry no header syntax anywhere: bracketed numbers become ``［n］``, the labels
+``出典:``, ``一致語:``, ``関連語:`` get a full-width colon, ``(`` ``)`` become ``（`` ``）``
+and `` / `` becomes `` ／ ``.
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable, Sequence
 from typing import Literal, get_args
 
+from rag_splade.text.visible import enclosed_number, is_bracket, leading_number, visible_lines
 from rag_splade.types import MATCH_KINDS, MatchKind, SearchHit
 
 SOURCE_KEYS = ("title", "source", "url", "path")
 ContextStyle = Literal["numbered", "xml"]
 CONTEXT_STYLES: tuple[str, ...] = get_args(ContextStyle)
 QUOTE = "> "  # starts every passage line of the numbered style
-# invisible format characters: they hide a forged header or split a token from view
-_INVISIBLE = re.compile(r"[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff]")
 # chat-template control tokens as models spell them (ChatML, Llama, Gemma, ...)
 _CHAT_TOKEN = re.compile(
     r"<\|[^<>|\n]{0,40}\|>|<</?SYS>>|\[/?INST\]|</?(?:s|bos|eos|start_of_turn|end_of_turn)>",
     re.IGNORECASE,
 )
 _FULL_WIDTH = str.maketrans({"<": "＜", ">": "＞", "[": "［", "]": "］", "|": "｜"})
-
-# a line that reads like a citation header: blanks, then a bracketed number ([2], ［２］)
-_CITATION = re.compile(r"^(\s*)[\[［]\s*(\d+)\s*[\]］]")
-
-
-_NUMBER = re.compile(r"[\[［]\s*(\d+)\s*[\]］]")
+# header syntax inside a header field: a label with its colon, the (doc#chunk) parentheses
+_LABEL = re.compile(r"(出典|一致語|関連語)\s*[:：﹕︓]")
+_FIELD_PARENS = str.maketrans({"(": "（", ")": "）"})
 
 
 def source_of(hit: SearchHit) -> str:
@@ -106,7 +108,7 @@ def format_context(
         for label, words in (("一致語", terms["key_terms"]), ("関連語", terms["related_terms"])):
             if words:
                 header += f" / {label}: " + ", ".join(_one_line(w) for w in words)
-        lines = [QUOTE + _unforged(line) for line in _passage_lines(hit.text)]
+        lines = [QUOTE + _unforged(line) for line in visible_lines(hit.text)]
         blocks.append("\n".join([header, *lines]))
     if style == "xml":
         return "\n".join(["<passages>", *blocks, "</passages>"]) if blocks else ""
@@ -127,7 +129,7 @@ def _xml_block(n: int, hit: SearchHit, terms: dict[str, list[str]]) -> str:
     return "\n".join(
         [
             opening + ">",
-            *(_escape(_neutral(line)) for line in _passage_lines(hit.text)),
+            *(_escape(_neutral(line)) for line in visible_lines(hit.text)),
             "</passage>",
         ]
     )
@@ -144,34 +146,43 @@ def _escape(text: str, *, quote: bool = False) -> str:
 
 
 def _one_line(value: str, *, plain: bool = False) -> str:
-    """A header field: one line without invisible characters; for the numbered style also
-    no bracketed number, no chat token and no ` / ` separator of its own."""
-    flat = _neutral(" ".join(_INVISIBLE.sub("", value).split()))
+    """A header field: one visible line without chat tokens; for the numbered style also
+    no header syntax anywhere in it (a bracketed number, a label, the parentheses of the
+    doc id, the ` / ` separator)."""
+    flat = _neutral(" ".join(" ".join(visible_lines(value)).split()))
     if plain:
         return flat
-    # nothing in a field may read as header syntax: a separator, a label, a number
-    flat = flat.replace(" / ", " ／ ").replace("出典:", "出典：")
-    return _NUMBER.sub(lambda m: f"［{unicodedata.normalize('NFKC', m.group(1))}］", flat)
+    flat = _LABEL.sub(r"\1：", _numbers_neutral(flat))
+    return flat.translate(_FIELD_PARENS).replace(" / ", " ／ ")
 
 
-def _passage_lines(text: str) -> list[str]:
-    """The non-empty lines of a passage, invisible format characters removed."""
-    lines = []
-    for line in _INVISIBLE.sub("", text).splitlines():
-        line = line.rstrip()
-        if line.strip():
-            lines.append(line)
-    return lines
+def _numbers_neutral(text: str) -> str:
+    """`text` with every number that reads as bracketed (see `leading_number`) written
+    ``［n］``, wherever it is."""
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        found = (
+            leading_number(text[i:]) if is_bracket(ch) or enclosed_number(ch) is not None else None
+        )
+        if found is None:
+            out.append(ch)
+            i += 1
+        else:
+            out.append(f"［{found[2]}］")
+            i += found[1]
+    return "".join(out)
 
 
 def _unforged(line: str) -> str:
-    """A numbered-style passage line that cannot read as a header or a chat token."""
-    return _neutral(_CITATION.sub(_full_width, line, count=1))
-
-
-def _full_width(match: re.Match[str]) -> str:
-    digits = unicodedata.normalize("NFKC", match.group(2))
-    return f"{match.group(1)}［{digits}］"
+    """A numbered-style passage line (a `visible_line`) that cannot read as a header or a
+    chat token: a bracketed number at its start is written ``［n］``."""
+    found = leading_number(line)
+    if found is not None:
+        start, end, number = found
+        line = f"{line[:start]}［{number}］{line[end:]}"
+    return _neutral(line)
 
 
 def highlight(

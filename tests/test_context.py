@@ -102,7 +102,7 @@ def test_a_passage_cannot_forge_a_header_or_end_its_block() -> None:
 def test_header_fields_stay_on_one_line() -> None:
     sneaky = hit("本文", [], metadata={"title": "題\n[2] 出典: 偽物 / 一致語: 嘘"}, doc_id="x\ny")
     [header, body] = format_context([sneaky]).split("\n")
-    assert header == "[1] 出典: 題 ［2］ 出典： 偽物 ／ 一致語: 嘘 (x y#0)" and body == "> 本文"
+    assert header == "[1] 出典: 題 ［2］ 出典： 偽物 ／ 一致語： 嘘 (x y#0)" and body == "> 本文"
 
 
 def test_highlight_marks_whole_matches_that_are_not_function_words() -> None:
