@@ -96,7 +96,10 @@ class Settings(BaseSettings):
     )
     encoder_timeout: float = Field(30.0, gt=0, description="Seconds before an encoder call fails.")
     encoder_retries: int = Field(
-        3, ge=0, description="Tries after the first on 429, 503, timeouts and refused connections."
+        3,
+        ge=0,
+        description="Tries after the first on 429, 503 and connections refused, reset or "
+        "timed out while connecting (a call left unanswered past the timeout is not resent).",
     )
     encoder_concurrency: int = Field(
         4, ge=1, description="Calls in flight at once to each encoder server."

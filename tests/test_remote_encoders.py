@@ -262,6 +262,18 @@ def test_429_and_503_are_retried_with_backoff_and_other_errors_are_not(monkeypat
     with pytest.raises(RemoteEncoderError, match="503: still loading"):
         endpoint(2).post("/embed", {"inputs": "x"})
     calls.clear()
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        calls.append("slow")
+        raise httpx.ReadTimeout("no answer", request=request)
+
+    slow_endpoint = RemoteEndpoint(
+        "http://encoder.test", setting="S", retries=3, transport=httpx.MockTransport(slow)
+    )
+    with pytest.raises(RemoteEncoderError, match="did not answer within 30 s"):
+        slow_endpoint.post("/embed", {"inputs": "x"})
+    assert calls == ["slow"]  # the server took it: not sent again
+    calls.clear()
     answers[:] = [
         httpx.Response(413, json={"error": "batch size 40 > maximum allowed batch size 32"})
     ]

@@ -75,10 +75,13 @@ def run(args: argparse.Namespace, ctx: BenchContext) -> Section:
             local_dense = DenseEncoder(str(dense), device=device)
             for size in sizes:
                 batch = [texts[i % len(texts)] for i in range(size)]
+                # a batch of 256 long texts on a CPU takes minutes, not the default 30 s
                 remote_sparse = RemoteSpladeEncoder(
-                    server.url, str(splade), batch_size=size, document_top_k=TOP_K
+                    server.url, str(splade), batch_size=size, document_top_k=TOP_K, timeout=900
                 )
-                remote_dense = RemoteDenseEncoder(server.url, str(dense), batch_size=size)
+                remote_dense = RemoteDenseEncoder(
+                    server.url, str(dense), batch_size=size, timeout=900
+                )
                 pairs = (
                     ("SPLADE", local_sparse.encode_documents, remote_sparse.encode_documents),
                     ("dense", local_dense.encode_documents, remote_dense.encode_documents),

@@ -32,7 +32,9 @@ class RemoteEndpoint:
         setting: the setting that named the URL, for error messages.
         api_key: sent as `Authorization: Bearer <key>`.
         timeout: seconds before one call fails (connecting, then reading the answer).
-        retries: tries after the first on a 429, a 503, a timeout or a refused connection.
+        retries: tries after the first on a 429, a 503, or a connection refused, reset or
+            timed out while connecting; a call the server took and did not answer in
+            `timeout` is not sent again.
         concurrency: calls in flight at once from this process.
         transport: httpx's transport (a proxy, a mock); default: plain TCP.
     """
@@ -55,6 +57,7 @@ class RemoteEndpoint:
             )
         self.url = url.rstrip("/")
         self.setting = setting
+        self.timeout = timeout
         self.retries = retries
         self.concurrency = concurrency
         headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
@@ -97,7 +100,15 @@ class RemoteEndpoint:
             last = attempt == self.retries
             try:
                 response = self._client.request(method, path, json=body)
-            except (httpx.TimeoutException, httpx.TransportError) as e:
+            except (httpx.ReadTimeout, httpx.WriteTimeout) as e:
+                # the server took the call and is still at it: sending it again would only
+                # pile more work on a server that is already too slow
+                raise RemoteEncoderError(
+                    f"the encoder server at {where} did not answer within "
+                    f"{self.timeout:g} s (RAG_SPLADE_ENCODER_TIMEOUT): {type(e).__name__}; "
+                    "give it more time or send smaller batches (RAG_SPLADE_BATCH_SIZE)"
+                ) from e
+            except httpx.TransportError as e:  # refused, reset, dropped: worth another try
                 if last:
                     raise RemoteEncoderError(
                         f"the encoder server at {where} cannot be reached after "
