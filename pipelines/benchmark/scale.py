@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -30,6 +31,7 @@ COLUMNS = [
     ("matching", "matching"),
     ("p50_ms", "p50 ms"),
     ("p99_ms", "p99 ms"),
+    ("queries", "queries"),
     ("upsert_per_s", "upsert points/s"),
     ("optimize_s", "optimize s"),
     ("open_s", "open s"),
@@ -60,8 +62,18 @@ def add_arguments(parser: Any) -> None:
         help=f"scale section shard configurations, comma list of {list(VARIANTS)}",
     )
     add("--scale-queries", type=int, default=200, help="queries per kind (scale section)")
+    add(
+        "--scale-kind-budget",
+        type=float,
+        default=60.0,
+        help="seconds of queries per kind and size, at least 20 queries (scale section)",
+    )
     add("--scale-recall-queries", type=int, default=50, help="queries of the recall check")
     add("--scale-dir", help="where the scale section builds its shards (default: a temp folder)")
+    add(
+        "--scale-results",
+        help="the results.jsonl of an earlier (or cut-short) scale run: report it, measure nothing",
+    )
     add("--scale-timeout", type=float, default=4 * 3600.0, help="seconds one scale step may run")
     add("--scale-memory-cap-gb", type=float, default=18.0, help="kill a scale step above this RSS")
 
@@ -72,6 +84,8 @@ def run(args: Any, ctx: BenchContext) -> Section:
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise ValueError(f"--scale-variants: unknown {unknown}; choose from {list(VARIANTS)}")
+    if args.scale_results:
+        return from_results(section, Path(args.scale_results), args)
     base = Path(args.scale_dir or tempfile.gettempdir())
     base.mkdir(parents=True, exist_ok=True)
     measured: dict[tuple[int, str], dict[str, Any]] = {}
@@ -95,9 +109,25 @@ def run(args: Any, ctx: BenchContext) -> Section:
                 section.rows.append(Row(f"{label}: index", status=status))
                 continue
             measured[(n, variant)] = result
+            _log(base, label, result)
             per_point_disk = max(per_point_disk, result["disk_bytes"] / n)
             section.rows += rows_of(label, n, result)
     section.notes += notes(measured, variants, args)
+    return section
+
+
+def from_results(section: Section, path: Path, args: Any) -> Section:
+    """The section as a run that wrote `path` (one `_log` line per step) would report it."""
+    measured: dict[tuple[int, str], dict[str, Any]] = {}
+    for line in path.read_text().splitlines():
+        result = json.loads(line)
+        size, variant = result["label"].split(" points, ")
+        n = int(size.replace(",", ""))
+        measured[(n, variant)] = result
+        section.rows += rows_of(result["label"], n, result)
+    variants = [v for v in VARIANTS if any(v == m for _, m in measured)]
+    section.notes += notes(measured, variants, args)
+    section.notes.append(f"Reported from {path.name}, written by the run that measured it.")
     return section
 
 
@@ -111,6 +141,7 @@ def _build_and_measure(
         "variant": variant,
         "queries": args.scale_queries,
         "recall_queries": args.scale_recall_queries,
+        "kind_budget_s": args.scale_kind_budget,
     }
     try:
         built, status = run_worker("build", spec, args.scale_memory_cap_gb, args.scale_timeout)
@@ -160,6 +191,15 @@ def run_worker(
     return None, f"failed: {last[:200]}"
 
 
+def _log(base: Path, label: str, result: dict[str, Any]) -> None:
+    """One line on stderr per step, and the whole result appended to `results.jsonl` in the
+    scale folder: a long run shows its progress and keeps what it measured if it is cut."""
+    p50 = ", ".join(f"{k} {v['p50_ms']:.2f}" for k, v in result["kinds"].items())
+    print(f"  scale: {label}: p50 ms {p50}; recall {result['recall_hybrid']:.3f}", file=sys.stderr)
+    with (base / "results.jsonl").open("a") as f:
+        f.write(json.dumps({"label": label, **result}) + "\n")
+
+
 def rows_of(label: str, n: int, result: dict[str, Any]) -> list[Row]:
     """The index row (build, memory, disk, recall) and one latency row per kind."""
     before, queried = result["rss_before"], result["rss_queried"]
@@ -179,7 +219,7 @@ def rows_of(label: str, n: int, result: dict[str, Any]) -> list[Row]:
     rows = [Row(f"{label}: index", index, note=f"{result['segments']} segments, WAL {wal:.0f}%")]
     for kind, stats in result["kinds"].items():
         values = {"points": float(n), "matching": stats["matching"]}
-        values |= {"p50_ms": stats["p50_ms"], "p99_ms": stats["p99_ms"]}
+        values |= {k: stats[k] for k in ("p50_ms", "p99_ms", "queries")}
         rows.append(Row(f"{label}: {kind}", values))
     return rows
 
@@ -193,7 +233,8 @@ def notes(
         "(tenant-00 half the points), metadata source (payload-indexed) and topic (not "
         "indexed), 50 values each; every query made from one document. Store requests as "
         "HybridIndex sends them (fused top 10 of sparse and dense prefetch 100, RRF, plus "
-        f"both candidate lists), {args.scale_queries} queries per kind. Open times are with "
+        f"both candidate lists), {args.scale_queries} queries per kind, fewer where a kind spent "
+        f"its {args.scale_kind_budget:g} s budget (at least 20). Open times are with "
         "the files in the page cache (just written). RAM per point: the measuring "
         "process's resident memory after the queries less before the open, over the points "
         "(file-backed pages of mapped files count while they are resident). Disk: allocated "
@@ -228,10 +269,11 @@ def growth(variant: str, small: int, large: int, measured: dict[Any, Any]) -> st
         for kind in (UNFILTERED, INDEXED, UNINDEXED, TENANT)
     ]
     ram = _ram(b) / max(1.0, _ram(a))
+    optimize = b["optimize_s"] / max(a["optimize_s"], 1e-9)
     return (
         f"Growth {small:,} -> {large:,} points (x{factor:.3g}), {variant}: "
         + ", ".join(parts)
-        + f"; resident memory x{ram:.2f}, optimize() x{b['optimize_s'] / max(a['optimize_s'], 1e-9):.1f}."
+        + f"; resident memory x{ram:.2f}, optimize() x{optimize:.1f}."
     )
 
 
@@ -260,7 +302,27 @@ def goal_notes(measured: dict[tuple[int, str], dict[str, Any]], variants: list[s
             )
             + "."
         )
+        if n < GOAL_POINTS and len(have) >= 2:
+            out.append(extrapolated(variant, have[-2], n, measured))
     return out
+
+
+def extrapolated(variant: str, small: int, large: int, measured: dict[Any, Any]) -> str:
+    """On paper, to 1M: each p50 along the power law through the two largest sizes measured
+    (p50 ~ points^k), memory and disk at the largest size's bytes per point."""
+    a, b = measured[(small, variant)], measured[(large, variant)]
+    steps = math.log(GOAL_POINTS / large) / math.log(large / small)
+    parts = [
+        f"{kind} ~{_p50(b, kind) * (_p50(b, kind) / _p50(a, kind)) ** steps:.1f} ms"
+        for kind in (UNFILTERED, INDEXED, TENANT)
+    ]
+    ram = _ram(b) / large * GOAL_POINTS / 1e9
+    disk = b["disk_bytes"] / large * GOAL_POINTS / 1e9
+    return (
+        f"Extrapolated on paper to {GOAL_POINTS:,} points, {variant} (not measured): "
+        + ", ".join(parts)
+        + f"; resident memory ~{ram:.1f} GB, disk ~{disk:.1f} GB."
+    )
 
 
 def _met(ok: bool) -> str:
