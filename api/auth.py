@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from rag_splade.keys import KeyFile, Principal, Role
 from rag_splade.store.tenants import ALL_TENANTS, DEFAULT_TENANT, check_tenant
 
-from .config import ServiceSettings
+from .config import ServiceSettings, check_header_key
 from .errors import ApiError, InvalidRequest
 
 KEY_HEADER = "x-api-key"
@@ -66,9 +66,14 @@ def key_is_valid(given: str | None, expected: str) -> bool:
     reveal how much of the key matched."""
     if given is None:
         return False
-    # header values arrive decoded as latin-1: encoding them back gives the bytes sent,
-    # which a client sends as UTF-8 for a key that is not ASCII
-    return hmac.compare_digest(given.encode("latin-1", "replace"), expected.encode("utf-8"))
+    # Header values arrive decoded as Latin-1, so encoding them back gives the bytes sent;
+    # the service's key is visible ASCII (ServiceSettings refuses any other). Nothing is
+    # encoded lossily: a character no byte holds is a wrong key, never a '?' that matches.
+    try:
+        sent, wanted = given.encode("latin-1"), expected.encode("ascii")
+    except UnicodeEncodeError:
+        return False
+    return hmac.compare_digest(sent, wanted)
 
 
 class Authenticator:
@@ -76,6 +81,8 @@ class Authenticator:
 
     def __init__(self, settings: ServiceSettings) -> None:
         self.single = settings.api_key.get_secret_value() if settings.api_key else None
+        if self.single is not None:  # settings made without validation reach here too
+            check_header_key(self.single, "RAG_SPLADE_API_KEY")
         self.keys = KeyFile(settings.keys_file) if settings.keys_file else None
 
     @property

@@ -7,10 +7,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import SettingsConfigDict
 
 from rag_splade.search import MAX_TOP_K
 from rag_splade.settings import Settings
+
+# what a key sent in an HTTP header may hold: visible ASCII (no space, no control character)
+_KEY_CHARACTERS = frozenset(chr(c) for c in range(0x21, 0x7F))
+
+
+def check_header_key(key: str, name: str) -> None:
+    """A ValueError naming `name` and the first character of `key` that an HTTP header
+    cannot carry the same way from every client."""
+    bad = next(((i, ch) for i, ch in enumerate(key) if ch not in _KEY_CHARACTERS), None)
+    if bad is not None:
+        i, ch = bad  # the message names the kind of character, not the secret's own
+        kind = "a space" if ch.isspace() else "a control character" if ch < " " else "not ASCII"
+        raise ValueError(
+            f"{name} must be visible ASCII characters (! to ~, no spaces): character {i + 1} "
+            f"is {kind}. HTTP header values are Latin-1 bytes, and clients send other "
+            "characters differently (or refuse to), so such a key would lock them out; make "
+            "one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
 
 
 class ServiceSettings(Settings):
@@ -20,6 +39,9 @@ class ServiceSettings(Settings):
         >>> ServiceSettings(max_top_k=50).max_top_k
         50
     """
+
+    # a refused value is not echoed: some of them are secrets (keys)
+    model_config = SettingsConfigDict(hide_input_in_errors=True)
 
     # scoped keys: a file of key hashes with tenants and roles (`rag-splade keys`)
     keys_file: Path | None = Field(
@@ -104,6 +126,34 @@ class ServiceSettings(Settings):
         512, ge=1, description="TEI-compatible calls in flight at once (429 above)."
     )
 
+    # connections under `rag-splade serve` (handed to uvicorn): a slow or stalled client
+    # cannot hold a connection, or the service's shutdown, for ever
+    timeout_request_head_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a request line and its headers may take to arrive (408 and the "
+        "connection closed after).",
+    )
+    timeout_request_body_seconds: float = Field(
+        60.0, gt=0, description="Seconds a request body may take to arrive (408 after)."
+    )
+    timeout_keep_alive_seconds: int = Field(
+        5, ge=1, description="Seconds an idle keep-alive connection stays open (uvicorn's)."
+    )
+    timeout_graceful_shutdown_seconds: int = Field(
+        30, ge=1, description="Seconds requests in flight get to finish at shutdown."
+    )
+    limit_concurrency: int | None = Field(
+        None,
+        ge=1,
+        description="Connections and requests at once before uvicorn answers 503; unset: no limit.",
+    )
+    max_header_bytes: int = Field(
+        16 * 1024,
+        ge=1024,
+        description="Largest request line plus headers, in bytes (431 above; h11's limit).",
+    )
+
     cors_origins: str = Field(
         "", description="Comma-separated origins allowed by CORS; empty: CORS off."
     )
@@ -113,6 +163,20 @@ class ServiceSettings(Settings):
     @classmethod
     def _empty_keys_file_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("limit_concurrency", mode="before")
+    @classmethod
+    def _empty_limit_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("api_key")
+    @classmethod
+    def _key_fits_a_header(cls, value: SecretStr | None) -> SecretStr | None:
+        """An HTTP header carries bytes that clients encode differently once past ASCII
+        (Latin-1, UTF-8, refused): such a key would lock out some clients or all."""
+        if value is not None:
+            check_header_key(value.get_secret_value(), "RAG_SPLADE_API_KEY")
+        return value
 
     @field_validator("cors_origins")
     @classmethod

@@ -8,8 +8,11 @@ import logging
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr, ValidationError
 
 from rag_splade.api.app import create_app
+from rag_splade.api.auth import Authenticator, key_is_valid
+from rag_splade.api.config import ServiceSettings
 from rag_splade.api.errors import TEI_PATHS
 from rag_splade.sample import sample_texts
 from tests.api_support import service_settings, wait_ready
@@ -228,14 +231,34 @@ def test_docs_can_sit_behind_the_key(lexical_splade_path, lexical_dense_path, tm
         assert c.get("/healthz").status_code == 200
 
 
-def test_a_non_ascii_key_is_compared_as_utf8(lexical_splade_path, lexical_dense_path, tmp_path):
-    """The key 鍵 works when sent as its UTF-8 bytes; `???` (what a lossy encoding of it
-    gives) does not."""
+@pytest.mark.parametrize(
+    "key", ["鍵", "é", "ключ", "two words", " k3y", "k3y\t", "k\x00", "\u200bk"]
+)
+def test_a_key_no_header_carries_alike_is_refused_at_start(key: str) -> None:
+    """HTTP header values are Latin-1 bytes and clients encode anything past ASCII their own
+    way: such a key would lock clients out, so the service refuses to start with it, and
+    the message does not repeat the secret."""
+    with pytest.raises(ValidationError, match="RAG_SPLADE_API_KEY must be visible ASCII") as e:
+        ServiceSettings(api_key=key)
+    assert "input_value" not in str(e.value) and key not in str(e.value)
+    forced = ServiceSettings.model_construct(api_key=SecretStr(key), keys_file=None)
+    with pytest.raises(ValueError, match="visible ASCII"):
+        Authenticator(forced)  # settings made without validation are caught here too
+
+
+def test_no_lossy_encoding_of_a_sent_key_matches(lexical_splade_path, lexical_dense_path, tmp_path):
+    """A key of `?` characters (what a lossy encoding of a non-ASCII key gives) passes
+    neither the check before the body nor the route's; the right key does."""
     settings = service_settings(
-        lexical_splade_path, lexical_dense_path, tmp_path / "i", api_key="鍵"
+        lexical_splade_path, lexical_dense_path, tmp_path / "i", api_key="???"
     )
+    assert key_is_valid("???", "???") and not key_is_valid("鍵", "???")
+    assert not key_is_valid("é", "???") and not key_is_valid("\u9375", "?")
     with TestClient(create_app(settings), raise_server_exceptions=False) as c:
         wait_ready(c)
-        assert c.get("/v1/stats", headers={"x-api-key": "鍵".encode()}).status_code == 200
-        for wrong in ("?", "???", "é"):
-            assert c.get("/v1/stats", headers={"x-api-key": wrong.encode()}).status_code == 401
+        assert c.get("/v1/stats", headers={"x-api-key": "???"}).status_code == 200
+        for wrong in ("鍵鍵鍵", "ééé", "\u00bf\u00bf\u00bf"):
+            sent = {"x-api-key": wrong.encode()}  # raw bytes, as a client that sends UTF-8
+            assert c.get("/v1/stats", headers=sent).status_code == 401
+            sent = {"authorization": b"Bearer " + wrong.encode()}
+            assert c.get("/v1/stats", headers=sent).status_code == 401
