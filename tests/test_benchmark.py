@@ -96,6 +96,17 @@ EXPECTED_ROWS = {
     "remote": [
         f"{kind} documents, batch {size}" for size in (1, 8) for kind in ("SPLADE", "dense")
     ],
+    "scale": [
+        f"300 points, {variant}: {kind}"
+        for variant in ("default", "int8", "mmap")
+        for kind in (
+            "index",
+            "unfiltered hybrid",
+            "filter on an indexed field (source, 2%)",
+            "filter on an unindexed field (topic, 2%)",
+            "tenant-scoped (tenant-07, about 2.6%)",
+        )
+    ],
 }
 
 
@@ -156,6 +167,10 @@ def results(tmp_path_factory: pytest.TempPathFactory, bench_models: Path, jsquad
             "--filter-queries=3",
             "--remote-batch-sizes=1,8",
             "--remote-texts=8",
+            "--scale-points=300",
+            "--scale-queries=3",
+            "--scale-recall-queries=2",
+            f"--scale-dir={out}",
             f"--model-dir={bench_models}",
             f"--json={out / 'bench.json'}",
         ]
@@ -178,6 +193,7 @@ def test_every_row_is_reported_with_sane_numbers(results: dict) -> None:
         "rerank",
         "filtered",
         "remote",
+        "scale",
     ]
     for name, expected in EXPECTED_ROWS.items():
         rows = {row["name"]: row for row in sections[name]["rows"]}
@@ -232,6 +248,12 @@ def test_every_row_is_reported_with_sane_numbers(results: dict) -> None:
             0 < matching < filtered[f"tenant-07 (about 2.6%), {label} payload indexes"]["matching"]
         )
         assert filtered[f"unfiltered, every tenant, {label} payload indexes"]["matching"] == 2000
+    scale = {r["name"]: r["metrics"] for r in sections["scale"]["rows"]}
+    for variant in ("default", "int8", "mmap"):
+        assert scale[f"300 points, {variant}: unfiltered hybrid"]["matching"] == 300
+        index = scale[f"300 points, {variant}: index"]
+        assert 0 < index["recall_hybrid"] <= 1 and index["disk_per_point"] > 0
+    assert any(n.startswith("Goal hybrid p50 <= 10 ms") for n in sections["scale"]["notes"])
     rerank = {r["name"]: r for r in sections["rerank"]["rows"]}
     for n in (20, 50, 100):
         m = rerank[f"hybrid search + rerank of {n} candidates"]["metrics"]
