@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 TINY_MODELS ?= ./models/tiny
 
-.PHONY: install test check demo demo-offline lint typecheck docs clean
+.PHONY: install test check demo demo-offline lint typecheck docs clean bench-gpu
 
 install: $(BIN)/rag-splade
 
@@ -43,6 +43,13 @@ demo-offline: install
 	$(BIN)/rag-splade tiny-models $(TINY_MODELS)
 	RAG_SPLADE_SPARSE_MODEL=$(TINY_MODELS)/splade RAG_SPLADE_DENSE_MODEL=$(TINY_MODELS)/dense \
 	RAG_SPLADE_INDEX_PATH=./data/demo-offline $(BIN)/rag-splade demo
+
+# The GPU figures in one prepared run of at most 8 minutes on one card (needs a CUDA build
+# of torch, e.g. TORCH_SPEC="torch"): gpu-marked tests, encoding, serving, rerank, training,
+# remote. Writes bench-gpu/gpu-check.md and .json (docs/benchmarks.md says more); on a CPU,
+# `python -m rag_splade.pipelines.benchmark.gpu_check --dry-run` checks every step.
+bench-gpu: install
+	$(BIN)/python -m rag_splade.pipelines.benchmark.gpu_check --out bench-gpu
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
