@@ -100,6 +100,7 @@ def create_app(
         authenticator=authenticator,
         route_of=lambda scope: route_path(routers, scope),
         guarded=GUARDED if s.public_docs else (*GUARDED, *DOCS),
+        body_timeout=s.timeout_request_body_seconds,
     )
     return app
 

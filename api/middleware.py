@@ -1,5 +1,6 @@
-"""One ASGI middleware for every request: id, size limit, UTF-8 body, metrics, access log,
-and a JSON answer instead of a stack trace when something escapes the routes."""
+"""One ASGI middleware for every request: id, size limit, a whole UTF-8 body in time,
+metrics, access log, and a JSON answer instead of a stack trace when something escapes
+the routes."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from rag_splade.metadata import MAX_DEPTH, json_depth_ok
 from .auth import CHALLENGE, UNAUTHORIZED, Authenticator
 from .errors import (
     TEI_PATHS,
+    ApiError,
     BadEncoding,
     InvalidRequest,
     NotJson,
@@ -37,9 +39,21 @@ DOCS = ("/docs", "/redoc", "/openapi.json")  # also guarded unless the docs are 
 MAX_BODY_DEPTH = MAX_DEPTH + 8
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # fullmatch
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
+UTF8_BOM = b"\xef\xbb\xbf"
 # Metric labels take bounded values: any other method is "other", any unmatched path is
 # "unmatched", so that random requests cannot add series without end.
 _KNOWN_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+
+
+class BadFraming(ApiError):
+    """A body that is not the one its headers announce (shorter or longer than its
+    Content-Length, cut off by the client): never handed to the routes."""
+
+    status, error = 400, "invalid_body"
+
+
+class BodyTimeout(ApiError):
+    status, error = 408, "request_timeout"
 
 
 class RequestContextMiddleware:
@@ -53,8 +67,10 @@ class RequestContextMiddleware:
         authenticator: Authenticator | None = None,
         route_of: Callable[[Scope], str | None] | None = None,
         guarded: tuple[str, ...] = GUARDED,
+        body_timeout: float | None = None,
     ) -> None:
         self.app = app
+        self.body_timeout = body_timeout
         self.metrics = metrics
         self.logger = logger
         self.max_body_bytes = max_body_bytes
@@ -96,7 +112,7 @@ class RequestContextMiddleware:
                 receive = await self._buffered(headers, receive)
             await self.app(scope, receive, send_with_id)
         # raised before the app saw the request
-        except (TooLarge, BadEncoding, NotJson, InvalidRequest) as r:
+        except (TooLarge, BadEncoding, NotJson, InvalidRequest, BadFraming, BodyTimeout) as r:
             await _send_error(send_with_id, r.status, r.error, r.message)
         except BaseException as e:
             # BaseException: pyo3's PanicException (a Qdrant Edge panic) is not an Exception
@@ -167,31 +183,49 @@ class RequestContextMiddleware:
         return tenant if self.authenticator.is_known_tenant(tenant) else "other"
 
     async def _buffered(self, headers: dict[str, str], receive: Receive) -> Receive:
-        """Read the whole body (bounded), check it is JSON by content type and UTF-8, and
-        replay it to the app."""
+        """Read the whole body (bounded in size and time), check it is the length its
+        Content-Length says, JSON by content type and UTF-8 without a byte-order mark, and
+        replay it to the app. A body cut short never reaches the app."""
         limit = self.max_body_bytes
-        declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
-            raise TooLarge(_too_large(int(declared), limit))
+        declared = _content_length(headers)
+        if declared is not None and declared > limit:
+            raise TooLarge(_too_large(declared, limit))
         chunks: list[bytes] = []
         size = 0
         more = True
+        loop = asyncio.get_running_loop()
+        deadline = None if self.body_timeout is None else loop.time() + self.body_timeout
         while more:
-            message = await receive()
+            message = await self._next(receive, deadline)
             if message["type"] == "http.disconnect":
-                break
+                # the client closed (or half-closed) its side before the body was complete
+                expected = f"of the {declared} declared" if declared is not None else "sent"
+                raise BadFraming(
+                    f"the request body ended after {size} bytes {expected}: the connection "
+                    "closed before it was complete; nothing was done"
+                )
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
                 raise TooLarge(_too_large(size, limit, at_least=True))
             chunks.append(chunk)
             more = message.get("more_body", False)
+        if declared is not None and size != declared:
+            raise BadFraming(
+                f"the request body is {size} bytes but its Content-Length says {declared}; "
+                "send the body's exact length in bytes"
+            )
         body = b"".join(chunks)
         media_type = headers.get("content-type", "").split(";")[0].strip().lower()
         if body and not (media_type == "application/json" or media_type.endswith("+json")):
             raise NotJson(
                 f"the request body must be JSON sent as `Content-Type: application/json`, got "
                 f"{media_type or 'no content type'!r}"
+            )
+        if body.startswith(UTF8_BOM):
+            raise BadEncoding(
+                "the request body starts with a UTF-8 byte-order mark (bytes EF BB BF), which "
+                "JSON does not allow (RFC 8259); send the JSON without it"
             )
         try:
             text = body.decode("utf-8")
@@ -211,6 +245,31 @@ class RequestContextMiddleware:
             return await receive()
 
         return replay
+
+    async def _next(self, receive: Receive, deadline: float | None) -> Message:
+        """The next body message, or a 408 once the body's deadline has passed."""
+        if deadline is None:
+            return await receive()
+        left = deadline - asyncio.get_running_loop().time()
+        try:
+            return await asyncio.wait_for(receive(), timeout=max(left, 0))
+        except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
+            raise BodyTimeout(
+                f"the request body did not arrive within {self.body_timeout:g} s "
+                "(RAG_SPLADE_TIMEOUT_REQUEST_BODY_SECONDS)"
+            ) from None
+
+
+def _content_length(headers: dict[str, str]) -> int | None:
+    """The declared body length, None without one; a 400 naming a value that is not a
+    decimal number of bytes (the HTTP server refuses most before this point)."""
+    declared = headers.get("content-length")
+    if declared is None:
+        return None
+    value = declared.strip()
+    if not (value.isascii() and value.isdigit()):
+        raise BadFraming(f"Content-Length must be a decimal number of bytes, got {declared[:40]!r}")
+    return int(value)
 
 
 def route_path(routers: Iterable[APIRouter], scope: Scope) -> str | None:

@@ -2,6 +2,9 @@
 
 The app builds its settings from the `RAG_SPLADE_*` environment when uvicorn imports it, so
 the index flags are handed over as those variables; every worker process inherits them.
+The connection settings (timeouts, limits) go to uvicorn itself, with the service's own
+HTTP/1.1 protocol (`rag_splade.api.protocol`): JSON refusals of malformed requests and a
+deadline for each request head.
 """
 
 from __future__ import annotations
@@ -9,8 +12,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING, Any
 
-from .index_options import add_index_arguments, index_overrides
+from .index_options import add_index_arguments, index_overrides, settings_problem
+
+if TYPE_CHECKING:
+    from rag_splade.api.config import ServiceSettings
 
 APP = "rag_splade.api.app:app"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
@@ -22,8 +29,12 @@ Serve the index over HTTP: search and document routes, the TEI-compatible encodi
 endpoints (/embed_sparse, /embed, /rerank, /tokenize, /info), /healthz, /readyz, /metrics,
 and OpenAPI docs at /docs. Models, device, index, limits and the service's API key come from
 RAG_SPLADE_* settings (RAG_SPLADE_SPARSE_MODEL, RAG_SPLADE_INDEX_PATH, RAG_SPLADE_QDRANT_URL,
-RAG_SPLADE_API_KEY, ...); the index flags below override them. Needs the api extra:
-pip install 'rag-splade[api]'."""
+RAG_SPLADE_API_KEY, ...); the index flags below override them. Connections: a request line
+and headers must arrive within RAG_SPLADE_TIMEOUT_REQUEST_HEAD_SECONDS (10) and a body
+within RAG_SPLADE_TIMEOUT_REQUEST_BODY_SECONDS (60), else 408; idle keep-alive connections
+close after RAG_SPLADE_TIMEOUT_KEEP_ALIVE_SECONDS (5); RAG_SPLADE_LIMIT_CONCURRENCY,
+RAG_SPLADE_MAX_HEADER_BYTES, RAG_SPLADE_TIMEOUT_GRACEFUL_SHUTDOWN_SECONDS (30). Needs the
+api extra: pip install 'rag-splade[api]'."""
 
 
 def _port(value: str) -> int:
@@ -104,14 +115,14 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     from pydantic import ValidationError
 
-    from rag_splade import Settings
+    from rag_splade.api.config import ServiceSettings
 
     os.environ.update(environment(args))
     try:
         # Checked here, so a bad value is one line on stderr, not a traceback from each worker.
-        settings = Settings()
+        settings = ServiceSettings()
     except ValidationError as e:
-        print(f"rag-splade serve: {e}", file=sys.stderr)
+        print(f"rag-splade serve: {settings_problem(e)}", file=sys.stderr)
         return EXIT_USAGE
     if args.workers > 1 and not settings.qdrant_url and not args.encoders_only:
         print(
@@ -130,5 +141,20 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         log_level=args.log_level,
         access_log=False,
+        **uvicorn_options(settings),
     )
     return EXIT_OK
+
+
+def uvicorn_options(settings: ServiceSettings) -> dict[str, Any]:
+    """uvicorn's connection options from the service settings: the service's protocol
+    (JSON refusals, the request-head deadline), keep-alive, shutdown and size limits."""
+    from rag_splade.api.protocol import PROTOCOL
+
+    return {
+        "http": PROTOCOL,
+        "timeout_keep_alive": settings.timeout_keep_alive_seconds,
+        "timeout_graceful_shutdown": settings.timeout_graceful_shutdown_seconds,
+        "limit_concurrency": settings.limit_concurrency,
+        "h11_max_incomplete_event_size": settings.max_header_bytes,
+    }

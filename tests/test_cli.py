@@ -209,6 +209,35 @@ def test_serve_rejects_bad_settings(
     assert uvicorn_calls == []
 
 
+def test_serve_hands_the_connection_settings_to_uvicorn(
+    clean_env: None, uvicorn_calls: list[dict[str, Any]]
+) -> None:
+    os.environ["RAG_SPLADE_TIMEOUT_KEEP_ALIVE_SECONDS"] = "9"
+    os.environ["RAG_SPLADE_LIMIT_CONCURRENCY"] = "40"
+    assert main(["serve"]) == 0
+    [call] = uvicorn_calls
+    assert call["http"] == "rag_splade.api.protocol:ServiceH11Protocol"
+    assert (call["timeout_keep_alive"], call["limit_concurrency"]) == (9, 40)
+    assert (
+        call["timeout_graceful_shutdown"] == 30 and call["h11_max_incomplete_event_size"] == 16384
+    )
+
+
+@pytest.mark.parametrize("key", ["鍵のひみつ", "clé", "two words"])
+def test_serve_refuses_a_key_a_header_cannot_carry(
+    key: str,
+    clean_env: None,
+    uvicorn_calls: list[dict[str, Any]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    os.environ["RAG_SPLADE_API_KEY"] = key
+    assert main(["serve"]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("rag-splade serve: api_key (RAG_SPLADE_API_KEY): ")
+    assert "must be visible ASCII" in line and key not in line  # the secret is not repeated
+    assert uvicorn_calls == []
+
+
 def test_serve_without_the_api_extra(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
