@@ -164,12 +164,14 @@ class Runtime:
             await asyncio.to_thread(index.store.close)
             try:
                 return await asyncio.to_thread(replace)
-            finally:
-                await asyncio.to_thread(index.store.open, index.spec)
-        except Exception as e:
-            self.state, self.detail = "failed", f"the index did not reopen: {type(e).__name__}"
-            self.logger.exception("reopening the index after a restore failed")
-            raise
+            finally:  # a refused replace left the old files: they reopen as they were
+                try:
+                    await asyncio.to_thread(index.store.open, index.spec)
+                except Exception as e:
+                    self.state = "failed"
+                    self.detail = f"the index did not reopen: {type(e).__name__}"
+                    self.logger.exception("reopening the index after a restore failed")
+                    raise
         finally:
             if self.state == "loading":
                 self.state, self.detail = "ready", "ready"

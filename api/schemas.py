@@ -278,6 +278,14 @@ class StatsResponse(BaseModel):
         "tenant field). qdrant-client's local mode holds none; filters on other fields scan."
     )
     store: str = Field(description="`EdgeStore` (embedded) or `QdrantServerStore`.")
+    index_integrity: str | None = Field(
+        None,
+        description="How the embedded index's files were found when it was opened: "
+        "`verified` (new, or every file matched the checksums of its last clean close) or "
+        "`not_closed_cleanly` (after a crash: no checksums to compare, the index was read "
+        "whole in a child process first; a clean close records them again). Null for a "
+        "Qdrant server.",
+    )
     sparse_model: str
     dense_model: str
     rerank_model: str | None

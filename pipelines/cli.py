@@ -89,7 +89,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from pydantic import ValidationError
 
-    from rag_splade.errors import RemoteEncoderError, RemoteModelMismatchError
+    from rag_splade.errors import (
+        IndexMismatchError,
+        RemoteEncoderError,
+        RemoteModelMismatchError,
+    )
     from rag_splade.factories import IndexNotFoundError, ModelUnavailableError
     from rag_splade.store.edge import DiskFullError, IndexDamagedError, IndexInUseError
 
@@ -105,6 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         IndexNotFoundError,
         IndexInUseError,
         IndexDamagedError,
+        IndexMismatchError,
         DiskFullError,
         RemoteEncoderError,
         RemoteModelMismatchError,

@@ -2,7 +2,9 @@
 
 The embedded Edge index is archived into `RAG_SPLADE_SNAPSHOT_DIR` (default: a folder
 `<index>.snapshots` beside it); a Qdrant server collection (`RAG_SPLADE_QDRANT_URL`) uses
-the server's snapshots. A restore checks the snapshot whole before it replaces anything.
+the server's snapshots. `verify` and `restore` check the snapshot whole (checksums, the
+configured models' fingerprints and sizes, a full read in a child process) before anything
+is replaced; they load the models to know them.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from .index_options import add_index_arguments, index_overrides
 
 if TYPE_CHECKING:
     from rag_splade import Settings
+    from rag_splade.store.base import VectorSpec
 
 ACTIONS = ("create", "list", "verify", "restore")
+MIB = 1 << 20
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,16 +62,29 @@ def _act(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     snapshots = backend.snapshots(settings)
     if args.action == "list":
         return {"snapshots": [s.to_dict() for s in snapshots.list()]}
-    if args.action == "verify":
-        return {"verified": snapshots.verify(args.name).to_dict()}
     if args.action == "create":
         store = backend.open_for_snapshots(settings)
         try:
             return {"created": snapshots.create(store).to_dict()}
         finally:
             store.close()
-    info, kept = snapshots.restore(args.name)  # refused while another process holds it
+    expected = _expected_spec(settings)  # a snapshot of other models is refused
+    if args.action == "verify":
+        return {"verified": snapshots.verify(args.name, expected).to_dict()}
+    info, kept = snapshots.restore(args.name, expected)  # refused while another process holds it
     return {"restored": info.to_dict(), "previous_index": str(kept) if kept else None}
+
+
+def _expected_spec(settings: Settings) -> VectorSpec:
+    """What the configured encoders' vectors look like, fingerprints included."""
+    from rag_splade.factories import encoders_from_settings
+    from rag_splade.fingerprint import vector_spec
+
+    sparse, dense = encoders_from_settings(settings)
+    try:
+        return vector_spec(sparse, dense)
+    finally:
+        sparse.close()
 
 
 def _lines(action: str, result: dict[str, Any]) -> list[str]:
@@ -77,11 +94,11 @@ def _lines(action: str, result: dict[str, Any]) -> list[str]:
             return ["no snapshots"]
         return [
             f"{s['name']}  {s['created']}  {s['points'] if s['points'] is not None else '?'} "
-            f"points  {s['size_bytes'] / 1e6:.1f} MB" for s in rows
+            f"points  {s['size_bytes'] / MIB:.1f} MiB" for s in rows
         ]  # fmt: skip
     key = {"create": "created", "verify": "verified", "restore": "restored"}[action]
     s = result[key]
-    lines = [f"{key} {s['name']} ({s['points']} points, {s['size_bytes'] / 1e6:.1f} MB)"]
+    lines = [f"{key} {s['name']} ({s['points']} points, {s['size_bytes'] / MIB:.1f} MiB)"]
     if s.get("path"):
         lines.append(f"  {s['path']}")
     if result.get("previous_index"):

@@ -14,6 +14,7 @@ __all__ = [
     "DiskFullError",
     "IndexDamagedError",
     "IndexInUseError",
+    "IndexMismatchError",
     "IndexNotFoundError",
     "ModelUnavailableError",
     "RemoteEncoderError",
@@ -36,6 +37,11 @@ class IndexInUseError(RuntimeError):
 
 class IndexDamagedError(RuntimeError):
     """The Edge index's files do not open, or hold other than what was last written."""
+
+
+class IndexMismatchError(ValueError):
+    """An existing index (or a snapshot) built for other encoders: another vector size,
+    vocabulary, model fingerprint or storage type. The message names the difference."""
 
 
 class DiskFullError(OSError):

@@ -1,8 +1,9 @@
 """Fingerprints of models: a hash of a model's configuration and weights.
 
-An index is only meaningful with the sparse model that built it: a fine-tuned model keeps
-the same name (a folder) and vocabulary, but its vectors no longer match the stored ones.
-The fingerprint tells them apart where the name cannot.
+An index is only meaningful with the models that built it: a fine-tuned model keeps the
+same name (a folder) and vocabulary, and another dense model may have the same size, but
+their vectors no longer match the stored ones. The fingerprint tells them apart where the
+name and the sizes cannot.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-    from rag_splade.encoders.protocols import SparseEncoderProtocol
+    from rag_splade.encoders.protocols import DenseEncoderProtocol, SparseEncoderProtocol
+    from rag_splade.store.base import VectorSpec
 
 # Config keys that say where or with what a model was saved, not what it computes.
 VOLATILE_KEYS = ("_name_or_path", "transformers_version", "torch_dtype", "dtype", "_commit_hash")
@@ -62,9 +64,57 @@ def model_fingerprint(model: torch.nn.Module) -> str:
     return "sha256:" + digest.hexdigest()
 
 
+def sentence_transformer_fingerprint(model: torch.nn.Module) -> str:
+    """`model_fingerprint` of a sentence-transformers model, with each module's own
+    configuration (pooling mode, normalisation): the same weights pooled otherwise give
+    other vectors."""
+    modules = [
+        {"type": type(m).__name__, "config": m.get_config_dict()}
+        for m in getattr(model, "_modules", {}).values()
+        if hasattr(m, "get_config_dict")
+    ]
+    digest = hashlib.sha256(model_fingerprint(model).encode("ascii"))
+    digest.update(json.dumps(modules, sort_keys=True, default=str).encode("utf-8"))
+    return "sha256:" + digest.hexdigest()
+
+
 def sparse_fingerprint(encoder: SparseEncoderProtocol) -> str | None:
     """The fingerprint an index records for its sparse encoder: `encoder.fingerprint`."""
     return encoder.fingerprint
 
 
-__all__ = ["model_fingerprint", "sparse_fingerprint"]
+def dense_fingerprint(encoder: DenseEncoderProtocol) -> str | None:
+    """The fingerprint an index records for its dense encoder: its optional `fingerprint`
+    (a property of `DenseEncoder` and the remote one; an encoder without it is not checked).
+
+    Raises:
+        TypeError: a `fingerprint` that is neither a string nor None.
+    """
+    found = getattr(encoder, "fingerprint", None)
+    if found is not None and not isinstance(found, str):
+        raise TypeError(
+            f"{type(encoder).__name__}.fingerprint must be a str or None, got {found!r:.80}"
+        )
+    return found
+
+
+def vector_spec(sparse: SparseEncoderProtocol, dense: DenseEncoderProtocol) -> VectorSpec:
+    """What the encoders' vectors look like, fingerprints included: what an index built
+    with them records, and what opening or restoring one checks."""
+    from rag_splade.store.base import VectorSpec
+
+    return VectorSpec(
+        dense_size=dense.dimension,
+        sparse_vocab_size=sparse.vocab_size,
+        sparse_fingerprint=sparse_fingerprint(sparse),
+        dense_fingerprint=dense_fingerprint(dense),
+    )
+
+
+__all__ = [
+    "dense_fingerprint",
+    "model_fingerprint",
+    "sentence_transformer_fingerprint",
+    "sparse_fingerprint",
+    "vector_spec",
+]

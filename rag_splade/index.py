@@ -27,6 +27,7 @@ from rag_splade.encoders.protocols import (
 from rag_splade.encoders.reranker import reranker_from_settings
 from rag_splade.explain import explain_match, explain_query
 from rag_splade.factories import encoders_from_settings, store_from_settings
+from rag_splade.fingerprint import vector_spec
 from rag_splade.metadata import check_metadata
 from rag_splade.ranking import cut_inside_tie, cut_position, per_document, rrf_by_fixed_ranks
 from rag_splade.search import (
@@ -46,7 +47,6 @@ from rag_splade.store.base import (
     Optimizable,
     RankedChunk,
     StoredChunk,
-    VectorSpec,
 )
 from rag_splade.store.filters import parse_filters
 from rag_splade.store.payload_indexes import check_declared, check_values
@@ -177,11 +177,7 @@ class HybridIndex:
             normalize=normalize_text,
         )
         # what the encoders' vectors look like; the store refuses an index built for others
-        self.spec = VectorSpec(
-            dense_size=dense.dimension,
-            sparse_vocab_size=sparse.vocab_size,
-            sparse_fingerprint=sparse.fingerprint,
-        )
+        self.spec = vector_spec(sparse, dense)
         self.payload_fields = check_declared(payload_indexes)
         self.tenant_id = DEFAULT_TENANT
         self._is_view = False  # a tenant view shares the store: closing it closes nothing

@@ -121,6 +121,12 @@ class Settings(BaseSettings):
         None,
         description="Folder of the embedded index's snapshots; unset: `<index_path>.snapshots`.",
     )
+    snapshot_keep_replaced: int = Field(
+        1,
+        ge=0,
+        description="Replaced indexes (`<index_path>.before-restore-*`) a snapshot restore "
+        "keeps, newest first; older ones are deleted (0: none is kept).",
+    )
     qdrant_url: str | None = Field(
         None, description="Qdrant server URL; when set it wins over `index_path`."
     )

@@ -33,7 +33,8 @@ def target_doc() -> str:
 def test_health_and_readiness(client) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
-    assert ready.status_code == 200 and ready.json() == {"status": "ready", "store": "EdgeStore"}
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "store": "EdgeStore", "index_integrity": "verified"}
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "sparse", "dense"])

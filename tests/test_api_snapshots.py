@@ -87,8 +87,9 @@ def test_restore_refuses_an_index_in_use(cli_index, splade, dense, capsys) -> No
         [
             sys.executable,
             "-c",
-            "import sys, time, qdrant_edge as qe\n"
-            f"s = qe.EdgeShard.load({str(cli_index / 'shard')!r})\n"
+            "import time\n"
+            "from rag_splade.store.snapshots import open_for_snapshot\n"
+            f"s = open_for_snapshot({str(cli_index)!r})\n"
             "print('open', flush=True)\n"
             "time.sleep(120)\n",
         ],

@@ -19,13 +19,15 @@ from tests.api_support import service_settings
 
 
 def hold(index: Path) -> subprocess.Popen:
-    """Another process with the index open until killed."""
+    """Another process with the index open until killed (through the library, as a service
+    or an ingest holds it: the manifest says it is open, so its files may change)."""
     holder = subprocess.Popen(
         [
             sys.executable,
             "-c",
-            "import time, qdrant_edge as qe\n"
-            f"s = qe.EdgeShard.load({str(index / 'shard')!r})\n"
+            "import time\n"
+            "from rag_splade.store.snapshots import open_for_snapshot\n"
+            f"s = open_for_snapshot({str(index)!r})\n"
             "print('open', flush=True)\n"
             "time.sleep(300)\n",
         ],

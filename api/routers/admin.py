@@ -12,19 +12,20 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from rag_splade import HybridIndex
+from rag_splade.errors import DiskFullError
 from rag_splade.store.backends import backend_of
 from rag_splade.store.snapshots import SnapshotError, SnapshotInfo, Snapshots
 
 from ..auth import Admin, require_api_key
 from ..config import ServiceSettings
 from ..deps import ReadyDep, RuntimeDep, SettingsDep
-from ..errors import InvalidRequest, error_responses
+from ..errors import InsufficientStorage, InvalidRequest, error_responses
 
 router = APIRouter(
     prefix="/v1/admin",
     tags=["admin"],
     dependencies=[Depends(require_api_key)],
-    responses=error_responses(401, 404, 422, 503),
+    responses=error_responses(401, 404, 422, 503, 507),
 )
 
 
@@ -74,9 +75,11 @@ async def restore_snapshot(
     name: str, settings: SettingsDep, runtime: RuntimeDep, ready: ReadyDep, _admin: Admin
 ) -> RestoreOut:
     """Replace the index with snapshot `name` (`latest`: the newest). The snapshot is checked
-    whole first, while the service keeps serving; where the restore replaces the index's
-    files (the embedded index), the service answers 503 for the moment it takes to swap
-    the index and reopen it."""
+    whole first, while the service keeps serving: every file's checksum, that it was built
+    with the running models (else 422), and that a child process opens it and reads every
+    point. Where the restore replaces the index's files (the embedded index), the service
+    answers 503 for the moment it takes to swap the index and reopen it; a refused restore
+    leaves the index serving as it was."""
     index, _ = ready
     snapshots = _snapshots(index, settings)
     if not snapshots.replaces_files:
@@ -84,8 +87,13 @@ async def restore_snapshot(
             "snapshot", lambda: _checked(lambda: snapshots.restore(name))
         )
         return RestoreOut(restored=_out(info), previous_index=None)
-    checked = await runtime.store_call("snapshot", lambda: _checked(lambda: snapshots.verify(name)))
-    info, kept = await runtime.swap_index(lambda: _checked(lambda: snapshots.restore(checked.name)))
+    spec = index.spec  # a snapshot of an index built for other models is refused
+    checked = await runtime.store_call(
+        "snapshot", lambda: _checked(lambda: snapshots.verify(name, spec))
+    )
+    info, kept = await runtime.swap_index(
+        lambda: _checked(lambda: snapshots.restore(checked.name, spec))
+    )
     return RestoreOut(restored=_out(info), previous_index=str(kept) if kept else None)
 
 
@@ -95,11 +103,14 @@ def _snapshots(index: HybridIndex, settings: ServiceSettings) -> Snapshots:
 
 
 def _checked(fn: Any) -> Any:
-    """`fn()`, a `SnapshotError` (a missing or damaged snapshot, local mode) as a 422."""
+    """`fn()`, a `SnapshotError` (a missing, damaged or misnamed snapshot, one of other
+    models, local mode) as a 422, too little disk space as a 507."""
     try:
         return fn()
     except SnapshotError as e:
         raise InvalidRequest(str(e)) from e
+    except DiskFullError as e:
+        raise InsufficientStorage(str(e)) from e
 
 
 def _out(info: SnapshotInfo) -> SnapshotOut:

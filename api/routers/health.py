@@ -35,7 +35,12 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
     and the reason."""
     if runtime.state == "ready" and runtime.index is not None:
         # the store kind only: readiness is unauthenticated, paths and URLs stay private
-        return JSONResponse({"status": "ready", "store": type(runtime.index.store).__name__})
+        store = runtime.index.store
+        # `not_closed_cleanly` after a crash (see /v1/stats): ready, but say so
+        integrity = getattr(store, "integrity", None)
+        return JSONResponse(
+            {"status": "ready", "store": type(store).__name__, "index_integrity": integrity}
+        )
     if runtime.state == "ready" and runtime.settings.encoders_only:
         return JSONResponse({"status": "ready", "store": None})
     headers = {}
@@ -80,6 +85,7 @@ async def stats(runtime: RuntimeDep, ready: ReadyDep, access: ReadAny) -> StatsR
         incomplete_documents=incomplete,
         payload_indexes=payload_indexes,
         store=type(index.store).__name__,
+        index_integrity=getattr(index.store, "integrity", None),
         sparse_model=index.sparse.model_name,
         dense_model=index.dense.model_name,
         rerank_model=index.reranker.model_name if index.reranker is not None else None,

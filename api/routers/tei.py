@@ -384,6 +384,7 @@ def served_models(encoder: QueryEncoder, scorer: Any) -> dict[str, Any]:
         "dense": {
             "model_id": dense.model_name,
             "dimension": dense.dimension,
+            "fingerprint": getattr(dense, "fingerprint", None),
             "max_input_length": getattr(dense, "max_length", None),
             "query_prefix": getattr(dense, "query_prefix", None),
             "document_prefix": getattr(dense, "document_prefix", None),

@@ -9,6 +9,7 @@ import torch
 
 from rag_splade.checks import check_positive_int, check_texts
 from rag_splade.encoders.device import resolve_device, resolve_dtype
+from rag_splade.fingerprint import sentence_transformer_fingerprint
 from rag_splade.settings import DEFAULT_DENSE_MODEL
 
 # (name fragment, query prefix, document prefix); the first fragment found in the name wins.
@@ -76,6 +77,16 @@ class DenseEncoder:
         )
         self.query_prefix = default_query if query_prefix is None else query_prefix
         self.document_prefix = default_doc if document_prefix is None else document_prefix
+        self._fingerprint: str | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        """`sha256:<hex>` of the model's weights and module configuration, computed once
+        (it reads every weight): an index records the dense model that built it."""
+        found = self._fingerprint
+        if found is None:
+            found = self._fingerprint = sentence_transformer_fingerprint(self.model)
+        return found
 
     @property
     def dimension(self) -> int:

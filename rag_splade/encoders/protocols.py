@@ -87,7 +87,12 @@ class TokenIdsEncoder(Protocol):
 
 @runtime_checkable
 class DenseEncoderProtocol(Protocol):
-    """A dense encoder: texts to unit-length rows of `dimension` floats."""
+    """A dense encoder: texts to unit-length rows of `dimension` floats.
+
+    It may also have a `fingerprint` property (`sha256:<hex>` of its weights, or None:
+    unknown): an index records it and refuses another dense model of the same size. It is
+    read with `rag_splade.fingerprint.dense_fingerprint`, so an encoder without it is
+    accepted, unchecked."""
 
     model_name: str
 

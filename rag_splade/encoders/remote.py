@@ -322,6 +322,7 @@ class RemoteDenseEncoder:
             self.query_prefix = known[0] if query_prefix is None else query_prefix
             self.document_prefix = known[1] if document_prefix is None else document_prefix
             self._dimension = len(self._embed(["次元"], "query")[0])
+            self._fingerprint = None
             return
         _check_model(self.endpoint, what, env, self.model_name, served.get("model_id"))
         for side, mine in (("query", query_prefix), ("document", document_prefix)):
@@ -336,10 +337,18 @@ class RemoteDenseEncoder:
         self.query_prefix = str(served.get("query_prefix") or "")
         self.document_prefix = str(served.get("document_prefix") or "")
         self._dimension = int(served["dimension"])
+        fingerprint = served.get("fingerprint")
+        self._fingerprint = fingerprint if isinstance(fingerprint, str) else None
 
     @property
     def dimension(self) -> int:
         return self._dimension
+
+    @property
+    def fingerprint(self) -> str | None:
+        """The server's dense model fingerprint (a rag_splade server reports it; None from
+        a TEI: not checked)."""
+        return self._fingerprint
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self._embed(check_texts(texts, "texts"), "query")

@@ -114,7 +114,7 @@ class EdgeBackend(StoreBackend):
         from rag_splade.store.snapshots import EdgeSnapshots
 
         path = getattr(store, "path", None) or s.index_path
-        return EdgeSnapshots(path, s.snapshot_dir)
+        return EdgeSnapshots(path, s.snapshot_dir, keep_replaced=s.snapshot_keep_replaced)
 
     def open_for_snapshots(self, s: Settings) -> HybridStore:
         from rag_splade.store.snapshots import open_for_snapshot

@@ -10,6 +10,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 
 from rag_splade.checks import check_choice
+from rag_splade.errors import IndexMismatchError
 from rag_splade.ranking import Fusion, Mode, list_ranks, tie_break_key
 from rag_splade.store.filters import Condition
 from rag_splade.store.tenants import DEFAULT_TENANT, TENANT_FIELD
@@ -40,6 +41,8 @@ class VectorSpec:
     sparse_name: str = SPARSE_VECTOR
     # which SPLADE model built the index (`rag_splade.fingerprint`); None: not checked
     sparse_fingerprint: str | None = None
+    # which dense model built it; None: not checked (an index from before it was recorded)
+    dense_fingerprint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -201,8 +204,8 @@ def check_sparse_datatype(value: object) -> str:
     return str(value)
 
 
-def datatype_mismatch(where: str, stored: str, asked: str) -> ValueError:
-    return ValueError(
+def datatype_mismatch(where: str, stored: str, asked: str) -> IndexMismatchError:
+    return IndexMismatchError(
         f"{where} stores sparse weights as {stored} but sparse_datatype={asked!r} was asked for; "
         f"open it with sparse_datatype={stored!r} (RAG_SPLADE_SPARSE_DATATYPE={stored}), "
         "or build a new index"
@@ -233,6 +236,17 @@ def describe_mismatch(expected: VectorSpec, found: dict[str, Any]) -> list[str]:
             "it was built with another SPLADE model (a different fingerprint of its config and "
             "weights, e.g. a fine-tuned one): its stored vectors do not match this model's; "
             "rebuild it with `rag-splade ingest --reindex`"
+        )
+    dense_built_by = found.get("dense_fingerprint")
+    if (
+        dense_built_by
+        and expected.dense_fingerprint
+        and dense_built_by != expected.dense_fingerprint
+    ):
+        problems.append(
+            "it was built with another dense model (a different fingerprint of its weights, "
+            "e.g. another model of the same size): its stored vectors do not match this "
+            "model's; rebuild it with `rag-splade ingest --reindex`"
         )
     vocab = found.get("sparse_vocab_size")
     if vocab is not None and vocab != expected.sparse_vocab_size:

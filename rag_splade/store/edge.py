@@ -3,34 +3,42 @@
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import shutil
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import qdrant_edge as qe
 
 from rag_splade.errors import DiskFullError, IndexDamagedError, IndexInUseError
 from rag_splade.store.base import HybridQuery, VectorSpec
 from rag_splade.store.filters import Condition
+from rag_splade.store.manifest import (
+    FORMAT_VERSION,
+    MANIFEST,
+    RECOVER,
+    SHARD_DIR,
+    changed_files,
+    read_manifest,
+    seal,
+    unsealed,
+    write_manifest,
+)
+from rag_splade.store.probe import ShardLayout, check_shard
 from rag_splade.store.qdrant_base import Ask, QdrantStoreBase, Source, With
 from rag_splade.store.tenants import TENANT_FIELD
 from rag_splade.types import SparseVector
 
-MANIFEST = "rag_splade.json"  # beside the shard: what the index was built for
-SHARD_DIR = "shard"
 CREATING = ".creating"  # present from the start of a creation until its manifest is written
-FORMAT_VERSION = 1
+MIB = 1 << 20  # every size in messages is in MiB
 # A write is refused while less than this is free on the index's disk: a full disk made
 # the engine die with SIGBUS in the middle of a write.
-MIN_FREE_BYTES = 256 * 1024 * 1024
-RECOVER = (
-    "restore it from a snapshot (rag-splade snapshot restore latest, or "
-    "POST /v1/admin/snapshots/latest/restore) or re-ingest into a new index path"
-)
+MIN_FREE_BYTES = 256 * MIB
+# How the files were found at open: `verified` (a new index, or every file matched the
+# checksums of its last clean close) or `not_closed_cleanly` (a crash: no checksums to
+# compare; the shard was read whole in a child process first).
+Integrity = Literal["verified", "not_closed_cleanly"]
 
 
 # Edge's payload index types by their names, as `payload_indexes()` reports them.
@@ -40,7 +48,16 @@ _SCHEMA_NAMES = {
 }
 
 # The errors live in one module; importing them from here keeps working.
-__all__ = ["MIN_FREE_BYTES", "DiskFullError", "EdgeStore", "IndexDamagedError", "IndexInUseError"]
+__all__ = [
+    "FORMAT_VERSION",
+    "MANIFEST",
+    "MIN_FREE_BYTES",
+    "SHARD_DIR",
+    "DiskFullError",
+    "EdgeStore",
+    "IndexDamagedError",
+    "IndexInUseError",
+]
 
 
 class EdgeStore(QdrantStoreBase[qe.Filter, qe.Point, qe.QueryRequest]):
@@ -73,6 +90,7 @@ class EdgeStore(QdrantStoreBase[qe.Filter, qe.Point, qe.QueryRequest]):
         self.optimize_after = optimize_after
         self._shard: qe.EdgeShard | None = None
         self._written = 0
+        self.integrity: Integrity | None = None  # set by open()
         self._lock = threading.RLock()  # the shard lives in this process: writes take turns
 
     @staticmethod
@@ -105,17 +123,17 @@ class EdgeStore(QdrantStoreBase[qe.Filter, qe.Point, qe.QueryRequest]):
         with self._lock:
             if self._shard is not None:
                 self._shard.flush()
-                # a clean close records the point count; the next open checks it
+                # a clean close records the point count and the files' checksums; the next
+                # open checks both before the engine reads the files
                 points = self._shard.count(qe.CountRequest(exact=True))
                 self._shard.close()
                 self._shard = None
-                self._update_manifest(points=points, clean=True)
+                seal(self.path, points)
 
     # -- hooks -----------------------------------------------------------------------------
     def _found(self, spec: VectorSpec) -> dict[str, Any] | None:
         if self.is_index_dir(self.path):
-            found: dict[str, Any] = json.loads((self.path / MANIFEST).read_text())
-            return found
+            return read_manifest(self.path)
         shard = self.path / SHARD_DIR
         if (self.path / CREATING).exists():  # a creation cut short: it held no data yet
             shutil.rmtree(shard, ignore_errors=True)
@@ -128,6 +146,26 @@ class EdgeStore(QdrantStoreBase[qe.Filter, qe.Point, qe.QueryRequest]):
         return None
 
     def _load(self) -> None:
+        manifest = read_manifest(self.path)
+        checksums = manifest.get("checksums") if manifest.get("clean") else None
+        if checksums:
+            changed = changed_files(self.path, checksums)
+            if changed:
+                self._check_in_child(manifest)  # another process holding it changes files
+                raise IndexDamagedError(
+                    f"the index at {self.path} is damaged or was changed since it was closed: "
+                    f"{len(changed)} file(s) of {SHARD_DIR}/ differ from their checksums "
+                    f"({', '.join(changed[:3])}); {RECOVER}"
+                )
+            self.integrity = "verified"
+        else:  # a crash (or an index from before checksums): let a child read it first
+            problem = self._check_in_child(manifest)
+            if problem:
+                raise IndexDamagedError(
+                    f"the index at {self.path} was not closed cleanly and does not read back "
+                    f"({problem}); {RECOVER}"
+                )
+            self.integrity = "verified" if manifest.get("clean") else "not_closed_cleanly"
         try:
             shard = qe.EdgeShard.load(str(self.path / SHARD_DIR))
             points = shard.count(qe.CountRequest(exact=True))
@@ -135,14 +173,10 @@ class EdgeStore(QdrantStoreBase[qe.Filter, qe.Point, qe.QueryRequest]):
             if isinstance(e, (KeyboardInterrupt, SystemExit)):
                 raise
             if "WouldBlock" in str(e):  # Edge's WAL lock: one process per index
-                raise IndexInUseError(
-                    f"the index at {self.path} is open in another process (a running service, "
-                    "an ingest?): stop it first, or use the service's routes"
-                ) from e
+                raise self._in_use() from e
             raise IndexDamagedError(
                 f"the index at {self.path} does not open ({type(e).__name__}: {e}); {RECOVER}"
             ) from e
-        manifest = json.loads((self.path / MANIFEST).read_text())
         recorded = manifest.get("points")
         if manifest.get("clean") and recorded is not None and recorded != points:
             shard.close()
@@ -151,7 +185,25 @@ class EdgeStore(QdrantStoreBase[qe.Filter, qe.Point, qe.QueryRequest]):
                 f"{recorded} ({self.path / SHARD_DIR} is damaged or was changed); {RECOVER}"
             )
         self._shard = shard
-        self._update_manifest(clean=False)  # until a clean close records the count again
+        unsealed(self.path)  # until a clean close records the count and checksums again
+
+    def _check_in_child(self, manifest: dict[str, Any]) -> str | None:
+        """Read the whole shard in a child process; its problem in words, or None. Raises
+        `IndexInUseError` when another process holds the index."""
+        [(dense_name, dense_size)] = manifest["dense"].items()
+        layout = ShardLayout(
+            dense_name, dense_size, manifest["sparse"][0], manifest.get("sparse_vocab_size") or 0
+        )
+        result = check_shard(self.path / SHARD_DIR, layout)
+        if result.in_use:
+            raise self._in_use()
+        return result.problem
+
+    def _in_use(self) -> IndexInUseError:
+        return IndexInUseError(
+            f"the index at {self.path} is open in another process (a running service, "
+            "an ingest?): stop it first, or use the service's routes"
+        )
 
     def _create(self, spec: VectorSpec) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -174,20 +226,18 @@ class EdgeStore(QdrantStoreBase[qe.Filter, qe.Point, qe.QueryRequest]):
             "sparse_vocab_size": spec.sparse_vocab_size,
             "sparse_datatype": self.sparse_datatype,
             "sparse_fingerprint": spec.sparse_fingerprint,
+            "dense_fingerprint": spec.dense_fingerprint,
         }
-        _write_json(self.path / MANIFEST, {**manifest, "points": 0, "clean": False})
+        write_manifest(self.path, {**manifest, "points": 0, "clean": False})
         (self.path / CREATING).unlink()
-
-    def _update_manifest(self, **fields: Any) -> None:
-        manifest = json.loads((self.path / MANIFEST).read_text())
-        _write_json(self.path / MANIFEST, {**manifest, **fields})
+        self.integrity = "verified"
 
     def _check_free_space(self, points: int) -> None:
         free = shutil.disk_usage(self.path).free
         if free < MIN_FREE_BYTES:
             raise DiskFullError(
-                f"only {free / 1e6:.0f} MB free on the disk of {self.path} (a write needs "
-                f"{MIN_FREE_BYTES / 1e6:.0f} MB spare); free some space: nothing of these "
+                f"only {free / MIB:.0f} MiB free on the disk of {self.path} (a write needs "
+                f"{MIN_FREE_BYTES / MIB:.0f} MiB spare); free some space: nothing of these "
                 f"{points} points was written and the index is unchanged"
             )
 
@@ -275,10 +325,3 @@ class EdgeStore(QdrantStoreBase[qe.Filter, qe.Point, qe.QueryRequest]):
 
     def __repr__(self) -> str:
         return f"EdgeStore({str(self.path)!r})"
-
-
-def _write_json(path: Path, value: dict[str, Any]) -> None:
-    """Write `value` to `path` whole or not at all (a temporary file, then a rename)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value, indent=2))
-    os.replace(tmp, path)

@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Generic, NamedTuple, Protocol, TypeAlias, TypeVar
 
+from rag_splade.errors import IndexMismatchError
 from rag_splade.store.base import (
     ChunkPoint,
     HybridQuery,
@@ -99,7 +100,7 @@ class QdrantStoreBase(ABC, Generic[FilterT, PointT, RequestT]):
         else:
             problems = describe_mismatch(spec, found)
             if problems:
-                raise ValueError(
+                raise IndexMismatchError(
                     f"{self._where} does not fit the encoders: "
                     + "; ".join(problems)
                     + f". Use the models it was built with, or {self._elsewhere}."

@@ -1,11 +1,13 @@
 """Snapshots of an index: create, list, verify and restore.
 
 The embedded Edge index is a folder (the shard and its manifest). A snapshot is one `.tar`
-file of that folder, taken while the store holds its write lock after a flush, so it is
-consistent while a service keeps serving; beside the files it records each file's SHA-256,
-the point count and when it was taken. A restore checks all of that in a scratch folder
-before it touches the index, then swaps the folders (the replaced index is kept beside it).
-A Qdrant server collection uses the server's own snapshot API.
+file of that folder (`snapshot_archive`: only the files' data, no pre-sized zeros), taken
+while the store holds its write lock after a flush, so it is consistent while a service
+keeps serving; it records each file's checksum, the point count and when it was taken.
+A restore unpacks it into a scratch folder, checks every checksum, that it was built with
+the running models, and that a child process can open it, count it, read every point and
+search it; only then are the folders swapped (the replaced index is kept beside it, the
+last `keep_replaced` of them). A Qdrant server collection uses the server's snapshot API.
 
 Example:
     >>> snapshots = EdgeSnapshots("./data/index")  # doctest: +SKIP
@@ -15,18 +17,28 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
+import errno
+import logging
+import re
 import shutil
-import tarfile
 import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from rag_splade.errors import IndexInUseError, SnapshotError
+from rag_splade.errors import DiskFullError, IndexDamagedError, IndexInUseError, SnapshotError
+from rag_splade.store.files import disk_bytes
+from rag_splade.store.manifest import MANIFEST, SHARD_DIR, read_manifest, seal
+from rag_splade.store.probe import ShardLayout, check_shard
+from rag_splade.store.server_snapshots import ServerSnapshots
+from rag_splade.store.snapshot_archive import (
+    SUFFIX,
+    check_name,
+    read_record,
+    unpack,
+    write_archive,
+)
 from rag_splade.store.tenants import ALL_TENANTS
 
 __all__ = [
@@ -40,14 +52,12 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from rag_splade.store.base import HybridStore
+    from rag_splade.store.base import HybridStore, VectorSpec
     from rag_splade.store.edge import EdgeStore
-    from rag_splade.store.server import QdrantServerStore
 
-SUFFIX = ".tar"
-RECORD = "snapshot.json"  # the archive member that describes the snapshot
-FILES = "index/"  # the archive folder that holds the index's files
-FORMAT = 1
+logger = logging.getLogger(__name__)
+REPLACED = ".before-restore-"  # <index>.before-restore-<UTC stamp>[-n]: a replaced index
+MIB = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -65,7 +75,10 @@ class SnapshotInfo:
 
 
 class Snapshots(Protocol):
-    """What every store backend's snapshots do; a front end needs nothing else."""
+    """What every store backend's snapshots do; a front end needs nothing else.
+
+    `expected`, where given, is the running encoders' `VectorSpec`: a snapshot of an index
+    built for other models is refused before anything is replaced."""
 
     # a restore swaps the index's files: whoever holds the index closes it first and
     # reopens it after (the service does so in `swap_index`)
@@ -79,11 +92,13 @@ class Snapshots(Protocol):
         """Every snapshot, oldest first."""
         ...
 
-    def verify(self, name: str = "latest") -> SnapshotInfo:
+    def verify(self, name: str = "latest", expected: VectorSpec | None = None) -> SnapshotInfo:
         """Check snapshot `name` whole without touching the index."""
         ...
 
-    def restore(self, name: str = "latest") -> tuple[SnapshotInfo, Path | None]:
+    def restore(
+        self, name: str = "latest", expected: VectorSpec | None = None
+    ) -> tuple[SnapshotInfo, Path | None]:
         """Replace the index with snapshot `name`; also where the replaced one was kept."""
         ...
 
@@ -95,17 +110,39 @@ def default_snapshot_dir(index_path: str | Path) -> Path:
 
 
 class EdgeSnapshots:
-    """Snapshots of the embedded index at `index_path`, kept in `snapshot_dir`."""
+    """Snapshots of the embedded index at `index_path`, kept in `snapshot_dir`.
+
+    Args:
+        index_path: the index folder.
+        snapshot_dir: where the archives go (default `<index>.snapshots`).
+        keep_replaced: how many replaced indexes (`<index>.before-restore-*`) a restore
+            keeps, newest first; older ones are deleted. 0 keeps none.
+    """
 
     replaces_files = True
 
-    def __init__(self, index_path: str | Path, snapshot_dir: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        index_path: str | Path,
+        snapshot_dir: str | Path | None = None,
+        *,
+        keep_replaced: int = 1,
+    ) -> None:
+        if isinstance(keep_replaced, bool) or not isinstance(keep_replaced, int):
+            raise TypeError(f"keep_replaced must be an int >= 0, got {keep_replaced!r}")
+        if keep_replaced < 0:
+            raise ValueError(f"keep_replaced must be >= 0, got {keep_replaced}")
         self.index_path = Path(index_path)
         self.snapshot_dir = Path(snapshot_dir or default_snapshot_dir(index_path))
+        self.keep_replaced = keep_replaced
 
     def create(self, store: HybridStore) -> SnapshotInfo:
-        """Archive the index that the open `store` holds, writes paused meanwhile."""
-        from rag_splade.store.edge import EdgeStore
+        """Archive the index that the open `store` holds, writes paused meanwhile.
+
+        Raises:
+            DiskFullError: the snapshot folder's disk lacks room for it (nothing written).
+        """
+        from rag_splade.store.edge import MIN_FREE_BYTES, EdgeStore
 
         if not isinstance(store, EdgeStore):
             raise SnapshotError(f"Edge snapshots are of an EdgeStore, got {type(store).__name__}")
@@ -114,44 +151,50 @@ class EdgeSnapshots:
                 f"the store is at {store.path}, these snapshots are of {self.index_path}"
             )
         self.snapshot_dir.mkdir(parents=True, exist_ok=True)
+        for stale in self.snapshot_dir.glob("*.partial"):  # left by a crash mid-copy
+            stale.unlink(missing_ok=True)
         created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         name = "rag-splade-" + time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         name = _unique(self.snapshot_dir, name)
         target = self.snapshot_dir / (name + SUFFIX)
         partial = target.with_suffix(".partial")
         with store.paused():  # flushed, and no write until the files are copied
+            # the archive holds the index's data and no more: its disk use bounds it
+            _check_room(
+                self.snapshot_dir, disk_bytes(self.index_path) + MIN_FREE_BYTES, "a snapshot"
+            )
             points = store.count(tenant=ALL_TENANTS)  # the whole index
-            with tarfile.open(partial, "w") as archive:
-                digests = {}
-                for file in sorted(p for p in self.index_path.rglob("*") if p.is_file()):
-                    relative = file.relative_to(self.index_path).as_posix()
-                    digests[relative] = _sha256(file)
-                    archive.add(file, FILES + relative, recursive=False)
-                record = {
-                    "format": FORMAT,
-                    "created": created,
-                    "points": points,
-                    "files": digests,
-                }
-                data = json.dumps(record, indent=2).encode()
-                member = tarfile.TarInfo(RECORD)
-                member.size = len(data)
-                archive.addfile(member, io.BytesIO(data))
+            try:
+                write_archive(self.index_path, partial, created, points)
+            except BaseException as e:
+                partial.unlink(missing_ok=True)  # a failed snapshot leaves nothing behind
+                if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+                    raise DiskFullError(
+                        f"the disk of {self.snapshot_dir} filled up while the snapshot was "
+                        "written; nothing was kept: free some space"
+                    ) from e
+                raise
         partial.rename(target)  # a crash mid-copy leaves a .partial, never a bad .tar
         return SnapshotInfo(name, created, points, target.stat().st_size, str(target))
 
     def list(self) -> list[SnapshotInfo]:
-        """Every snapshot, oldest first (unreadable ones are listed with `points=None`)."""
+        """Every readable snapshot, oldest first; an archive whose record cannot be read is
+        left out with a warning in the log (verify or restore it by name to see why)."""
         if not self.snapshot_dir.is_dir():
             return []
         found = []
         for path in sorted(self.snapshot_dir.glob("*" + SUFFIX)):
             try:
-                record = _record(path)
-                created, points = str(record.get("created", "")), record.get("points")
-            except SnapshotError:
-                created, points = "", None
-            found.append(SnapshotInfo(path.stem, created, points, path.stat().st_size, str(path)))
+                check_name(path.name)
+                record = read_record(path)
+            except SnapshotError as e:
+                logger.warning("snapshot %s is skipped: %s", path.name, e)
+                continue
+            found.append(
+                SnapshotInfo(
+                    path.stem, record.created, record.points, path.stat().st_size, str(path)
+                )
+            )
         return sorted(found, key=lambda s: (s.created, s.name))
 
     def path_of(self, name: str) -> Path:
@@ -161,47 +204,71 @@ class EdgeSnapshots:
             if not snapshots:
                 raise SnapshotError(f"no snapshots in {self.snapshot_dir}")
             name = snapshots[-1].name
-        if not name or "/" in name or "\\" in name or name.startswith("."):
-            raise SnapshotError(f"a snapshot name is a file name without folders, got {name!r}")
-        path = self.snapshot_dir / (name.removesuffix(SUFFIX) + SUFFIX)
+        path = self.snapshot_dir / (check_name(name) + SUFFIX)
         if not path.is_file():
             known = ", ".join(s.name for s in self.list()) or "none"
             raise SnapshotError(f"no snapshot {name!r} in {self.snapshot_dir} (there are: {known})")
         return path
 
-    def verify(self, name: str = "latest") -> SnapshotInfo:
-        """Check a snapshot whole (every file's checksum, the index opens, its point count)
-        without touching the index; raise `SnapshotError` naming what is wrong."""
+    def verify(self, name: str = "latest", expected: VectorSpec | None = None) -> SnapshotInfo:
+        """Check a snapshot whole (every file's checksum; that it fits `expected`, the
+        running encoders; that a child process opens it, reads every point and searches
+        it; its point count) without touching the index; raise `SnapshotError` naming what
+        is wrong."""
         path = self.path_of(name)
-        with tempfile.TemporaryDirectory(dir=self.snapshot_dir) as scratch:
-            return self._unpack_checked(path, Path(scratch) / "index")
+        self.snapshot_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self.snapshot_dir, prefix=".verifying-") as scratch:
+            return self._unpack_checked(path, Path(scratch) / "index", expected)
 
-    def restore(self, name: str = "latest") -> tuple[SnapshotInfo, Path | None]:
-        """Replace the index with snapshot `name`, checked first in a scratch folder. The
-        index must be closed (a service restores through its admin route). Returns the
-        snapshot and where the replaced index was moved (None if there was none).
+    def restore(
+        self, name: str = "latest", expected: VectorSpec | None = None
+    ) -> tuple[SnapshotInfo, Path | None]:
+        """Replace the index with snapshot `name`, checked first in a scratch folder as
+        `verify` checks it. The index must be closed (a service restores through its admin
+        route). Returns the snapshot and where the replaced index was moved (None if there
+        was none, or `keep_replaced` is 0).
 
         Raises:
             IndexInUseError: another process holds the index open.
-            SnapshotError: the snapshot is missing or damaged (the index is untouched).
+            SnapshotError: the snapshot is missing, damaged or of other models (the index
+                is untouched).
+            DiskFullError: no room to unpack it (the index is untouched).
         """
         path = self.path_of(name)
         self._check_not_open()
-        self.index_path.parent.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(prefix=".restoring-", dir=self.index_path.parent))
+        parent = self.index_path.parent
+        parent.mkdir(parents=True, exist_ok=True)
+        for stale in parent.glob(".restoring-*"):  # left by a restore that was killed
+            shutil.rmtree(stale, ignore_errors=True)
+        scratch = Path(tempfile.mkdtemp(prefix=".restoring-", dir=parent))
         try:
-            info = self._unpack_checked(path, scratch / "index")
+            info = self._unpack_checked(path, scratch / "index", expected)
+            seal(scratch / "index", int(info.points or 0))  # checked whole: its checksums
             kept = None
             if self.index_path.exists():
                 stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
                 kept = _unique_path(
-                    self.index_path.with_name(f"{self.index_path.name}.before-restore-{stamp}")
+                    self.index_path.with_name(f"{self.index_path.name}{REPLACED}{stamp}")
                 )
                 self.index_path.rename(kept)
             (scratch / "index").rename(self.index_path)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-        return info, kept
+        return info, self._prune_replaced(kept)
+
+    def replaced(self) -> list[Path]:
+        """The replaced indexes restores kept beside the index, oldest first."""
+        prefix = self.index_path.name + REPLACED
+        found = [p for p in self.index_path.parent.glob(prefix + "*") if p.is_dir()]
+        return sorted(found, key=lambda p: _replaced_order(p.name[len(prefix) :]))
+
+    def _prune_replaced(self, kept: Path | None) -> Path | None:
+        """Delete all but the newest `keep_replaced` replaced indexes; `kept` if it stays."""
+        replaced = self.replaced()
+        doomed = replaced[: max(0, len(replaced) - self.keep_replaced)]
+        for old in doomed:
+            shutil.rmtree(old, ignore_errors=True)
+        return None if kept is None or kept in doomed else kept
 
     def _check_not_open(self) -> None:
         """Nobody may hold the index; a damaged one (the reason to restore) is replaced."""
@@ -214,59 +281,66 @@ class EdgeSnapshots:
         except Exception:  # damaged or unreadable: exactly what a restore is for
             return
 
-    def _unpack_checked(self, archive: Path, target: Path) -> SnapshotInfo:
-        record = _record(archive)
-        expected: dict[str, str] = record.get("files") or {}
-        if not expected:
-            raise SnapshotError(f"snapshot {archive.name} lists no files")
-        target.mkdir(parents=True)
+    def _unpack_checked(
+        self, archive: Path, target: Path, expected: VectorSpec | None
+    ) -> SnapshotInfo:
+        from rag_splade.store.base import describe_mismatch
+        from rag_splade.store.edge import MIN_FREE_BYTES
+
+        record = read_record(archive)
+        _check_room(target.parent, record.data_bytes + MIN_FREE_BYTES, "unpacking the snapshot")
         try:
-            with tarfile.open(archive) as tar:
-                for member in tar.getmembers():
-                    if member.name == RECORD:
-                        continue
-                    relative = member.name.removeprefix(FILES)
-                    if relative not in expected or not member.isfile():
-                        raise SnapshotError(
-                            f"snapshot {archive.name} holds {member.name!r}, which its record "
-                            "does not list"
-                        )
-                    tar.extract(member, target.parent / "unpacked", filter="data")
-        except (tarfile.TarError, OSError, EOFError) as e:
-            raise SnapshotError(f"snapshot {archive.name} cannot be read: {e}") from e
-        unpacked = target.parent / "unpacked" / FILES.rstrip("/")
-        for relative, digest in expected.items():
-            file = unpacked / relative
-            if not file.is_file():
-                raise SnapshotError(f"snapshot {archive.name} is damaged: {relative} is missing")
-            if _sha256(file) != digest:
-                raise SnapshotError(
-                    f"snapshot {archive.name} is damaged: {relative} does not match its checksum"
-                )
-        target.rmdir()
-        unpacked.rename(target)
-        points = _count_points(target, archive.name)
-        if points != record.get("points"):
+            unpack(archive, record, target)
+        except OSError as e:
+            if e.errno == errno.ENOSPC:
+                raise DiskFullError(f"the disk filled up unpacking snapshot {archive.name}") from e
+            raise SnapshotError(f"snapshot {archive.name} cannot be unpacked: {e}") from e
+        try:
+            manifest = read_manifest(target)
+        except IndexDamagedError as e:
             raise SnapshotError(
-                f"snapshot {archive.name} is damaged: {points} points, its record says "
-                f"{record.get('points')}"
+                f"snapshot {archive.name} is damaged: its {MANIFEST} does not read"
+            ) from e
+        if expected is not None:
+            problems = describe_mismatch(expected, manifest)
+            if problems:
+                raise SnapshotError(
+                    f"snapshot {archive.name} is of an index that does not fit the running "
+                    f"encoders: {'; '.join(problems)}. Restore it with the models it was built "
+                    "with, or pick another snapshot"
+                )
+        [(dense_name, dense_size)] = manifest["dense"].items()
+        layout = ShardLayout(
+            dense_name, dense_size, manifest["sparse"][0], manifest.get("sparse_vocab_size") or 0
+        )
+        result = check_shard(target / SHARD_DIR, layout)  # an abort costs the child only
+        if result.points is None:
+            raise SnapshotError(
+                f"snapshot {archive.name} is damaged: its index does not read back "
+                f"({result.problem})"
+            )
+        if result.points != record.points:
+            raise SnapshotError(
+                f"snapshot {archive.name} is damaged: {result.points} points, its record says "
+                f"{record.points}"
             )
         return SnapshotInfo(
-            archive.stem, str(record.get("created")), points, archive.stat().st_size, str(archive)
+            archive.stem, record.created, result.points, archive.stat().st_size, str(archive)
         )
 
 
 def open_for_snapshot(index_path: str | Path) -> EdgeStore:
     """The Edge index at `index_path`, opened for snapshots without its models: the vector
-    layout comes from its own manifest. Raises `SnapshotError` when it is no index, and
-    `IndexInUseError` when another process has it open."""
+    layout comes from its own manifest. Raises `SnapshotError` when it is no index,
+    `IndexDamagedError` when it is damaged, and `IndexInUseError` when another process has
+    it open."""
     from rag_splade.store.base import VectorSpec
-    from rag_splade.store.edge import MANIFEST, EdgeStore
+    from rag_splade.store.edge import EdgeStore
 
     path = Path(index_path)
     if not EdgeStore.is_index_dir(path):
         raise SnapshotError(f"no index at {path} (no {MANIFEST})")
-    manifest = json.loads((path / MANIFEST).read_text())
+    manifest = read_manifest(path)
     [(dense_name, dense_size)] = manifest["dense"].items()
     [sparse_name] = manifest["sparse"]
     spec = VectorSpec(dense_size, manifest.get("sparse_vocab_size") or 0, dense_name, sparse_name)
@@ -280,102 +354,22 @@ def open_for_snapshot(index_path: str | Path) -> EdgeStore:
     return store
 
 
-class ServerSnapshots:
-    """Snapshots of a Qdrant server collection, through the server's snapshot API.
-
-    The server writes them into its own snapshot folder (`/qdrant/snapshots` in the official
-    image); a restore asks the server to recover from `file://<server_dir>/<collection>/<name>`.
-    qdrant-client's local mode has no snapshots: its store raises a `SnapshotError`.
-    """
-
-    replaces_files = False  # the server swaps the collection's files itself
-
-    def __init__(self, store: QdrantServerStore, server_dir: str = "/qdrant/snapshots") -> None:
-        if store.url is None:
-            raise SnapshotError(
-                "snapshots of a qdrant-client local collection are not supported by Qdrant's "
-                "local mode; use a Qdrant server, or the embedded Edge index"
-            )
-        self.store = store
-        self.server_dir = server_dir.rstrip("/")
-
-    def create(self, store: HybridStore | None = None) -> SnapshotInfo:
-        """Ask the server to snapshot the collection (`store`, when given, must hold it)."""
-        if store is not None and getattr(store, "collection", None) != self.store.collection:
-            raise SnapshotError(
-                f"these snapshots are of collection {self.store.collection!r}, not of {store!r}"
-            )
-        made = self.store.client.create_snapshot(self.store.collection, wait=True)
-        if made is None:
-            raise SnapshotError(f"the server made no snapshot of {self.store.collection!r}")
-        return _server_info(made)
-
-    def list(self) -> list[SnapshotInfo]:
-        found = self.store.client.list_snapshots(self.store.collection)
-        return sorted((_server_info(s) for s in found), key=lambda s: (s.created, s.name))
-
-    def verify(self, name: str = "latest") -> SnapshotInfo:
-        raise SnapshotError("verify applies to the embedded index; the server checks its own")
-
-    def restore(self, name: str = "latest") -> tuple[SnapshotInfo, Path | None]:
-        snapshots = self.list()
-        chosen = snapshots[-1:] if name == "latest" else [s for s in snapshots if s.name == name]
-        if not chosen:
-            known = ", ".join(s.name for s in snapshots) or "none"
-            raise SnapshotError(f"no snapshot {name!r} of {self.store.collection!r} ({known})")
-        location = f"file://{self.server_dir}/{self.store.collection}/{chosen[0].name}"
-        self.store.client.recover_snapshot(self.store.collection, location, wait=True)
-        return chosen[0], None
+def _check_room(folder: Path, needed: int, what: str) -> None:
+    """Refuse before writing when `folder`'s disk has less than `needed` bytes free."""
+    free = shutil.disk_usage(folder).free
+    if free < needed:
+        raise DiskFullError(
+            f"only {free / MIB:.0f} MiB free on the disk of {folder}; {what} needs "
+            f"{needed / MIB:.0f} MiB (its data plus the write guard): free some space, "
+            "nothing was written"
+        )
 
 
-def _server_info(description: Any) -> SnapshotInfo:
-    return SnapshotInfo(
-        name=description.name,
-        created=str(description.creation_time or ""),
-        points=None,
-        size_bytes=int(description.size or 0),
-    )
-
-
-def _record(archive: Path) -> dict[str, Any]:
-    try:
-        with tarfile.open(archive) as tar:
-            member = tar.extractfile(RECORD)
-            if member is None:
-                raise KeyError(RECORD)
-            record: dict[str, Any] = json.loads(member.read())
-    except KeyError as e:
-        raise SnapshotError(f"{archive.name} is not a rag_splade snapshot (no {RECORD})") from e
-    except (tarfile.TarError, OSError, EOFError, ValueError) as e:
-        raise SnapshotError(f"snapshot {archive.name} cannot be read: {e}") from e
-    if record.get("format") != FORMAT:
-        raise SnapshotError(f"snapshot {archive.name} has format {record.get('format')!r}")
-    return record
-
-
-def _count_points(folder: Path, name: str) -> int:
-    import qdrant_edge as qe
-
-    from rag_splade.store.edge import SHARD_DIR
-
-    try:
-        shard = qe.EdgeShard.load(str(folder / SHARD_DIR))
-    except BaseException as e:  # a damaged shard can raise pyo3's PanicException
-        if isinstance(e, (KeyboardInterrupt, SystemExit)):
-            raise
-        raise SnapshotError(f"snapshot {name} is damaged: its index does not open ({e})") from e
-    try:
-        return int(shard.count(qe.CountRequest(exact=True)))
-    finally:
-        shard.close()
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def _replaced_order(suffix: str) -> tuple[str, int]:
+    """`20261202T181139-2` -> ("20261202T181139", 2): oldest first, then by counter."""
+    match = re.fullmatch(r"(.*?)(?:-(\d+))?", suffix)
+    stamp, n = (match.group(1), match.group(2)) if match else (suffix, None)
+    return stamp, int(n or 1)
 
 
 def _unique(folder: Path, name: str) -> str:
