@@ -85,7 +85,10 @@ class SearchOptions:
             weight gives that list more say; 0 drops a list.
         rrf_k: RRF constant in Qdrant's convention (the top item scores 1/k): Qdrant's
             k=61 is the k=60 of Cormack et al. (2009), whose ranks start at 1.
-        candidates: length of each retriever's list before fusion (at least `top_k`).
+        candidates: length of each retriever's list before fusion: at least
+            `offset + top_k`, and with `rerank` at least `rerank_candidates` (a smaller
+            value is refused, never raised quietly). None: the index's setting, raised to
+            what the request needs.
         filters: payload filters, see `rag_splade.store.filters`; kept as a private copy.
         explain: attach an `Explanation` (term contributions) to every hit.
         rerank: reorder the best `rerank_candidates` fused hits with the index's
@@ -153,6 +156,7 @@ class SearchOptions:
             raise ValueError(f"min_score must be a finite number or None, got {self.min_score!r}")
         check_positive_int("group_by_document", self.group_by_document, optional=True)
         _check_rerank_candidates(self.rerank_candidates, self.rerank, self.top_k, self.offset)
+        _check_candidates(self.candidates, self.offset + self.top_k, self.rerank_candidates)
         _set(self, "weights", _check_weights(self.weights, self.mode, self.fusion))
         # Bounded before any recursive step (the copy below recurses), then a private copy:
         # the caller changing its dict later cannot change a checked request.
@@ -225,6 +229,9 @@ class SearchRequest(SearchOptions):
         chosen = self.fusion or fusion
         _check_weights(self.weights, self.mode, chosen)
         pool = max(self.rerank_candidates or rerank_candidates, self.wanted)
+        if self.rerank and self.rerank_candidates is None:
+            # the index's rerank_candidates only now meets the request's own candidates
+            _check_candidates(self.candidates, self.wanted, pool, "the index's setting")
         return _copy(
             SearchRequest,
             self,
@@ -342,6 +349,26 @@ def _check_rerank_candidates(value: int | None, rerank: bool, top_k: int, offset
         raise ValueError(
             f"rerank_candidates ({value}) must be at least {wanted}: the reranker chooses "
             "the hits among them"
+        )
+
+
+def _check_candidates(
+    value: int | None, wanted: int, reranked: int | None, whose: str = "asked"
+) -> None:
+    """Each retriever's list must hold what the request takes from the fused one: an
+    explicit `candidates` below it is refused rather than raised behind the caller's back."""
+    if value is None:
+        return
+    if value < wanted:
+        raise ValueError(
+            f"candidates ({value}) must be at least offset + top_k ({wanted}): each "
+            "retriever's list must hold the hits asked for; raise candidates or lower top_k"
+        )
+    if reranked is not None and value < reranked:
+        raise ValueError(
+            f"candidates ({value}) must be at least rerank_candidates ({reranked}, {whose}): "
+            "the reranker scores that many fused candidates; raise candidates or lower "
+            "rerank_candidates"
         )
 
 

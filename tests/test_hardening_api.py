@@ -262,3 +262,16 @@ def test_no_lossy_encoding_of_a_sent_key_matches(lexical_splade_path, lexical_de
             assert c.get("/v1/stats", headers=sent).status_code == 401
             sent = {"authorization": b"Bearer " + wrong.encode()}
             assert c.get("/v1/stats", headers=sent).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"candidates": 1, "top_k": 5}, "candidates (1) must be at least offset + top_k (5)"),
+        ({"candidates": 4, "top_k": 2, "offset": 3}, "offset + top_k (5)"),
+    ],
+)
+def test_candidates_below_top_k_are_a_422_naming_both(client, options, message) -> None:
+    """The library refuses them (no silent raise): the service says the same."""
+    r = client.post("/v1/search", json={"query": "富士山", **options}, headers=KEY)
+    assert r.status_code == 422 and message in r.json()["message"], r.text

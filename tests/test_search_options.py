@@ -87,6 +87,39 @@ def test_grouping_fetches_past_the_first_list(index) -> None:
 
 
 def test_grouping_reads_at_most_two_candidate_lists(index) -> None:
-    hits = index.search(QUERIES[0], top_k=15, explain=False, group_by_document=1, candidates=6)
-    assert 0 < len(hits) < 15  # what 12 chunks hold, not a scan of the index
-    assert len({h.doc_id for h in hits}) == len(hits)
+    limits: list[int] = []
+    query = index.store.query
+
+    def counted(q):
+        limits.append(q.limit)
+        return query(q)
+
+    index.store.query = counted
+    try:
+        hits = index.search(QUERIES[0], top_k=6, explain=False, group_by_document=1, candidates=6)
+    finally:
+        del index.store.query
+    assert 0 < len(hits) <= 6 and len({h.doc_id for h in hits}) == len(hits)
+    # two fused lists of 6 (and a tie margin past them), not a scan of the index
+    assert len(limits) <= 3 and max(limits) <= 2 * (2 * 6) < index.count()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"candidates": 1, "top_k": 5}, r"candidates \(1\) must be at least offset \+ top_k \(5\)"),
+        ({"candidates": 5, "top_k": 3, "offset": 3}, r"offset \+ top_k \(6\)"),
+        (
+            {"candidates": 10, "top_k": 5, "rerank": True, "rerank_candidates": 20},
+            r"candidates \(10\) must be at least rerank_candidates \(20, asked\)",
+        ),
+        (
+            {"candidates": 10, "top_k": 5, "rerank": True},
+            r"rerank_candidates \(50, the index's setting\)",
+        ),
+    ],
+)
+def test_candidates_below_what_the_search_takes_are_refused(index, options, message) -> None:
+    """No silent raise of an explicit value: the error names both numbers."""
+    with pytest.raises(ValueError, match=message):
+        index.search(QUERIES[0], explain=False, **options)
