@@ -90,11 +90,13 @@ def steps(args: argparse.Namespace, out: Path) -> list[Step]:
                 "--sections=encode",
                 dtype,
                 workers,
-                "--encode-sets=sample,512",
+                # a dry run checks the plumbing: one short text set (the bench's own test
+                # covers the 512-token windows)
+                "--encode-sets=sample" if dry else "--encode-sets=sample,512",
                 "--skip-peers",
                 "--int8=",
                 "--encode-timeout=100",
-                "--docs=8" if dry else "--docs=4096",
+                "--docs=4" if dry else "--docs=4096",
                 "--window-docs=4" if dry else "--window-docs=2048",
                 f"--json={out / 'encode.json'}",
             ],
@@ -119,7 +121,7 @@ def steps(args: argparse.Namespace, out: Path) -> list[Step]:
             [
                 *bench,
                 "--sections=rerank",
-                "--rerank-candidates=20,50,100",
+                "--rerank-candidates=20" if dry else "--rerank-candidates=20,50,100",
                 "--rerank-queries=2" if dry else "--rerank-queries=8",
                 f"--json={out / 'rerank.json'}",
             ],
@@ -160,8 +162,8 @@ def steps(args: argparse.Namespace, out: Path) -> list[Step]:
             [
                 *bench,
                 "--sections=remote",
-                "--remote-batch-sizes=1,8" if dry else "--remote-batch-sizes=1,32,256",
-                "--remote-texts=8" if dry else "--remote-texts=256",
+                "--remote-batch-sizes=4" if dry else "--remote-batch-sizes=1,32,256",
+                "--remote-texts=4" if dry else "--remote-texts=256",
                 f"--json={out / 'remote.json'}",
             ],
             "remote.json",
