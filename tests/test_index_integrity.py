@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from rag_splade import Document, EdgeStore, HybridIndex
 from rag_splade.api.app import create_app
+from rag_splade.errors import IndexMismatchError
 from rag_splade.pipelines.cli import main
 from rag_splade.sample import sample_texts
 from rag_splade.store import edge
@@ -119,3 +120,184 @@ def test_a_full_disk_is_a_507(tmp_path, lexical_splade_path, lexical_dense_path,
         assert r.status_code == 507 and r.json()["error"] == "insufficient_storage"
         assert str(tmp_path) not in r.text
         assert c.post("/v1/search", json={"query": "本文"}).status_code == 200
+
+
+# -- damaged files, found before the engine reads them ---------------------------------------
+
+
+def _segment_file(path: Path, suffix: str) -> Path:
+    [file] = [
+        p for p in (path / SHARD_DIR / "segments").rglob("*") if p.as_posix().endswith(suffix)
+    ]
+    return file
+
+
+def _garble(file: Path) -> None:
+    data = bytearray(file.read_bytes())
+    data[: min(len(data), 64)] = bytes(255 - b for b in data[:64])
+    file.write_bytes(bytes(data))
+
+
+DAMAGE = {
+    # each opened before with the same point count and other vectors, or failed only in use
+    "garbled dense vectors": ("vector_storage-dense/vectors/chunk_0.mmap", _garble),
+    "zeroed dense vectors": (
+        "vector_storage-dense/vectors/chunk_0.mmap",
+        lambda f: f.write_bytes(bytes(f.stat().st_size)),
+    ),
+    "zeroed vector status": (
+        "vector_storage-dense/vectors/status.dat",
+        lambda f: f.write_bytes(bytes(f.stat().st_size)),
+    ),
+    "deleted vector status": ("vector_storage-dense/vectors/status.dat", Path.unlink),
+    "garbled sparse page": ("vector_storage-sparse/store/page_0.dat", _garble),
+    "garbled payload page": ("payload_storage/page_0.dat", _garble),
+    "random id tracker": (
+        "mutable_id_tracker.mappings",
+        lambda f: f.write_bytes(f.read_bytes()[:8] + bytes(range(256))),
+    ),
+    "truncated tracker": ("payload_storage/tracker.dat", lambda f: f.write_bytes(b"")),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_a_changed_file_is_refused_at_open(tmp_path, splade, dense, damage) -> None:
+    path = tmp_path / "index"
+    _closed_index(path, splade, dense, batches=1)
+    suffix, change = DAMAGE[damage]
+    change(_segment_file(path, suffix))
+    with pytest.raises(IndexDamagedError, match=r"damaged or was changed.*differ from") as e:
+        EdgeStore(path).open(_spec(splade, dense))
+    assert suffix.split("/")[-1] in str(e.value) and "snapshot restore latest" in str(e.value)
+
+
+def _crashed(path: Path) -> None:
+    """What a killed process leaves: the manifest says the index is open."""
+    manifest = json.loads((path / MANIFEST).read_text())
+    (path / MANIFEST).write_text(json.dumps({**manifest, "clean": False, "checksums": None}))
+
+
+def test_a_damaged_index_after_a_crash_is_refused_without_killing_the_process(
+    tmp_path, splade, dense
+) -> None:
+    path = tmp_path / "index"
+    _closed_index(path, splade, dense, batches=1)
+    _crashed(path)
+    _, change = DAMAGE["random id tracker"]
+    change(_segment_file(path, "mutable_id_tracker.mappings"))  # made the engine abort here
+    with pytest.raises(IndexDamagedError, match="not closed cleanly and does not read back"):
+        EdgeStore(path).open(_spec(splade, dense))
+
+
+@pytest.mark.parametrize("damage", ["zeroed dense vectors", "garbled payload page"])
+def test_a_crash_with_damaged_data_is_found_by_reading_it_whole(
+    tmp_path, splade, dense, damage
+) -> None:
+    path = tmp_path / "index"
+    _closed_index(path, splade, dense, batches=1)
+    _crashed(path)
+    suffix, change = DAMAGE[damage]
+    change(_segment_file(path, suffix))
+    with pytest.raises(IndexDamagedError, match="does not read back"):
+        EdgeStore(path).open(_spec(splade, dense))
+
+
+def test_after_a_crash_the_index_opens_and_says_so(
+    tmp_path, lexical_splade_path, lexical_dense_path, splade, dense
+) -> None:
+    path = tmp_path / "index"
+    points = _closed_index(path, splade, dense, batches=1)
+    _crashed(path)
+    store = EdgeStore(path)
+    store.open(_spec(splade, dense))
+    assert store.integrity == "not_closed_cleanly" and store.count() == points
+    store.close()  # a clean close records the checksums again
+    manifest = json.loads((path / MANIFEST).read_text())
+    assert manifest["clean"] and set(manifest["checksums"]) == {
+        p.relative_to(path / SHARD_DIR).as_posix()
+        for p in (path / SHARD_DIR).rglob("*")
+        if p.is_file()
+    }
+    _crashed(path)
+    settings = service_settings(lexical_splade_path, lexical_dense_path, path)
+    with TestClient(create_app(settings)) as c:
+        wait_ready(c)
+        ready = c.get("/readyz").json()
+        assert ready["index_integrity"] == "not_closed_cleanly" and str(tmp_path) not in str(ready)
+        assert c.get("/v1/stats").json()["index_integrity"] == "not_closed_cleanly"
+    with TestClient(create_app(settings)) as c:  # closed cleanly by the service's stop
+        wait_ready(c)
+        assert c.get("/v1/stats").json()["index_integrity"] == "verified"
+
+
+def test_an_index_from_before_checksums_opens_and_gets_them(tmp_path, splade, dense) -> None:
+    path = tmp_path / "index"
+    points = _closed_index(path, splade, dense, batches=1)
+    manifest = json.loads((path / MANIFEST).read_text())
+    del manifest["checksums"], manifest["dense_fingerprint"]
+    (path / MANIFEST).write_text(json.dumps(manifest))
+    with HybridIndex(splade, dense, EdgeStore(path)) as idx:  # read whole once, then trusted
+        assert idx.count() == points and idx.store.integrity == "verified"
+    assert json.loads((path / MANIFEST).read_text())["checksums"]
+
+
+MANIFESTS = {
+    "truncated": lambda text: text[: len(text) // 2],
+    "empty": lambda text: "",
+    "garbled bytes": lambda text: text,  # written as bytes that are no UTF-8, below
+    "a list": lambda text: "[]",
+    "a string": lambda text: '"index"',
+    "no dense": lambda text: json.dumps({**json.loads(text), "dense": None}),
+    "two dense": lambda text: json.dumps({**json.loads(text), "dense": {"a": 4, "b": 4}}),
+    "points true": lambda text: json.dumps({**json.loads(text), "points": True}),
+    "checksums a list": lambda text: json.dumps({**json.loads(text), "checksums": [1]}),
+    "format 9": lambda text: json.dumps({**json.loads(text), "format": 9}),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(MANIFESTS))
+def test_a_damaged_manifest_is_index_damaged(tmp_path, splade, dense, kind, capsys) -> None:
+    path = tmp_path / "index"
+    _closed_index(path, splade, dense, batches=1)
+    text = (path / MANIFEST).read_text()
+    changed = MANIFESTS[kind](text)
+    if kind == "garbled bytes":
+        (path / MANIFEST).write_bytes(b"\xff\xfe" + text.encode()[5:])
+    else:
+        (path / MANIFEST).write_text(changed)
+    with pytest.raises(IndexDamagedError, match=f"its {MANIFEST} "):
+        EdgeStore(path).open(_spec(splade, dense))
+    assert main(["snapshot", "create", "--index-path", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and MANIFEST in err
+
+
+def test_search_with_other_models_is_one_line(
+    tmp_path, monkeypatch, capsys, splade, dense, random_splade_path, lexical_dense_path
+) -> None:
+    path = tmp_path / "index"
+    _closed_index(path, splade, dense, batches=1)
+    monkeypatch.setenv("RAG_SPLADE_SPARSE_MODEL", str(random_splade_path))
+    monkeypatch.setenv("RAG_SPLADE_DENSE_MODEL", str(lexical_dense_path))
+    monkeypatch.delenv("RAG_SPLADE_QDRANT_URL", raising=False)
+    assert main(["search", "梅雨", "--index-path", str(path), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "does not fit the encoders" in err and "--reindex" in err
+    messages = [line for line in err.splitlines() if "Loading weights" not in line]
+    assert "Traceback" not in err and len(messages) == 1  # the models' progress bars aside
+
+
+def test_another_dense_model_of_the_same_size_is_refused(
+    tmp_path, splade, dense, random_dense
+) -> None:
+    assert random_dense.dimension == dense.dimension
+    path = tmp_path / "index"
+    _closed_index(path, splade, dense, batches=1)
+    with pytest.raises(IndexMismatchError, match=r"another dense model.*--reindex"):
+        HybridIndex(splade, random_dense, EdgeStore(path))
+    manifest = json.loads((path / MANIFEST).read_text())
+    assert manifest["dense_fingerprint"] == dense.fingerprint != random_dense.fingerprint
+    del manifest["dense_fingerprint"]  # an index from before dense fingerprints: not checked
+    (path / MANIFEST).write_text(json.dumps(manifest))
+    with HybridIndex(splade, random_dense, EdgeStore(path)) as idx:
+        assert idx.count() > 0
