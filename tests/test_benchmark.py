@@ -98,7 +98,7 @@ EXPECTED_ROWS = {
     ],
     "scale": [
         f"300 points, {variant}: {kind}"
-        for variant in ("default", "int8", "mmap")
+        for variant in ("default", "int8", "int8-lean", "mmap")
         for kind in (
             "index",
             "unfiltered hybrid",
@@ -249,7 +249,7 @@ def test_every_row_is_reported_with_sane_numbers(results: dict) -> None:
         )
         assert filtered[f"unfiltered, every tenant, {label} payload indexes"]["matching"] == 2000
     scale = {r["name"]: r["metrics"] for r in sections["scale"]["rows"]}
-    for variant in ("default", "int8", "mmap"):
+    for variant in ("default", "int8", "int8-lean", "mmap"):
         assert scale[f"300 points, {variant}: unfiltered hybrid"]["matching"] == 300
         index = scale[f"300 points, {variant}: index"]
         assert 0 < index["recall_hybrid"] <= 1 and index["disk_per_point"] > 0

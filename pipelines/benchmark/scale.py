@@ -298,7 +298,7 @@ def goal_notes(measured: dict[tuple[int, str], dict[str, Any]], variants: list[s
             + (
                 f", goal <= {GOALS['int8_ram_per_point']:,.0f} B/point with quantisation "
                 f"{_met(ram <= GOALS['int8_ram_per_point'])}"
-                if variant == "int8"
+                if variant.startswith("int8")
                 else ""
             )
             + "."

@@ -55,6 +55,11 @@ VARIANTS = {
             "sparse index in RAM",
         ),
         Variant(
+            "int8-lean",
+            "dense scalar int8 in RAM; float32 originals and the sparse index on disk (mmap, "
+            "not pre-warmed)",
+        ),
+        Variant(
             "mmap",
             "dense float32, HNSW graph, sparse index and payload on disk (mmap, not pre-warmed)",
         ),
@@ -77,6 +82,15 @@ def edge_config(variant: str) -> qe.EdgeConfig:
             DENSE, qe.Distance.Cosine, quantization_config=quantized, memory=qe.Memory.Cold
         )
         sparse = qe.EdgeSparseVectorParams(datatype=sparse_float)
+        extra = {}
+    elif variant == "int8-lean":  # what RAM per point comes to with the sparse index off-heap
+        quantized = qe.ScalarQuantizationConfig(
+            qe.ScalarType.Int8, quantile=0.99, memory=qe.Memory.Pinned
+        )
+        dense = qe.EdgeVectorParams(
+            DENSE, qe.Distance.Cosine, quantization_config=quantized, memory=qe.Memory.Cold
+        )
+        sparse = qe.EdgeSparseVectorParams(datatype=sparse_float, memory=qe.Memory.Cold)
         extra = {}
     elif variant == "mmap":
         dense = qe.EdgeVectorParams(DENSE, qe.Distance.Cosine, memory=qe.Memory.Cold)
