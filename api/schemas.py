@@ -287,6 +287,9 @@ class StatsResponse(BaseModel):
         "Qdrant server.",
     )
     sparse_model: str
+    sparse_dtype: str | None = Field(
+        None, description="What the SPLADE model computes in here (`dtype`; null: remote)."
+    )
     dense_model: str
     rerank_model: str | None
     dense_dimension: int

@@ -48,7 +48,10 @@ class Settings(BaseSettings):
     )
     device: str = Field("auto", description="`auto` (CUDA, then MPS, then CPU), `cpu`, `cuda:1`.")
     dtype: str = Field(
-        "auto", description="`auto` (bf16/fp16 on CUDA, fp32 elsewhere), `float32`, `bfloat16`."
+        "auto",
+        description="`auto`: bf16/fp16 on CUDA; on a CPU, bf16 for SPLADE where the CPU "
+        "computes bf16 natively (AVX512-BF16, AMX), float32 for the rest; or pin `float32`, "
+        "`bfloat16`.",
     )
     batch_size: int = Field(32, ge=1, description="Texts per encoder batch.")
     query_max_length: int = Field(64, ge=1, description="Query tokens kept (SPLADE).")

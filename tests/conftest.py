@@ -15,9 +15,19 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from rag_splade import DenseEncoder, Reranker, SpladeEncoder
-from rag_splade.testing import build_cross_encoder, build_dense_model, build_splade_model
-from tests.stores import STORE_KINDS
+# The suite compares vectors with float32 references: `dtype="auto"` would pick bf16 for
+# SPLADE on a CPU with native bf16 (as CI's may have). Pinned here for this process and, via
+# the setting, for the servers, CLIs and notebook kernels the tests start; the bf16 choice
+# itself is tested on its own (tests/test_dtype_auto.py).
+os.environ.setdefault("RAG_SPLADE_DTYPE", "float32")
+
+import rag_splade.encoders.device as _device
+
+_device.cpu_native_bf16 = lambda: None  # type: ignore[assignment]
+
+from rag_splade import DenseEncoder, Reranker, SpladeEncoder  # noqa: E402
+from rag_splade.testing import build_cross_encoder, build_dense_model, build_splade_model  # noqa: E402
+from tests.stores import STORE_KINDS  # noqa: E402
 
 
 def _recycle_mecab_taggers() -> None:

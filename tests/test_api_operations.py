@@ -69,6 +69,7 @@ def test_stats(client, lexical_splade_path, lexical_dense_path) -> None:
     assert stats["chunks"] >= 12
     assert stats["sparse_model"] == str(lexical_splade_path)
     assert stats["dense_model"] == str(lexical_dense_path)
+    assert stats["sparse_dtype"] == "float32"  # the suite pins it (conftest.py)
     assert stats["rerank_model"] is None
     assert (stats["store"], stats["fusion"], stats["rrf_k"]) == ("EdgeStore", "rrf", 61)
 

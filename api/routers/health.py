@@ -87,6 +87,7 @@ async def stats(runtime: RuntimeDep, ready: ReadyDep, access: ReadAny) -> StatsR
         store=type(index.store).__name__,
         index_integrity=getattr(index.store, "integrity", None),
         sparse_model=index.sparse.model_name,
+        sparse_dtype=_dtype_name(getattr(index.sparse, "dtype", None)),
         dense_model=index.dense.model_name,
         rerank_model=index.reranker.model_name if index.reranker is not None else None,
         dense_dimension=index.dense.dimension,
@@ -96,3 +97,7 @@ async def stats(runtime: RuntimeDep, ready: ReadyDep, access: ReadAny) -> StatsR
         candidates=index.candidates,
         rerank_candidates=index.rerank_candidates,
     )
+
+
+def _dtype_name(dtype: object) -> str | None:
+    return None if dtype is None else str(dtype).removeprefix("torch.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import numpy as np
 import torch
 
 from rag_splade.checks import check_choice, check_positive_int, check_texts
+from rag_splade.encoders import device as devices
 from rag_splade.encoders import onnx_backend
 from rag_splade.encoders.device import resolve_device, resolve_dtype
 from rag_splade.encoders.protocols import Side
@@ -21,6 +23,7 @@ from rag_splade.fingerprint import model_fingerprint
 from rag_splade.settings import DEFAULT_SPARSE_MODEL, SPARSE_BACKENDS
 from rag_splade.types import SparseVector
 
+logger = logging.getLogger(__name__)
 BACKENDS = SPARSE_BACKENDS  # the names are declared once, in settings
 # distinct MeCab words whose WordPiece ids `word_piece_ids` keeps
 WORD_PIECE_CACHE = 65536
@@ -97,7 +100,9 @@ class SpladeEncoder(SpladeTokenizing):
             raise ValueError(f"fast_tokenizer must be True or False, got {fast_tokenizer!r}")
         self.model_name = str(model_name_or_path)
         self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype, self.device)
+        # auto on a CPU with native bf16: bf16, which passed the fidelity gates for
+        # documents and queries (see the benchmark docs); the ONNX graph runs float32
+        self.dtype = resolve_dtype(dtype, self.device, cpu_bf16=backend == "torch")
         if backend != "torch" and (self.device != "cpu" or self.dtype != torch.float32):
             raise ValueError(
                 f'backend="{backend}" runs on the CPU from float32 weights: use device="cpu" '
@@ -122,6 +127,14 @@ class SpladeEncoder(SpladeTokenizing):
         )
         if self.dtype != torch.float32:
             self.model.to(self.dtype)
+        if dtype == "auto" and self.device == "cpu":
+            native = devices.cpu_native_bf16()
+            logger.info(
+                "SPLADE %s runs in %s on the CPU (%s); RAG_SPLADE_DTYPE=float32 pins float32",
+                self.model_name,
+                str(self.dtype).removeprefix("torch."),
+                f"native bf16: {native}" if native else "no native bf16 on this CPU",
+            )
         self.model.eval()
         hf_model = self.model.transformers_model
         if hf_model is None:  # sentence-transformers found no transformers model inside
