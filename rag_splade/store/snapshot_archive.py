@@ -168,7 +168,9 @@ def _count(value: Any) -> bool:
 def _check_relative(name: str, relative: Any) -> None:
     parts = relative.split("/") if isinstance(relative, str) else []
     if not parts or any(p in ("", ".", "..") or "\\" in p for p in parts):
-        raise SnapshotError(f"snapshot {name} lists a file outside the index: {relative!r:.80}")
+        raise SnapshotError(
+            f"snapshot {name} is damaged: it lists a file outside the index: {relative!r:.80}"
+        )
 
 
 def unpack(archive: Path, record: Record, target: Path) -> None:
