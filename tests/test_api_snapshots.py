@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
+import tarfile
 
 import pytest
 from fastapi.testclient import TestClient
@@ -13,6 +15,7 @@ from rag_splade import Document, EdgeStore, HybridIndex
 from rag_splade.api.app import create_app
 from rag_splade.pipelines.cli import main
 from rag_splade.sample import sample_texts
+from rag_splade.snapshots import EdgeSnapshots
 from tests.api_support import api_documents, service_settings, wait_ready
 
 
@@ -106,3 +109,64 @@ def test_restore_refuses_an_index_in_use(cli_index, splade, dense, capsys) -> No
         holder.kill()
         holder.wait(timeout=30)
     assert main(["snapshot", "restore", "--index-path", str(cli_index)]) == 0
+
+
+def test_refused_restores_over_http_leave_the_service_serving(
+    lexical_splade_path, lexical_dense_path, random_splade, dense, tmp_path, monkeypatch
+) -> None:
+    from collections import namedtuple
+
+    from rag_splade.store import snapshots as store_snapshots
+
+    settings = service_settings(lexical_splade_path, lexical_dense_path, tmp_path / "index")
+    with TestClient(create_app(settings)) as c:
+        wait_ready(c)
+        assert c.post("/v1/documents", json={"documents": api_documents(6)}).is_success
+        good = c.post("/v1/admin/snapshots").json()["name"]
+        snapshot_dir = tmp_path / "index.snapshots"
+        # a snapshot of an index built with another SPLADE model
+        other = tmp_path / "other"
+        with HybridIndex(random_splade, dense, EdgeStore(other)) as idx:
+            idx.add([Document(id="x", text=sample_texts()[0])])
+            EdgeSnapshots(other, snapshot_dir).create(idx.store)
+        newest = EdgeSnapshots(other, snapshot_dir).list()[-1].name
+        r = c.post(f"/v1/admin/snapshots/{newest}/restore")
+        assert r.status_code == 422 and "another SPLADE model" in r.text
+        # a record that is no object: skipped in the listing, refused by name
+        with tarfile.open(snapshot_dir / "broken.tar", "w") as tar:
+            member = tarfile.TarInfo("snapshot.json")
+            member.size = 6
+            tar.addfile(member, io.BytesIO(b"[1, 2]"))
+        listed = c.get("/v1/admin/snapshots").json()["snapshots"]
+        assert "broken" not in [s["name"] for s in listed] and good in [s["name"] for s in listed]
+        r = c.post("/v1/admin/snapshots/broken/restore")
+        assert r.status_code == 422 and "not an object" in r.text
+        r = c.post(f"/v1/admin/snapshots/{'n' * 300}/restore")
+        assert r.status_code == 422 and "1 to 128 letters" in r.text
+        usage = namedtuple("usage", "total used free")
+        monkeypatch.setattr(store_snapshots.shutil, "disk_usage", lambda p: usage(1, 1, 200 << 20))
+        r = c.post("/v1/admin/snapshots")
+        assert r.status_code == 507 and "only 200 MiB free" in r.text
+        monkeypatch.undo()
+        assert not list(snapshot_dir.glob("*.partial"))
+        assert c.get("/readyz").status_code == 200
+        assert c.get("/v1/stats").json()["chunks"] > 1  # still the service's own index
+        assert c.post(f"/v1/admin/snapshots/{good}/restore").status_code == 200
+
+
+def test_cli_restore_and_verify_check_the_models(
+    cli_index, random_splade, dense, capsys, tmp_path
+) -> None:
+    with HybridIndex(random_splade, dense, EdgeStore(cli_index)) as idx:  # other models
+        idx.add([Document(id="a", text=sample_texts()[0])])
+    flags = ["--index-path", str(cli_index)]
+    assert main(["snapshot", "create", *flags]) == 0
+    capsys.readouterr()
+    for action in ("verify", "restore"):
+        assert main(["snapshot", action, *flags]) == 2
+        err = capsys.readouterr().err
+        messages = [ln for ln in err.splitlines() if ln.strip() and "Loading weights" not in ln]
+        assert "another SPLADE model" in err and "Traceback" not in err and len(messages) == 1
+    assert not list(cli_index.parent.glob("index.before-restore-*"))
+    assert main(["snapshot", "restore", "x" * 300, *flags]) == 2
+    assert "1 to 128 letters" in capsys.readouterr().err
