@@ -2,12 +2,19 @@
 
 A run is `{query_id: {doc_id: score}}`; higher scores rank first. Queries a run has no
 result for score 0 on every metric.
+
+ranx's metrics are numba functions compiled on their first call (`cache=True`): the
+first evaluation on a machine compiles them, later processes load numba's cache (next to
+ranx, else under `~/.cache/numba`, or `NUMBA_CACHE_DIR`). What is left each process is
+numba compiling its typed containers, which it does not cache.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, SupportsFloat, TypedDict
 
 from rag_splade.checks import check_choice
@@ -32,6 +39,21 @@ def _ranx() -> Any:
     except ImportError as e:
         raise ImportError(f"evaluation metrics need ranx: {EXTRAS_HINT}") from e
     return ranx
+
+
+@contextmanager
+def _quiet_numba() -> Iterator[None]:
+    """Silence numba's NumbaTypeSafetyWarning while ranx compiles.
+
+    ranx's parallel nDCG stores a score at a `prange` index (uint64) into an int64-indexed
+    array: numba warns of an unsafe cast, in ANSI colours, on every fresh compile. The
+    index is a query's position, far below 2**63, so the cast loses nothing.
+    """
+    from numba.core.errors import NumbaTypeSafetyWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NumbaTypeSafetyWarning)
+        yield
 
 
 def _qrels(qrels: Mapping[str, Mapping[str, int]]) -> Any:
@@ -81,7 +103,8 @@ def compute_metrics(
     """
     metrics = check_metrics(metrics)
     ranx = _ranx()
-    scores = ranx.evaluate(_qrels(qrels), _run(run, qrels, "run"), list(metrics))
+    with _quiet_numba():
+        scores = ranx.evaluate(_qrels(qrels), _run(run, qrels, "run"), list(metrics))
     if len(metrics) == 1:
         scores = {metrics[0]: scores}
     return {m: float(scores[m]) for m in metrics}
@@ -122,15 +145,16 @@ def compare_runs(
     if len(names) < 2:
         only = compute_metrics(qrels, runs[baseline], metrics)
         return {baseline: {"scores": only, "p_values": {}}}
-    report = ranx.compare(
-        _qrels(qrels),
-        [_run(runs[n], qrels, n) for n in names],
-        list(metrics),
-        stat_test=stat_test,
-        n_permutations=n_permutations,
-        random_seed=seed,
-        rounding_digits=12,
-    )
+    with _quiet_numba():
+        report = ranx.compare(
+            _qrels(qrels),
+            [_run(runs[n], qrels, n) for n in names],
+            list(metrics),
+            stat_test=stat_test,
+            n_permutations=n_permutations,
+            random_seed=seed,
+            rounding_digits=12,
+        )
     table = report.to_dict()
     out: dict[str, RunComparison] = {}
     for n in names:
