@@ -69,7 +69,11 @@ def add_arguments(parser: Any) -> None:
         help="seconds of queries per kind and size, at least 20 queries (scale section)",
     )
     add("--scale-recall-queries", type=int, default=50, help="queries of the recall check")
-    add("--scale-dir", help="where the scale section builds its shards (default: a temp folder)")
+    add(
+        "--scale-dir",
+        help="where the scale section builds its shards and appends results.jsonl "
+        "(default: a new temp folder)",
+    )
     add(
         "--scale-results",
         help="the results.jsonl of an earlier (or cut-short) scale run: report it, measure nothing",
@@ -86,8 +90,10 @@ def run(args: Any, ctx: BenchContext) -> Section:
         raise ValueError(f"--scale-variants: unknown {unknown}; choose from {list(VARIANTS)}")
     if args.scale_results:
         return from_results(section, Path(args.scale_results), args)
-    base = Path(args.scale_dir or tempfile.gettempdir())
+    # a folder of its own per run unless named: results.jsonl is appended to
+    base = Path(args.scale_dir or tempfile.mkdtemp(prefix="rag-splade-scale-"))
     base.mkdir(parents=True, exist_ok=True)
+    print(f"  scale: shards and results.jsonl in {base}", file=sys.stderr, flush=True)
     measured: dict[tuple[int, str], dict[str, Any]] = {}
     per_point_disk = float(DISK_GUESS)
     for n in sorted(args.scale_points):
