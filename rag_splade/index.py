@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -373,13 +375,21 @@ class HybridIndex:
         return [self.finish(r, s) for r, s in zip(retrieved, scores, strict=True)]
 
     def encode_queries(self, requests: Sequence[SearchRequest]) -> list[QueryVectors]:
-        """The query vectors each request needs, one forward pass per model for all."""
-        sparse_for = [r for r in requests if r.needs_sparse]
-        dense_for = [r for r in requests if r.needs_dense]
-        sparse = iter(
-            self.sparse.encode_queries([r.query for r in sparse_for]) if sparse_for else []
+        """The query vectors each request needs, one forward pass per model for all; the
+        two models run at the same time (the SPLADE one in a worker thread: both release
+        the GIL in their forward passes)."""
+        sparse_for = [r.query for r in requests if r.needs_sparse]
+        dense_for = [r.query for r in requests if r.needs_dense]
+        pending = (
+            _encoder_thread().submit(self.sparse.encode_queries, sparse_for)
+            if (sparse_for and dense_for)
+            else None
         )
-        dense = iter(self.dense.encode_queries([r.query for r in dense_for]) if dense_for else [])
+        dense = iter(self.dense.encode_queries(dense_for) if dense_for else [])
+        if pending is not None:
+            sparse = iter(pending.result())
+        else:
+            sparse = iter(self.sparse.encode_queries(sparse_for) if sparse_for else [])
         return [
             QueryVectors(
                 next(sparse) if r.needs_sparse else None, next(dense) if r.needs_dense else None
@@ -555,3 +565,11 @@ class HybridIndex:
             f"HybridIndex(sparse={self.sparse!r}, dense={self.dense!r}, "
             f"store={self.store!r}{tenant})"
         )
+
+
+@functools.lru_cache(maxsize=1)
+def _encoder_thread() -> ThreadPoolExecutor:
+    """Worker threads, shared by every index, that run a search's SPLADE encode while the
+    calling thread runs the dense one; several, so searches from several threads at once
+    do not queue behind one another."""
+    return ThreadPoolExecutor(max_workers=8, thread_name_prefix="rag-splade-query")

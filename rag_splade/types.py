@@ -63,6 +63,23 @@ class SparseVector:
 
     __hash__ = None  # type: ignore[assignment]  # arrays are not hashable
 
+    def pruned(self, top_k: int | None = None, min_weight: float | None = None) -> SparseVector:
+        """This vector without its weights under `min_weight`, then only its `top_k`
+        strongest (equal weights: the lower id first).
+
+        Example:
+            >>> SparseVector.from_pairs({1: 0.2, 5: 2.0, 9: 1.0}).pruned(top_k=2).as_dict()
+            {5: 2.0, 9: 1.0}
+        """
+        keep = np.ones(self.indices.size, dtype=bool)
+        if min_weight is not None:
+            keep &= self.values >= min_weight
+        indices, values = self.indices[keep], self.values[keep]
+        if top_k is not None and values.size > top_k:
+            strongest = np.argsort(-values, kind="stable")[:top_k]
+            indices, values = indices[strongest], values[strongest]
+        return SparseVector(indices, values)
+
     def as_dict(self) -> dict[int, float]:
         """The vector as `{id: weight}` (ids of the vocabulary, never token strings)."""
         return dict(zip(self.indices.tolist(), self.values.tolist(), strict=True))

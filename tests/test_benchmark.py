@@ -48,6 +48,8 @@ EXPECTED_ROWS = {
         "sparse + dense overlapped (2 threads)",
         "hybrid search, top 10, no explanations",
         "hybrid search, top 10, explained",
+        "hybrid search, top 10, no explanations, real sparsity",
+        "hybrid search, top 10, explained, real sparsity",
     ],
     "store": [
         "EdgeStore, 200 points, before optimize()",

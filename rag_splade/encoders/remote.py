@@ -227,7 +227,7 @@ class RemoteSpladeEncoder(SpladeTokenizing):
             for v in part
         ]
         if side == "document" and self._served is None:
-            vectors = [prune(v, self.document_top_k, self.document_min_weight) for v in vectors]
+            vectors = [v.pruned(self.document_top_k, self.document_min_weight) for v in vectors]
         return vectors
 
     def close(self) -> None:
@@ -235,18 +235,6 @@ class RemoteSpladeEncoder(SpladeTokenizing):
 
     def __repr__(self) -> str:
         return f"RemoteSpladeEncoder({self.endpoint.url!r}, {self.model_name!r})"
-
-
-def prune(vector: SparseVector, top_k: int | None, min_weight: float | None) -> SparseVector:
-    """`vector` without weights under `min_weight`, then its `top_k` strongest only."""
-    keep = np.ones(len(vector), dtype=bool)
-    if min_weight is not None:
-        keep &= vector.values >= min_weight
-    indices, values = vector.indices[keep], vector.values[keep]
-    if top_k is not None and values.size > top_k:
-        strongest = np.argsort(-values, kind="stable")[:top_k]
-        indices, values = indices[strongest], values[strongest]
-    return SparseVector(indices, values)
 
 
 def _rows_of(answer: Any, expected: int) -> list[Any]:
