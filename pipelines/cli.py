@@ -9,7 +9,7 @@ import importlib.metadata
 import logging
 import sys
 from collections.abc import Sequence
-from typing import Protocol, cast
+from typing import NoReturn, Protocol, cast
 
 # subcommand -> (module with add_arguments(parser) and run(args) -> int, help)
 COMMANDS = {
@@ -31,12 +31,33 @@ COMMANDS = {
         "build tiny offline Japanese models (for trying the demo without the model hub)",
     ),
 }
+# Commands that load or write models (and so import transformers anyway).
+MODEL_COMMANDS = (
+    "ingest",
+    "search",
+    "eval",
+    "train",
+    "bench",
+    "serve",
+    "demo",
+    "mcp",
+    "tiny-models",
+)
 # Commands that only read an index: they must not create one where none exists.
 READING_COMMANDS = ("search",)
 SETTINGS_HELP = (
     "Models, device and index come from RAG_SPLADE_* settings (RAG_SPLADE_SPARSE_MODEL, "
     "RAG_SPLADE_DENSE_MODEL, RAG_SPLADE_INDEX_PATH, RAG_SPLADE_QDRANT_URL, ...)."
 )
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with usage errors in the form of every other error of the command line:
+    one line, `rag-splade <command>: <message>` (after the usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: {message}\n")
 
 
 class Command(Protocol):
@@ -68,7 +89,7 @@ def version() -> str:
 
 def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     """The parser, with the arguments of the command named in `argv` (only that one)."""
-    parser = argparse.ArgumentParser(prog="rag-splade", description=__doc__)
+    parser = Parser(prog="rag-splade", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     chosen = next((a for a in argv if not a.startswith("-")), None)
@@ -86,6 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse `argv` (default `sys.argv[1:]`), run the chosen command, return its exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(argv).parse_args(argv)
+    if args.command in MODEL_COMMANDS:
+        _quiet_transformers()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from pydantic import ValidationError
 
@@ -120,6 +143,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"rag-splade {args.command}: {settings_problem(e)}", file=sys.stderr)
     return 2
+
+
+def _quiet_transformers() -> None:
+    """No transformers progress bars ("Loading weights" on every model load): the commands
+    show their own progress. The model hub's download bars stay (a first download takes
+    minutes); HF_HUB_DISABLE_PROGRESS_BARS=1 turns those off too."""
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
 
 
 def _require_index(args: argparse.Namespace) -> None:

@@ -13,6 +13,7 @@ from typing import TextIO
 from rag_splade import HybridIndex, SearchHit, Settings, format_context
 from rag_splade.context import highlight
 from rag_splade.sample import sample_documents
+from rag_splade.text.visible import visible_lines
 
 from .index_options import add_index_arguments, index_overrides, settings_problem
 from .tiny_models import is_tiny_model
@@ -22,6 +23,9 @@ TINY_MODELS_NOTE = (
     "step of the pipeline, but their rankings and scores are meaningless; the real models "
     "(`make demo` with hub access) rank by meaning."
 )
+
+QUERY_TERMS_SHOWN = 8  # content words of the query shown per question
+SNIPPET_CHARS = 160
 
 DEMO_QUERIES = (
     "日本で梅雨がないのは北海道とどこか。",
@@ -41,12 +45,18 @@ def print_hit(rank: int, hit: SearchHit, out: TextIO) -> None:
     if hit.explanation is None:
         return
     key = hit.explanation.key_terms(6)
-    print("     matched: " + ", ".join(f"{t.term} {t.contribution:.2f}" for t in key), file=out)
+    if key:
+        print("     matched: " + ", ".join(f"{t.term} {t.contribution:.2f}" for t in key), file=out)
+    elif any(t.literal for t in hit.explanation.terms):
+        print("     matched: function words only (particles, auxiliaries, symbols)", file=out)
     related = hit.explanation.related_terms(3)
     if related:
         print("     related (expansions): " + ", ".join(t.term for t in related), file=out)
-    snippet = highlight(hit)
-    print(f"     {snippet[:160]}{'…' if len(snippet) > 160 else ''}", file=out)
+    # one indented line: the passage's own line breaks (a `# 見出し` heading, a list) would
+    # start lines of their own at the left margin
+    snippet = " ".join(" ".join(visible_lines(highlight(hit))).split())
+    cut = snippet[:SNIPPET_CHARS]
+    print(f"     {cut}{'…' if len(snippet) > SNIPPET_CHARS else ''}", file=out)
 
 
 def run_demo(
@@ -76,11 +86,12 @@ def run_demo(
         )
         for query in queries:
             print(f"\nQ: {query}", file=out)
-            terms = index.explain_query(query, top_k=8)
+            # every term, then the strongest content words: function words would take
+            # most of a short list
+            terms = [t for t in index.explain_query(query, top_k=1000) if not t.function_word]
             shown = ", ".join(
                 f"{t.term}{'*' if t.expansion else ''} {t.weight:.2f}"
-                for t in terms
-                if not t.function_word
+                for t in terms[:QUERY_TERMS_SHOWN]
             )
             print(f"  query terms: {shown}", file=out)
             hits = index.search(query, top_k=top_k, explain=True)

@@ -20,6 +20,8 @@ from rag_splade.search import (
 
 from .index_options import add_index_arguments, add_tenant_argument, index_overrides, open_tenant
 
+PROG = "rag-splade search"  # every error line starts with it
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("query", nargs="+", help="one or more questions")
@@ -45,7 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         dest="filters",
         default=[],
         metavar="FIELD=JSON",
-        help="payload filter, e.g. source='\"faq\"' or year='{\"gte\": 2020}' (repeatable)",
+        help="payload filter, e.g. source='\"faq\"' or year='{\"gte\": 2020}' (repeatable). "
+        "The value is JSON; a value that is not (faq) is the string itself, but one that "
+        'starts like JSON ({, [ or ") and does not parse is refused (exit 2)',
     )
     parser.add_argument(
         "--rerank",
@@ -101,7 +105,9 @@ def _weights(text: str) -> tuple[float, float]:
 
 
 def parse_filters(items: list[str]) -> dict[str, object]:
-    """`FIELD=JSON` pairs; a value that is not JSON is taken as a string."""
+    """`FIELD=JSON` pairs; a value that is not JSON is taken as a string, unless it starts
+    like JSON (`{`, `[` or `"`): broken JSON is refused, since as a string it would
+    quietly match nothing."""
     filters: dict[str, object] = {}
     for item in items:
         field, sep, value = item.partition("=")
@@ -109,7 +115,13 @@ def parse_filters(items: list[str]) -> dict[str, object]:
             raise ValueError(f"--filter must look like FIELD=VALUE, got {item!r}")
         try:
             filters[field] = json.loads(value)
-        except json.JSONDecodeError:
+        except json.JSONDecodeError as e:
+            if value.lstrip()[:1] in ("{", "[", '"'):
+                raise ValueError(
+                    f"--filter {field}: {value!r} starts like JSON but is not valid JSON "
+                    f"({e.msg}, character {e.pos + 1}); write it whole, e.g. "
+                    f"{field}='{{\"gte\": 2020}}', or {field}='\"text\"' for a string"
+                ) from None
             filters[field] = value
     return filters
 
@@ -121,17 +133,17 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     try:
         filters = parse_filters(args.filters) or None
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"{PROG}: {e}", file=sys.stderr)
         return 2
     settings = Settings(**index_overrides(args, "rerank_model", "sparse_model", "dense_model"))
     with HybridIndex.from_settings(settings, load_reranker=args.rerank) as whole:
         try:
             index = open_tenant(whole, args)
         except ValueError as e:
-            print(f"error: {e}", file=sys.stderr)
+            print(f"{PROG}: {e}", file=sys.stderr)
             return 2
         if index.count() == 0:
-            print("error: the index is empty; fill it with `rag-splade ingest`", file=sys.stderr)
+            print(f"{PROG}: the index is empty; fill it with `rag-splade ingest`", file=sys.stderr)
             return 1
         try:
             # every SearchOptions field is a flag of the same name (checked by a test)
@@ -143,7 +155,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
             options = SearchOptions(**fields)
             results = index.search_requests(requests_for(args.query, options))
         except (TypeError, ValueError) as e:
-            print(f"error: {e}", file=sys.stderr)
+            print(f"{PROG}: {e}", file=sys.stderr)
             return 2
         for query, hits in zip(args.query, results, strict=True):
             shown = hits if args.explain else [replace(h, explanation=None) for h in hits]

@@ -15,9 +15,12 @@ pytest.importorskip("llama_index.core")
 SCRIPT = Path(__file__).parents[1] / "examples" / "llama_index_rag.py"
 
 
-def _run(monkeypatch, *argv: str) -> None:
+def _run(monkeypatch, *argv: str) -> int:
+    """Run the example as `python examples/llama_index_rag.py ARGV`; its exit code."""
     monkeypatch.setattr("sys.argv", [str(SCRIPT), *argv])
-    runpy.run_path(str(SCRIPT), run_name="__main__")
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_path(str(SCRIPT), run_name="__main__")
+    return int(exit_.value.code or 0)
 
 
 def test_example_uses_a_temporary_index(
@@ -36,7 +39,7 @@ def test_example_uses_a_temporary_index(
         index.add([Document("梅雨-0", "私の文書。梅雨の話。")])
         before = index.documents()
 
-    _run(monkeypatch, "石油の主成分は何か。")
+    assert _run(monkeypatch, "石油の主成分は何か。") == 0
     out = capsys.readouterr().out
     assert "Q: 石油の主成分は何か。" in out and "[1] 石油-" in out and "[3] " in out
     with HybridIndex.from_settings(Settings()) as index:
@@ -45,9 +48,54 @@ def test_example_uses_a_temporary_index(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["my-index"]  # no ./data/index
 
     kept = tmp_path / "kept"
-    _run(monkeypatch, "石油の主成分は何か。", "--index-path", str(kept))
+    assert _run(monkeypatch, "石油の主成分は何か。", "--index-path", str(kept)) == 0
     with HybridIndex.from_settings(Settings(index_path=kept)) as index:
         assert len(index.documents()) == 64
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("RAG_SPLADE_SPARSE_MODEL", "nobody/no-such-splade", "nobody/no-such-splade"),
+        ("RAG_SPLADE_DENSE_MODEL", "nobody/no-such-dense", "nobody/no-such-dense"),
+        ("RAG_SPLADE_BATCH_SIZE", "0", "RAG_SPLADE_BATCH_SIZE"),
+    ],
+)
+def test_example_set_up_problems_are_one_line(
+    tmp_path,
+    monkeypatch,
+    capsys,
+    lexical_splade_path,
+    lexical_dense_path,
+    variable,
+    value,
+    expected,
+) -> None:
+    """Offline with a hub id (or with a bad setting) the example says what is wrong in one
+    line and exits 2, as the command line does, instead of a traceback."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("RAG_SPLADE_SPARSE_MODEL", str(lexical_splade_path))
+    monkeypatch.setenv("RAG_SPLADE_DENSE_MODEL", str(lexical_dense_path))
+    monkeypatch.setenv("RAG_SPLADE_DEVICE", "cpu")
+    monkeypatch.setenv(variable, value)
+    assert _run(monkeypatch) == 2
+    captured = capsys.readouterr()
+    # (transformers may draw its weight-loading bars first: the example is a user's script)
+    lines = [x for x in captured.err.splitlines() if x.strip() and "it/s]" not in x]
+    assert len(lines) == 1, captured.err
+    [line] = lines
+    assert line.startswith("llama_index_rag.py: ") and expected in line
+    assert "Traceback" not in captured.err
+
+
+def test_example_help_names_its_settings_and_the_mock_llm(monkeypatch, capsys) -> None:
+    assert _run(monkeypatch, "--help") == 0
+    out = " ".join(capsys.readouterr().out.split())
+    for name in ("RAG_SPLADE_SPARSE_MODEL", "RAG_SPLADE_DENSE_MODEL", "RAG_SPLADE_DEVICE"):
+        assert name in out
+    assert "RAG_SPLADE_INDEX_PATH and RAG_SPLADE_QDRANT_URL are NOT used" in out
+    assert "MockLLM" in out and "placeholder text" in out
 
 
 def test_the_mcp_agent_example_answers_with_a_citation(

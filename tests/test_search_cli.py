@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
 
 from rag_splade import Document, HybridIndex, Settings
 from rag_splade.pipelines.cli import main
+from rag_splade.pipelines.demo import print_hit
+from rag_splade.types import Explanation, SearchHit, TermMatch
 
 
 @pytest.fixture
@@ -117,3 +120,98 @@ def test_search_paging_floor_grouping_and_fusion_flags(filled, capsys) -> None:
     assert "(no hits)" in capsys.readouterr().out
     assert main([*base, "--group-by-document", "0"]) == 2
     assert "group_by_document" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "value", ['{"gte":', "[1, 2", '"faq', '  {"gte": 1,}', "{population}", '{"a": 1} x']
+)
+def test_a_filter_value_that_starts_like_json_must_be_json(filled, capsys, value) -> None:
+    """Taken as a string it would match nothing and exit 0: refused, exit 2, one line."""
+    args = ["search", "x", "--index-path", str(filled), "--filter", f"population={value}"]
+    assert main(args) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("rag-splade search: --filter population: ")
+    assert "starts like JSON but is not valid JSON" in line
+
+
+def test_a_plain_filter_value_is_still_a_string(filled, capsys) -> None:
+    args = ["search", "小笠原諸島", "--index-path", str(filled), "--json"]
+    assert main([*args, "--filter", "source=faq"]) == 0
+    assert {json.loads(x)["doc_id"] for x in capsys.readouterr().out.splitlines()} == {"a"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["--candidates", "1", "--top-k", "5"],
+            "candidates (1) must be at least offset + top_k (5)",
+        ),
+        (["--top-k", "abc"], "argument --top-k: invalid int value: 'abc'"),
+        (["--mode", "bm25"], "argument --mode: invalid choice: 'bm25'"),
+        (["--filter", "oops"], "--filter must look like FIELD=VALUE"),
+        (["--weights", "1"], "--weights takes two numbers"),
+        (["--offset", "-1"], "offset must be an int >= 0"),
+    ],
+)
+def test_every_error_line_names_the_command(filled, capsys, argv, message) -> None:
+    """Usage errors (argparse's) and the command's own look alike: `rag-splade search: ...`."""
+    try:
+        code = main(["search", "x", "--index-path", str(filled), *argv])
+    except SystemExit as e:  # argparse exits itself
+        code = int(e.code or 0)
+    assert code == 2
+    err = capsys.readouterr().err
+    problems = [line for line in err.splitlines() if not line.startswith(("usage:", " "))]
+    assert problems == [problems[0]] and problems[0].startswith("rag-splade search: "), err
+    assert message in problems[0]
+    assert "error:" not in err
+
+
+def test_model_loading_draws_no_progress_bars(filled, capsys) -> None:
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.enable_progress_bar()  # as a fresh process starts
+    try:
+        assert main(["search", "小笠原諸島", "--index-path", str(filled)]) == 0
+        err = capsys.readouterr().err
+        assert "Loading weights" not in err and "it/s]" not in err, err
+    finally:
+        transformers_logging.enable_progress_bar()
+
+
+def _hit(text: str, terms: list) -> SearchHit:
+    explanation = Explanation(terms=terms, sparse_score=sum(t.contribution for t in terms))
+    return SearchHit(
+        id="h#0",
+        doc_id="h",
+        chunk_index=0,
+        text=text,
+        score=0.5,
+        metadata={},
+        explanation=explanation,
+    )
+
+
+def test_a_hit_that_matched_only_function_words_says_so() -> None:
+    particle = TermMatch("の", 1.0, 2.0, 2.0, [(2, 3)], True, pieces=["の"], function_word=True)
+    out = io.StringIO()
+    print_hit(1, _hit("本文の段落", [particle]), out)
+    lines = out.getvalue().splitlines()
+    assert "     matched: function words only (particles, auxiliaries, symbols)" in lines
+    assert not any(line.rstrip() == "matched:" or line.endswith("matched: ") for line in lines)
+    out = io.StringIO()
+    print_hit(1, _hit("本文", []), out)  # nothing literal (a dense-only hit): no line at all
+    assert "matched" not in out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "text", ["# 見出し\n本文です。", "本文\n\n## 節\n- 箇条\n\u2028> 引用", "\r\n#見出し\r\n"]
+)
+def test_a_passage_with_headings_and_line_breaks_stays_one_indented_line(text: str) -> None:
+    word = TermMatch("見出し", 1.0, 2.0, 2.0, [], True, pieces=["見出し"])
+    out = io.StringIO()
+    print_hit(1, _hit(text, [word]), out)
+    lines = out.getvalue().splitlines()
+    assert all(line.startswith("  ") for line in lines), lines  # nothing at the left margin
+    assert lines[-1] == "     " + " ".join(text.split())  # the passage's lines, joined

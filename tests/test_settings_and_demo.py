@@ -137,6 +137,15 @@ def test_demo_prints_explained_hits(tmp_path, lexical_splade_path, lexical_dense
     assert count == len(sample_documents()) == 64
     assert "Q: 石油の主成分は何か。" in text and "matched:" in text and "【石油】" in text
     assert "[1] 出典: 石油" in text  # the LLM context block cites the top hit
+    # the query's 8 strongest content words, however many function words outweigh them
+    [shown] = [line for line in text.splitlines() if line.startswith("  query terms: ")]
+    with HybridIndex.from_settings(s) as index:
+        content = [
+            t for t in index.explain_query("石油の主成分は何か。", 1000) if not t.function_word
+        ]
+    assert len(content) >= 8
+    assert shown.removeprefix("  query terms: ").count(", ") == 8 - 1
+    assert shown.split(": ", 1)[1].split(", ")[0].startswith(content[0].term)
     # running again reuses the index: re-adding replaces, nothing doubles
     assert run_demo(s, queries=["石油"], out=io.StringIO()) == 64
 
