@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 TINY_MODELS ?= ./models/tiny
 
-.PHONY: install test check demo demo-offline lint typecheck docs clean bench-gpu
+.PHONY: install install-lean test check demo demo-offline lint typecheck docs docs-serve clean bench-gpu
 
 install: $(BIN)/rag-splade
 
@@ -18,6 +18,15 @@ $(BIN)/rag-splade: pyproject.toml
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install -q -e ".[dev,docs,api,llama-index,pdf,formats,eval,bench,notebooks,onnx,train]"
 	touch $@
+
+# torch, the package and the service only (the full install is about 250 packages, 3 GB).
+# The script's date is set to 1970 so that `make install` / `make test` still add the rest.
+install-lean:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q -e ".[api]"
+	touch -d @0 $(BIN)/rag-splade
 
 # The test command (CI runs exactly this): lint, format, types, docs, then the tests.
 test: check
@@ -31,6 +40,11 @@ typecheck: install
 # --strict: a broken link or reference fails the build; the site goes to a scratch folder.
 docs: install
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir "$$(mktemp -d)"
+
+# The site at http://127.0.0.1:8000, rebuilt on save; the variable hides MkDocs Material's
+# banner about MkDocs 2.
+docs-serve: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
 # The main job: index the bundled JSQuAD sample in the embedded Qdrant Edge index and
 # search it, with the models of RAG_SPLADE_SPARSE_MODEL / RAG_SPLADE_DENSE_MODEL
