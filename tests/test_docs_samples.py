@@ -195,6 +195,22 @@ def test_a_term_match_is_shown_with_every_field() -> None:
     assert not wrong, f"TermMatch is {expected}; the docs show {wrong}"
 
 
+def test_every_make_target_named_in_the_docs_exists() -> None:
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    targets = set(re.findall(r"^([a-z][\w-]*):", makefile, flags=re.M))
+    named = {
+        (page, target)
+        for page in sorted({*BASH_PAGES, *PYTHON_PAGES})
+        # in inline code (`make demo`) or at a line's start in a block, never prose
+        for target in re.findall(
+            r"(?:`|^)make ([a-z][\w-]*)", (ROOT / page).read_text("utf-8"), flags=re.M
+        )
+    }
+    assert {t for _, t in named} >= {"demo", "demo-offline", "install-lean", "docs-serve"}
+    missing = sorted((page, t) for page, t in named if t not in targets)
+    assert not missing, f"the docs name make targets the Makefile lacks: {missing}"
+
+
 @pytest.mark.parametrize(
     "block", [b for b in all_blocks() if b.not_run], ids=lambda b: f"{b.where}-{b.lang}"
 )
