@@ -254,7 +254,9 @@ def test_example_script_runs(
     monkeypatch.setenv("RAG_SPLADE_INDEX_PATH", str(tmp_path / "idx"))
     script = Path(__file__).parents[1] / "examples" / "llama_index_rag.py"
     monkeypatch.setattr("sys.argv", [str(script), "石油の主成分は何か。"])
-    runpy.run_path(str(script), run_name="__main__")
+    with pytest.raises(SystemExit) as exit_:  # the script ends with sys.exit(its code)
+        runpy.run_path(str(script), run_name="__main__")
+    assert exit_.value.code == 0
     out = capsys.readouterr().out
     assert "Q: 石油の主成分は何か。" in out
     assert "[1] 石油-" in out and "matched: " in out and "[3] " in out
