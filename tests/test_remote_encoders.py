@@ -70,6 +70,7 @@ def test_remote_vectors_are_the_local_vectors(server, lexical_splade_path, splad
             assert mine.shape == theirs.shape
             assert float(np.max(np.abs(mine - theirs))) <= 1e-6
         assert sparse.fingerprint == splade.fingerprint  # the index's manifest check sees it
+        assert remote_dense.fingerprint == dense.fingerprint  # the dense model's, likewise
         assert sparse.vocab_size == splade.vocab_size and remote_dense.dimension == dense.dimension
     finally:
         sparse.close()

@@ -295,7 +295,7 @@ def test_tokenize_gives_the_model_ids_with_character_offsets(client, splade) -> 
     assert "prompt_name" in error["error"]
 
 
-def test_info_describes_every_model(client, splade, reranker) -> None:
+def test_info_describes_every_model(client, splade, dense, reranker) -> None:
     r = client.get("/info", headers=AUTH)
     assert r.status_code == 200
     info = check_response("/info", r)
@@ -304,6 +304,7 @@ def test_info_describes_every_model(client, splade, reranker) -> None:
     served = info["rag_splade"]
     assert served["sparse"]["vocab_size"] == splade.vocab_size
     assert served["sparse"]["fingerprint"] == splade.fingerprint
+    assert served["dense"]["fingerprint"] == dense.fingerprint
     assert served["dense"]["query_prefix"] == QUERY_PREFIX
     assert served["reranker"]["model_id"] == reranker.model_name
 

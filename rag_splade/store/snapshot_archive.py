@@ -2,7 +2,7 @@
 
 A file is stored as its non-zero extents only (`rag_splade.store.files`): the engine
 pre-sizes its files and leaves them mostly holes, and a plain tar would store the zeros
-(a 9-point index made a 188 MB archive). The record (`snapshot.json`, format 2) lists
+(a 9-point index made a 179 MiB archive). The record (`snapshot.json`, format 2) lists
 each file's size, extents and content checksum; a restore writes the extents back at
 their offsets and leaves the rest a hole, so the restored index takes the disk space of
 the original. Format 1 archives (whole files, plain SHA-256) are still read.
