@@ -59,8 +59,9 @@ def check_shard(
     except subprocess.TimeoutExpired:
         return CheckResult(None, f"reading it did not finish within {timeout:.0f} s")
     answer = _last_json(done.stdout)
-    if done.returncode == 0 and isinstance(answer.get("points"), int):
-        return CheckResult(int(answer["points"]))
+    points = answer.get("points")
+    if done.returncode == 0 and isinstance(points, int):
+        return CheckResult(points)
     if "error" in answer:
         error = str(answer["error"])
         return CheckResult(None, error, in_use="WouldBlock" in error)

@@ -45,14 +45,15 @@ def check(shard_dir: str, dense_name: str, dense_size: int, sparse_name: str, vo
         if seen != points:
             raise Damaged(f"{points} points counted but {seen} read")
         if first is not None:
+            vectors: Any = first.vector
             for name in (dense_name, sparse_name):
-                if name not in first.vector:
+                if name not in vectors:
                     continue
-                query = qe.Query.Nearest(first.vector[name], using=name)
-                request = qe.QueryRequest(
+                query = qe.Query.Nearest(vectors[name], using=name)
+                search = qe.QueryRequest(
                     query=query, limit=3, filter=None, with_payload=True, with_vector=False
                 )
-                hits = shard.query(request)
+                hits = shard.query(search)
                 if not hits or not all(isinstance(h.payload, dict) for h in hits):
                     raise Damaged(f"a search of the {name} vectors found nothing readable")
         return points

@@ -17,7 +17,7 @@ import re
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from rag_splade.errors import SnapshotError
 from rag_splade.store.files import Extent, ExtentReader, content_digest, scan, write_sparse
@@ -91,8 +91,8 @@ def write_archive(index_path: Path, target: Path, created: str, points: int) -> 
             member = tarfile.TarInfo(FILES + name)
             member.size = content.data_bytes
             member.mtime = int(file.stat().st_mtime)
-            with ExtentReader(file, content.extents) as data:
-                archive.addfile(member, data)  # type: ignore[arg-type]  # read() is enough
+            with ExtentReader(file, content.extents) as reader:
+                archive.addfile(member, reader)  # tarfile only calls read()
         data = json.dumps(record, indent=2).encode()
         member = tarfile.TarInfo(RECORD)
         member.size = len(data)
@@ -139,7 +139,7 @@ def _parse(name: str, value: Any) -> Record:
         if parsed is None:
             raise bad(f"has a malformed entry for {relative}")
         entries[relative] = parsed
-    return Record(form, created, points, entries)
+    return Record(form, created, cast(int, points), entries)
 
 
 def _entry(entry: Any, form: int) -> FileEntry | None:

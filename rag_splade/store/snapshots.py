@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import builtins
 import errno
 import logging
 import re
@@ -256,7 +257,7 @@ class EdgeSnapshots:
             shutil.rmtree(scratch, ignore_errors=True)
         return info, self._prune_replaced(kept)
 
-    def replaced(self) -> list[Path]:
+    def replaced(self) -> builtins.list[Path]:
         """The replaced indexes restores kept beside the index, oldest first."""
         prefix = self.index_path.name + REPLACED
         found = [p for p in self.index_path.parent.glob(prefix + "*") if p.is_dir()]
