@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rag_splade.errors import SnapshotError
+from rag_splade.store.snapshot_info import SnapshotInfo
 
 if TYPE_CHECKING:
     from rag_splade.store.base import HybridStore, VectorSpec
     from rag_splade.store.server import QdrantServerStore
-    from rag_splade.store.snapshots import SnapshotInfo
 
 
 class ServerSnapshots:
@@ -65,7 +65,6 @@ class ServerSnapshots:
 
 
 def _server_info(description: Any) -> SnapshotInfo:
-    from rag_splade.store.snapshots import SnapshotInfo
 
     return SnapshotInfo(
         name=description.name,

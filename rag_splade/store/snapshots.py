@@ -24,9 +24,8 @@ import re
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from rag_splade.errors import DiskFullError, IndexDamagedError, IndexInUseError, SnapshotError
 from rag_splade.store.files import disk_bytes
@@ -40,6 +39,7 @@ from rag_splade.store.snapshot_archive import (
     unpack,
     write_archive,
 )
+from rag_splade.store.snapshot_info import SnapshotInfo
 from rag_splade.store.tenants import ALL_TENANTS
 
 __all__ = [
@@ -59,20 +59,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 REPLACED = ".before-restore-"  # <index>.before-restore-<UTC stamp>[-n]: a replaced index
 MIB = 1 << 20
-
-
-@dataclass(frozen=True)
-class SnapshotInfo:
-    """One snapshot: its name, when it was taken (UTC, ISO 8601), its points and size."""
-
-    name: str
-    created: str
-    points: int | None
-    size_bytes: int
-    path: str | None = None  # the archive (Edge); None for a server snapshot
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class Snapshots(Protocol):
