@@ -192,7 +192,9 @@ def test_edge_refuses_an_index_built_for_other_vectors(
     with HybridIndex(splade, dense, EdgeStore(tmp_path / "idx")):
         pass
     same_size = DenseEncoder(str(random_dense_path), device="cpu")
-    HybridIndex(splade, same_size, EdgeStore(tmp_path / "idx")).close()  # same vectors: opens
+    # the same size, but another model: its fingerprint tells it apart
+    with pytest.raises(ValueError, match="another dense model"):
+        HybridIndex(splade, same_size, EdgeStore(tmp_path / "idx"))
     wider = OtherSize(same_size, 128)  # a dense encoder with another size
     with pytest.raises(ValueError, match="size 64 in the index but the dense encoder gives 128"):
         HybridIndex(splade, wider, EdgeStore(tmp_path / "idx"))
