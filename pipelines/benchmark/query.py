@@ -8,9 +8,12 @@ import shutil
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .common import BenchContext, Row, Section, cpu_line, percentiles
+
+if TYPE_CHECKING:
+    from rag_splade.encoders.protocols import SparseEncoderProtocol
 
 COLUMNS = [
     ("p50_ms", "p50 ms"),
@@ -86,7 +89,9 @@ def run(args: Any, ctx: BenchContext) -> Section:
         QUERY_TERMS,
     )
     real_folder = tempfile.mkdtemp(prefix="rag-splade-bench-query-real-")
-    real_index = HybridIndex(sparse=real_sparse, dense=dense, store=EdgeStore(real_folder))
+    # PrunedQueries is the encoder itself with pruned queries (its other members delegate)
+    pruned = cast("SparseEncoderProtocol", real_sparse)
+    real_index = HybridIndex(sparse=pruned, dense=dense, store=EdgeStore(real_folder))
     real_index.add(index_docs)
     real_index.optimize()
 
