@@ -101,6 +101,7 @@ def dense_fingerprint(encoder: DenseEncoderProtocol) -> str | None:
 def vector_spec(sparse: SparseEncoderProtocol, dense: DenseEncoderProtocol) -> VectorSpec:
     """What the encoders' vectors look like, fingerprints included: what an index built
     with them records, and what opening or restoring one checks."""
+    from rag_splade.encoders.device import dtype_name
     from rag_splade.store.base import VectorSpec
 
     return VectorSpec(
@@ -108,6 +109,7 @@ def vector_spec(sparse: SparseEncoderProtocol, dense: DenseEncoderProtocol) -> V
         sparse_vocab_size=sparse.vocab_size,
         sparse_fingerprint=sparse_fingerprint(sparse),
         dense_fingerprint=dense_fingerprint(dense),
+        sparse_dtype=dtype_name(getattr(sparse, "dtype", None)),
     )
 
 

@@ -61,3 +61,15 @@ def test_onnx_and_dense_stay_float32_under_auto(monkeypatch, lexical_dense_path)
     monkeypatch.setattr(device, "cpu_native_bf16", lambda: "amx_bf16")
     assert DenseEncoder(str(lexical_dense_path), device="cpu").dtype == torch.float32
     assert device.resolve_dtype("auto", "cpu", cpu_bf16=False) == torch.float32
+
+
+def test_the_index_manifest_records_the_sparse_dtype(tmp_path, splade, dense) -> None:
+    import json
+
+    from rag_splade import EdgeStore, HybridIndex
+    from rag_splade.store.edge import MANIFEST
+
+    with HybridIndex(splade, dense, EdgeStore(tmp_path / "index")):
+        pass
+    manifest = json.loads((tmp_path / "index" / MANIFEST).read_text())
+    assert manifest["sparse_dtype"] == "float32"  # the suite's pinned dtype (conftest.py)

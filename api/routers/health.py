@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from rag_splade.encoders.device import dtype_name
 from rag_splade.store.tenants import ALL_TENANTS, TENANT_FIELD
 
 from ..auth import ReadAny, require_api_key
@@ -87,7 +88,7 @@ async def stats(runtime: RuntimeDep, ready: ReadyDep, access: ReadAny) -> StatsR
         store=type(index.store).__name__,
         index_integrity=getattr(index.store, "integrity", None),
         sparse_model=index.sparse.model_name,
-        sparse_dtype=_dtype_name(getattr(index.sparse, "dtype", None)),
+        sparse_dtype=dtype_name(getattr(index.sparse, "dtype", None)),
         dense_model=index.dense.model_name,
         rerank_model=index.reranker.model_name if index.reranker is not None else None,
         dense_dimension=index.dense.dimension,
@@ -97,7 +98,3 @@ async def stats(runtime: RuntimeDep, ready: ReadyDep, access: ReadAny) -> StatsR
         candidates=index.candidates,
         rerank_candidates=index.rerank_candidates,
     )
-
-
-def _dtype_name(dtype: object) -> str | None:
-    return None if dtype is None else str(dtype).removeprefix("torch.")

@@ -19,6 +19,11 @@ DTYPES = {
 }
 
 
+def dtype_name(dtype: object) -> str | None:
+    """`torch.bfloat16` as `bfloat16`; None for an encoder that reports none (a remote one)."""
+    return None if dtype is None else str(dtype).removeprefix("torch.")
+
+
 def resolve_device(device: str) -> str:
     """`auto` picks CUDA, then Apple MPS, then CPU; `cuda:N` names one GPU."""
     if not isinstance(device, str) or device.split(":")[0] not in DEVICES:

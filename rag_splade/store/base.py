@@ -43,6 +43,9 @@ class VectorSpec:
     sparse_fingerprint: str | None = None
     # which dense model built it; None: not checked (an index from before it was recorded)
     dense_fingerprint: str | None = None
+    # what the SPLADE model computed in when the index was created (`float32`, `bfloat16`):
+    # recorded, not checked (the bf16 path passed the fidelity gates; the two can mix)
+    sparse_dtype: str | None = None
 
 
 @dataclass(frozen=True)

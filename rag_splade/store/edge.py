@@ -227,6 +227,7 @@ class EdgeStore(QdrantStoreBase[qe.Filter, qe.Point, qe.QueryRequest]):
             "sparse_datatype": self.sparse_datatype,
             "sparse_fingerprint": spec.sparse_fingerprint,
             "dense_fingerprint": spec.dense_fingerprint,
+            "sparse_dtype": spec.sparse_dtype,
         }
         write_manifest(self.path, {**manifest, "points": 0, "clean": False})
         (self.path / CREATING).unlink()

@@ -34,6 +34,7 @@ _FIELDS: dict[str, tuple[type, ...]] = {
     "sparse_datatype": (str,),
     "sparse_fingerprint": (str, type(None)),
     "dense_fingerprint": (str, type(None)),
+    "sparse_dtype": (str, type(None)),
     "points": (int, type(None)),
     "clean": (bool,),
     "checksums": (dict, type(None)),
