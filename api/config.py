@@ -11,25 +11,9 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from rag_splade.search import MAX_TOP_K
-from rag_splade.settings import Settings
+from rag_splade.settings import Settings, check_header_key
 
-# what a key sent in an HTTP header may hold: visible ASCII (no space, no control character)
-_KEY_CHARACTERS = frozenset(chr(c) for c in range(0x21, 0x7F))
-
-
-def check_header_key(key: str, name: str) -> None:
-    """A ValueError naming `name` and the first character of `key` that an HTTP header
-    cannot carry the same way from every client."""
-    bad = next(((i, ch) for i, ch in enumerate(key) if ch not in _KEY_CHARACTERS), None)
-    if bad is not None:
-        i, ch = bad  # the message names the kind of character, not the secret's own
-        kind = "a space" if ch.isspace() else "a control character" if ch < " " else "not ASCII"
-        raise ValueError(
-            f"{name} must be visible ASCII characters (! to ~, no spaces): character {i + 1} "
-            f"is {kind}. HTTP header values are Latin-1 bytes, and clients send other "
-            "characters differently (or refuse to), so such a key would lock them out; make "
-            "one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
-        )
+__all__ = ["ServiceSettings", "check_header_key"]
 
 
 class ServiceSettings(Settings):

@@ -28,6 +28,26 @@ DEFAULT_DENSE_MODEL = "cl-nagoya/ruri-v3-130m"
 DEFAULT_RERANK_MODEL = "hotchpotch/japanese-reranker-cross-encoder-small-v1"
 
 
+# what a key sent in an HTTP header may hold: visible ASCII (no space, no control character)
+_KEY_CHARACTERS = frozenset(chr(c) for c in range(0x21, 0x7F))
+
+
+def check_header_key(key: str, name: str) -> None:
+    """A ValueError naming `name` and the first character of `key` that an HTTP header
+    cannot carry the same way from every client."""
+    bad = next(((i, ch) for i, ch in enumerate(key) if ch not in _KEY_CHARACTERS), None)
+    if bad is not None:
+        i, ch = bad  # the message names the kind of character, not the secret's own
+        control = ch < " " or ch == "\x7f"
+        kind = "a control character" if control else "a space" if ch == " " else "not ASCII"
+        raise ValueError(
+            f"{name} must be visible ASCII characters (! to ~, no spaces): character {i + 1} "
+            f"is {kind}. HTTP header values are Latin-1 bytes, and clients send other "
+            "characters differently (or refuse to), so such a key would lock them out; make "
+            "one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+
+
 class Settings(BaseSettings):
     """The library's settings; each field reads `RAG_SPLADE_<FIELD>`.
 
@@ -194,6 +214,13 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("encoder_api_key")
+    @classmethod
+    def _encoder_key_fits_a_header(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            check_header_key(value.get_secret_value(), "RAG_SPLADE_ENCODER_API_KEY")
+        return value
 
     @field_validator("sparse_model", "dense_model", "rerank_model")
     @classmethod

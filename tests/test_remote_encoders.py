@@ -358,6 +358,8 @@ def test_an_encoder_server_killed_mid_ingest_loses_nothing_and_the_rerun_resumes
         ({"sparse_url": "http://encoder:8000/?x=1"}, "without ?query"),
         ({"sparse_url": "http://encoder:8000", "sparse_backend": "onnx"}, "does not apply"),
         ({"rerank_url": "http://encoder:8000"}, "needs rerank_model"),
+        ({"encoder_api_key": "clé"}, "ENCODER_API_KEY must be visible ASCII.*not ASCII"),
+        ({"encoder_api_key": "a b"}, "ENCODER_API_KEY must be visible ASCII.*a space"),
     ],
 )
 def test_encoder_settings_are_checked_whole(values, says):
@@ -367,6 +369,13 @@ def test_encoder_settings_are_checked_whole(values, says):
         Settings(**values)
     ok = Settings(sparse_url=" http://encoder:8000/ ", encoder_api_key="")
     assert ok.sparse_url == "http://encoder:8000" and ok.encoder_api_key is None
+
+
+def test_a_remote_encoder_refuses_a_key_no_header_can_carry():
+    from rag_splade.encoders.tei_client import RemoteEndpoint
+
+    with pytest.raises(ValueError, match=r"api_key must be visible ASCII.*a control character"):
+        RemoteEndpoint("http://encoder:8000", setting="RAG_SPLADE_SPARSE_URL", api_key="k\n")
 
 
 # -- TEI client libraries written elsewhere -------------------------------------------------

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import httpx
 
 from rag_splade.errors import RemoteEncoderError
+from rag_splade.settings import check_header_key
 
 T = TypeVar("T")
 RETRY_STATUS = frozenset({429, 503})  # overloaded, or not ready yet: worth another try
@@ -55,6 +56,8 @@ class RemoteEndpoint:
                 f"retries must be >= 0, concurrency >= 1 and timeout > 0; got {retries}, "
                 f"{concurrency}, {timeout}"
             )
+        if api_key:
+            check_header_key(api_key, "api_key")  # httpx would refuse it at the first call
         self.url = url.rstrip("/")
         self.setting = setting
         self.timeout = timeout
