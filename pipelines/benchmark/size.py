@@ -88,16 +88,11 @@ def edge_rankings(
 
 
 def ndcg10(rankings: list[list[tuple[int, float]]], relevant: list[int]) -> float:
-    from ranx import Qrels, Run, evaluate
+    from pipelines.evaluate.metrics import compute_metrics  # ranx, with numba kept quiet
 
-    qrels = Qrels({f"q{i}": {f"d{rel}": 1} for i, rel in enumerate(relevant)})
-    run = Run(
-        {
-            f"q{i}": ({f"d{d}": s for d, s in ranking} or {"none": 0.0})
-            for i, ranking in enumerate(rankings)
-        }
-    )
-    return float(evaluate(qrels, run, "ndcg@10"))
+    qrels = {f"q{i}": {f"d{rel}": 1} for i, rel in enumerate(relevant)}
+    run = {f"q{i}": {f"d{d}": s for d, s in ranking} for i, ranking in enumerate(rankings)}
+    return compute_metrics(qrels, run, ["ndcg@10"])["ndcg@10"]
 
 
 def run(args: Any, ctx: BenchContext) -> Section:
