@@ -175,6 +175,27 @@ def test_encoder_uses_it_and_gets_the_same_vectors(lexical_splade_path, splade, 
         SpladeEncoder(str(lexical_splade_path), device="cpu", fast_tokenizer="yes")  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("nul", ["\x00", "\x00\x00"])
+def test_a_nul_does_not_end_the_text(lexical_splade_path, splade, nul: str) -> None:
+    """MeCab reads a C string: without care, everything after a NUL would be lost from the
+    tokens, the vector and the explanation. A NUL reads as a space, on every path."""
+    from rag_splade.text.mecab import segment, word_spans
+
+    text = f"東京{nul}フィルターの掃除"
+    spaced = text.replace("\x00", " ")
+    plain = SpladeEncoder(str(lexical_splade_path), device="cpu", fast_tokenizer=False)
+    for encoder in (splade, plain):
+        [ids] = encoder.tokenize([text], "document")
+        [expected] = encoder.tokenize([spaced], "document")
+        assert ids.tolist() == expected.tolist() and len(ids) > 4, type(encoder.fast_tokenizer)
+        assert encoder.token_spans(text) == encoder.token_spans(spaced)
+        [vector] = encoder.encode_documents([text])
+        [reference] = encoder.encode_documents([spaced])
+        np.testing.assert_array_equal(vector.indices, reference.indices)
+    assert [w.surface for w in segment(text)][-1] == "掃除"
+    assert [w[0] for w in word_spans(text)] == [w[0] for w in word_spans(spaced)]
+
+
 @pytest.mark.skipif(not JSQUAD_DIR.is_dir(), reason="set RAG_SPLADE_JSQUAD_DIR to JSQuAD v1.3")
 def test_all_jsquad_valid_and_test_paragraphs(tmp_path: Path) -> None:
     """Every JSQuAD valid and test paragraph, on a 32,768-piece vocabulary learned from

@@ -18,6 +18,7 @@ from rag_splade.checks import check_choice, check_texts
 from rag_splade.encoders.protocols import Side, Truncation
 from rag_splade.encoders.tokenizer_pool import tokenize_in_process
 from rag_splade.text.fast_tokenizer import fast_tokenizer_for
+from rag_splade.text.mecab import mecab_readable
 
 # distinct MeCab words whose WordPiece ids `word_piece_ids` keeps
 WORD_PIECE_CACHE = 65536
@@ -105,7 +106,10 @@ class SpladeTokenizing:
         if self.fast_tokenizer is not None:
             return self.fast_tokenizer.encode(texts, None)
         ids = self.tokenizer(
-            texts, truncation=False, return_attention_mask=False, return_token_type_ids=False
+            [mecab_readable(t) for t in texts],
+            truncation=False,
+            return_attention_mask=False,
+            return_token_type_ids=False,
         )["input_ids"]
         return [np.asarray(row, dtype=np.int32) for row in ids]
 
@@ -124,7 +128,7 @@ class SpladeTokenizing:
                 (int(i), int(a), int(b), int(i) in specials)
                 for i, (a, b) in zip(enc["input_ids"], enc["offset_mapping"], strict=True)
             ]
-        ids = tok(text, add_special_tokens=False)["input_ids"]
+        ids = tok(mecab_readable(text), add_special_tokens=False)["input_ids"]
         return [(int(i), None, None, int(i) in specials) for i in ids]
 
     def terms(self, ids: Sequence[int] | np.ndarray) -> list[str]:

@@ -27,6 +27,7 @@ import numpy as np
 
 from rag_splade.checks import check_positive_int
 from rag_splade.text.fast_tokenizer import FastJapaneseTokenizer
+from rag_splade.text.mecab import mecab_readable
 
 # Texts per worker in a wave: big enough that a worker's wave of long passages keeps a GPU
 # busy while the next wave is tokenized (see the benchmark docs for the figures).
@@ -43,7 +44,7 @@ def tokenize_in_process(tokenizer: Any, texts: Sequence[str], max_length: int) -
     if isinstance(tokenizer, FastJapaneseTokenizer):
         return tokenizer.encode(texts, max_length)
     ids = tokenizer(
-        list(texts),
+        [mecab_readable(t) for t in texts],  # a Japanese one stops at a NUL otherwise
         truncation=True,
         max_length=max_length,
         return_attention_mask=False,

@@ -38,6 +38,8 @@ from typing import Any
 
 import numpy as np
 
+from rag_splade.text.mecab import mecab_readable
+
 logger = logging.getLogger(__name__)
 
 
@@ -164,7 +166,7 @@ class FastJapaneseTokenizer:
     def _mecab_words(self, text: str) -> list[str]:
         if self.normalize_text:
             text = unicodedata.normalize("NFKC", text)
-        words: list[str] = wakati_tagger().parse(text).split()
+        words: list[str] = wakati_tagger().parse(mecab_readable(text)).split()
         if self.do_lower_case:
             never = self.never_split
             words = [w if w in never else w.lower() for w in words]
@@ -225,7 +227,7 @@ class FastJapaneseTokenizer:
             if k + 1 < len(sources) and sources[k + 1] != sources[k]:
                 next_start = sources[k + 1]
             ends[k] = next_start
-        surfaces: list[str] = wakati_tagger().parse(seen).split()
+        surfaces: list[str] = wakati_tagger().parse(mecab_readable(seen)).split()
         never = self.never_split
         words = [w.lower() if self.do_lower_case and w not in never else w for w in surfaces]
         if not words:

@@ -31,6 +31,13 @@ def _lemma(feature: tuple[str, ...]) -> str:
 _local = threading.local()
 
 
+def mecab_readable(text: str) -> str:
+    """`text` as MeCab can read all of it: MeCab takes a C string and stops at the first NUL,
+    which would drop the rest of the text from the tokens, the vector and the explanation,
+    so a NUL reads as a space. The length is kept, so offsets still point into `text`."""
+    return text.replace("\x00", " ")
+
+
 @dataclass(frozen=True)
 class Word:
     """A MeCab word: its surface, `[start, end)` character offsets and UniDic part of speech."""
@@ -66,7 +73,7 @@ def segment(text: str) -> list[Word]:
     """Split `text` into MeCab words whose offsets point into `text` itself."""
     words: list[Word] = []
     cursor = 0
-    for node in tagger()(text):
+    for node in tagger()(mecab_readable(text)):
         surface = node.surface
         start = text.find(surface, cursor)
         if start < 0:  # MeCab never rewrites the surface, so this means a bug upstream
@@ -84,7 +91,7 @@ def word_spans(text: str) -> list[tuple[str, int, int, bool]]:
     out: list[tuple[str, int, int, bool]] = []
     cursor = 0
     find = text.find
-    for node in tagger()(text):
+    for node in tagger()(mecab_readable(text)):
         surface = node.surface
         start = find(surface, cursor)
         if start < 0:  # as in `segment`
@@ -103,7 +110,7 @@ def word_spans(text: str) -> list[tuple[str, int, int, bool]]:
 
 def is_function_term(term: str) -> bool:
     """Whether a lone term (an expansion term, with no context) is a function word."""
-    nodes = list(tagger()(term))
+    nodes = list(tagger()(mecab_readable(term)))
     return len(nodes) == 1 and is_function_pos(nodes[0].feature[0], _lemma(nodes[0].feature))
 
 
