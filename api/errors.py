@@ -126,7 +126,7 @@ def rejects(fn: Callable[[], T]) -> T:
 
 def tei_error_type(status: int, error: str) -> str:
     """TEI's `error_type` of an error (TEI's status codes map the same way)."""
-    named = {"empty": "Empty", "tokenizer": "Tokenizer"}
+    named = {"empty": "Empty", "tokenizer": "Tokenizer", "backend": "Backend"}
     if error in named:
         return named[error]
     if status == 429:

@@ -9,10 +9,29 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictStr
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictStr,
+)
 
+from rag_splade.metadata import check_text
+
+
+def _unicode(value: str) -> str:
+    """JSON can spell a lone surrogate (`"\\ud800"`); no tokenizer takes one (TEI's parser
+    refuses such a body too), so it is a 422 here, not a failure inside the model."""
+    check_text(value, "the text")
+    return value
+
+
+Text = Annotated[StrictStr, AfterValidator(_unicode)]
 TokenId = Annotated[int, Field(strict=True, ge=0, le=2**31 - 1)]
-InputType = StrictStr | list[TokenId]  # a text, or the token ids of one text
+InputType = Text | list[TokenId]  # a text, or the token ids of one text
 
 
 def _direction(value: Any) -> Any:
@@ -67,8 +86,8 @@ class EmbedRequest(Truncating):
 
 
 class RerankRequest(Truncating):
-    query: StrictStr
-    texts: list[StrictStr]
+    query: Text
+    texts: list[Text]
     raw_scores: StrictBool = Field(
         False, description="The logits; false: the model's activation of them (a sigmoid)."
     )
@@ -76,7 +95,7 @@ class RerankRequest(Truncating):
 
 
 class TokenizeRequest(TeiRequest):
-    inputs: StrictStr | list[StrictStr]
+    inputs: Text | list[Text]
     add_special_tokens: StrictBool = True
     prompt_name: StrictStr | None = Field(None, description="Must be null: SPLADE has no prompts.")
 

@@ -157,6 +157,11 @@ def test_truncation_is_refused_unless_asked_and_keeps_the_end_when_left(client, 
     tail_ids = set(splade.tokenize([tail], "query")[0][1:-1].tolist())
     assert tail_ids <= set(kept.tolist())  # the end survives a left cut
     assert not tail_ids <= set(splade.tokenize([text], "query")[0].tolist())
+    # the text's ids, sent whole, are cut as the text is: [CLS] and [SEP] stay
+    ids = {"inputs": [splade.tokenize([text], "query", None)[0].tolist()], "prompt_name": "query"}
+    assert post(client, "/embed_sparse", ids | {"truncate": True}) == right
+    left_ids = ids | {"truncate": True, "truncation_direction": "Left"}
+    assert post(client, "/embed_sparse", left_ids) == left
 
 
 @pytest.mark.parametrize(
@@ -193,6 +198,38 @@ def test_bodies_outside_the_schema_are_422_with_teis_body(client, body) -> None:
     error = r.json()
     assert error["error_type"] == "Validation" and error["error"]
     OAS30Validator(_resolve({"$ref": "#/components/schemas/ErrorResponse"})).validate(error)
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/embed_sparse", '{"inputs": ["富士\\ud800山"]}'),
+        ("/embed_sparse", '{"inputs": "\\udfff"}'),
+        ("/embed", '{"inputs": ["山", "\\ud83d"]}'),
+        ("/tokenize", '{"inputs": "a\\ud800b"}'),
+        ("/rerank", '{"query": "\\ud800", "texts": ["山"]}'),
+        ("/rerank", '{"query": "山", "texts": ["山", "x\\udc00"]}'),
+    ],
+)
+def test_a_lone_surrogate_is_a_422_naming_it(client, path, body) -> None:
+    """JSON can spell half of a surrogate pair; no tokenizer takes one, so it is refused
+    before the model, on every path (TEI's own parser refuses such a body too)."""
+    r = client.post(
+        path, content=body.encode(), headers=AUTH | {"content-type": "application/json"}
+    )
+    assert r.status_code == 422, r.text
+    error = r.json()
+    assert error["error_type"] == "Validation" and "lone surrogate" in error["error"]
+
+
+def test_what_the_server_lacks_is_424_backend(lexical_splade_path, lexical_dense_path, tmp_path):
+    settings = service_settings(
+        lexical_splade_path, lexical_dense_path, tmp_path / "index", encoders_only=True
+    )
+    with TestClient(create_app(settings)) as c:
+        wait_ready(c)
+        error = post(c, "/rerank", {"query": "山", "texts": ["山"]}, status=424)
+    assert error["error_type"] == "Backend" and "RAG_SPLADE_RERANK_MODEL" in error["error"]
 
 
 def test_malformed_json_and_a_missing_key_are_teis_errors_too(client) -> None:

@@ -109,11 +109,14 @@ def _sparse_side(prompt_name: str | None) -> Side:
 
 
 def _cut(row: np.ndarray, limit: int, truncation: Truncation, i: int) -> np.ndarray:
+    """A row of ids cut as a text is: its first and last ids (`[CLS]`, `[SEP]`) stay."""
     if row.size <= limit:
         return row
     if truncation is None:
         raise _too_long(i, row.size, limit)
-    return row[:limit] if truncation == "right" else row[-limit:]
+    keep = max(0, limit - 2)
+    middle = row[1 : 1 + keep] if truncation == "right" else row[-1 - keep : -1]
+    return np.concatenate([row[:1], middle, row[-1:]])
 
 
 def _check_ids(row: np.ndarray, vocab: int, i: int) -> np.ndarray:
