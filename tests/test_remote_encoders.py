@@ -283,6 +283,118 @@ def test_429_and_503_are_retried_with_backoff_and_other_errors_are_not(monkeypat
     assert len(calls) == 1  # a refusal is not retried
 
 
+def test_a_call_dropped_after_it_was_sent_is_not_sent_again(monkeypatch):
+    """Refused or a kept-alive connection the server had closed: tried again. Reset while
+    the server had it (it may be the call that broke the server): one clear error."""
+    monkeypatch.setattr(tei_client.time, "sleep", lambda _: None)
+    calls: list[str] = []
+    failures: list[Exception] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        if failures:
+            raise failures.pop(0)
+        return httpx.Response(200, json=[[0.5]])
+
+    endpoint = RemoteEndpoint(
+        "http://encoder.test", setting="S", retries=3, transport=httpx.MockTransport(handler)
+    )
+    failures[:] = [httpx.ConnectError("refused"), httpx.RemoteProtocolError("disconnected")]
+    assert endpoint.post("/embed", {"inputs": "x"}) == [[0.5]] and len(calls) == 3
+    calls.clear()
+    failures[:] = [httpx.ReadError("connection reset by peer")]
+    with pytest.raises(RemoteEncoderError, match=r"dropped the call: ReadError.*not sent again"):
+        endpoint.post("/embed", {"inputs": "x"})
+    assert calls == ["/embed"]
+
+
+@pytest.mark.parametrize("url", ["ftp://encoder:21", "encoder:8000", "http://", "http://[::1"])
+def test_a_url_that_is_not_http_is_refused_at_once(url):
+    with pytest.raises(ValueError, match="RAG_SPLADE_DENSE_URL"):
+        RemoteEndpoint(url, setting="RAG_SPLADE_DENSE_URL")
+
+
+MALFORMED = {
+    "/embed_sparse": [
+        {"rows": 2},
+        [[{"index": 1}]],
+        [[{"index": "x", "value": 1.0}]],
+        [[{"index": 1, "value": 1.0}, {"index": 1, "value": 2.0}]],
+        [[{"index": 1, "value": float("nan")}]],
+    ],
+    "/embed": [[[0.1, 0.2], [0.3]], [["a", "b"]], [[0.1, float("inf")]], [[0.1, 0.2]], "rows"],
+    "/rerank": [
+        [{"score": 0.5}],
+        [{"index": 5, "score": 0.5}],
+        [{"index": -1, "score": 0.5}],
+        [{"index": 0, "score": 0.5}, {"index": 0, "score": 0.4}],
+        [{"index": 0, "score": float("nan")}],
+        ["best"],
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("path", "answer"), [(p, a) for p, answers in MALFORMED.items() for a in answers]
+)
+def test_an_answer_of_the_wrong_shape_is_an_error_naming_the_server(
+    server, lexical_splade_path, dense, reranker, path, answer, monkeypatch
+):
+    """A server that answers 200 with a body this client cannot read (an older or other
+    server, a proxy's page): a RemoteEncoderError naming it, never a raw KeyError or a
+    score written to the wrong text."""
+    sparse = RemoteSpladeEncoder(server.url, str(lexical_splade_path), api_key=KEY)
+    remote_dense = RemoteDenseEncoder(server.url, dense.model_name, api_key=KEY)
+    remote_reranker = RemoteReranker(server.url, reranker.model_name, api_key=KEY)
+    real_post = RemoteEndpoint.post
+
+    def post(self: RemoteEndpoint, where: str, body: dict[str, Any]) -> Any:
+        if where != path:
+            return real_post(self, where, body)
+        texts = body.get("inputs") or body.get("texts")
+        return answer if isinstance(answer, (str, dict)) else answer * (len(texts) // len(answer))
+
+    monkeypatch.setattr(RemoteEndpoint, "post", post)
+    call = {
+        "/embed_sparse": lambda: sparse.encode_queries(["山"]),
+        "/embed": lambda: remote_dense.encode_queries(["山", "川"][: len(answer)]),
+        "/rerank": lambda: remote_reranker.score([("山", "川")] * len(answer)),
+    }[path]
+    try:
+        with pytest.raises(RemoteEncoderError) as caught:
+            call()
+        assert server.url + path in str(caught.value) and "cannot read" in str(caught.value)
+    finally:
+        for encoder in (sparse, remote_dense, remote_reranker):
+            encoder.close()
+
+
+def test_a_servers_vocabulary_padded_past_the_tokenizer_is_its_own(
+    server, lexical_splade_path, splade, monkeypatch
+):
+    """The server reports its model's output size (config.vocab_size), which may pad the
+    tokenizer's vocabulary: taken as the remote vocabulary; a smaller one is refused."""
+    real_get = RemoteEndpoint.get
+    bump = 0
+
+    def get(self: RemoteEndpoint, path: str) -> Any:
+        info = real_get(self, path)
+        if path == "/info":
+            info["rag_splade"]["sparse"]["vocab_size"] += bump
+        return info
+
+    monkeypatch.setattr(RemoteEndpoint, "get", get)
+    bump = 64
+    sparse = RemoteSpladeEncoder(server.url, str(lexical_splade_path), api_key=KEY)
+    try:
+        assert sparse.vocab_size == splade.vocab_size + 64
+    finally:
+        sparse.close()
+    bump = -1
+    with pytest.raises(RemoteModelMismatchError, match="has a vocabulary of"):
+        RemoteSpladeEncoder(server.url, str(lexical_splade_path), api_key=KEY)
+
+
 def _write_corpus(folder: Path, n: int) -> list[str]:
     folder.mkdir()
     names = []

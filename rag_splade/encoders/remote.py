@@ -24,7 +24,7 @@ from rag_splade.encoders.dense import prefixes_for
 from rag_splade.encoders.protocols import Side
 from rag_splade.encoders.splade_vocab import SpladeTokenizing
 from rag_splade.encoders.tei_client import RemoteEndpoint, chunks
-from rag_splade.errors import RemoteEncoderError, RemoteModelMismatchError
+from rag_splade.errors import RemoteModelMismatchError
 from rag_splade.settings import DEFAULT_DENSE_MODEL, DEFAULT_RERANK_MODEL, DEFAULT_SPARSE_MODEL
 from rag_splade.types import SparseVector
 
@@ -44,17 +44,21 @@ def _last_part(name: str) -> str:
     return name.rstrip("/").rsplit("/", 1)[-1]
 
 
-def _ours(info: Any, kind: str) -> dict[str, Any] | None:
+def _ours(endpoint: RemoteEndpoint, info: Any, kind: str) -> dict[str, Any] | None:
     """What a rag_splade server reports of its `kind` model; None from a plain TEI."""
     if not isinstance(info, dict):
-        raise RemoteEncoderError(f"/info answered {type(info).__name__}, not an object")
+        raise endpoint.malformed("/info", f"{type(info).__name__}, not an object")
     served = info.get("rag_splade")
     if served is None:
         return None
-    model = served.get(kind) if isinstance(served, dict) else None
+    if not isinstance(served, dict):
+        raise endpoint.malformed("/info", f"its rag_splade section is a {type(served).__name__}")
+    model = served.get(kind)
     if not isinstance(model, dict):
+        runs = sorted(k for k, v in served.items() if isinstance(v, dict)) or "none"
         raise RemoteModelMismatchError(
-            f"the encoder server runs no {kind} model (its /info lists {sorted(served)})"
+            f"the encoder server at {endpoint.url} ({endpoint.setting}) runs no {kind} model "
+            f"(it runs: {runs})"
         )
     return model
 
@@ -137,12 +141,13 @@ class RemoteSpladeEncoder(SpladeTokenizing):
         )
         try:
             info = self.endpoint.get("/info")
-            self._served = _ours(info, "sparse")
-            self._check(info)
+            with self.endpoint.reading("/info"):
+                self._served = _ours(self.endpoint, info, "sparse")
+                self._check(info)
+                self.batch_size = _batch_size(info, batch_size)
         except BaseException:
             self.endpoint.close()
             raise
-        self.batch_size = min(batch_size, int(info.get("max_client_batch_size") or batch_size))
 
     def _check(self, info: dict[str, Any]) -> None:
         served, local_vocab = self._served, len(self.tokenizer)
@@ -162,12 +167,13 @@ class RemoteSpladeEncoder(SpladeTokenizing):
                 )
             return
         _check_model(self.endpoint, what, env, self.model_name, served.get("model_id"))
-        if served.get("vocab_size") != local_vocab:
+        # the model's output size (its config), which may pad the tokenizer's vocabulary
+        vocab = served.get("vocab_size")
+        if isinstance(vocab, bool) or not isinstance(vocab, int) or vocab < local_vocab:
             raise _mismatch(
                 self.endpoint,
                 what,
-                f"has a vocabulary of {served.get('vocab_size')}; the tokenizer here has "
-                f"{local_vocab}",
+                f"has a vocabulary of {vocab!r}; the tokenizer here has {local_vocab}",
             )
         for side in ("query", "document"):
             theirs, mine = served.get(f"{side}_max_length") or 0, self.max_length(side)
@@ -187,11 +193,16 @@ class RemoteSpladeEncoder(SpladeTokenizing):
                 f"{(self.document_top_k, self.document_min_weight)} "
                 "(RAG_SPLADE_DOCUMENT_TOP_K, RAG_SPLADE_DOCUMENT_MIN_WEIGHT)",
             )
-        [tokens] = self.endpoint.post("/tokenize", {"inputs": [PROBE_TEXT]})
+        answer = self.endpoint.post("/tokenize", {"inputs": [PROBE_TEXT]})
+        with self.endpoint.reading("/tokenize"):
+            [tokens] = answer
+            theirs_ids = [t["id"] for t in tokens]
         mine_ids = [int(i) for i in self.tokenize([PROBE_TEXT], "document", None)[0]]
-        if [t.get("id") for t in tokens] != mine_ids:
+        if theirs_ids != mine_ids:
             raise _mismatch(self.endpoint, what, "tokenizes differently from the tokenizer here")
-        self._vocab, self._fingerprint = local_vocab, served.get("fingerprint")
+        fingerprint = served.get("fingerprint")
+        self._vocab = vocab
+        self._fingerprint = fingerprint if isinstance(fingerprint, str) else None
 
     @property
     def vocab_size(self) -> int:
@@ -219,7 +230,8 @@ class RemoteSpladeEncoder(SpladeTokenizing):
             if self._served is not None:  # TEI knows no sides (its prompts are text)
                 body["prompt_name"] = side
             answer = self.endpoint.post("/embed_sparse", body)
-            return [_sparse_vector(v, self._vocab) for v in _rows_of(answer, len(part))]
+            with self.endpoint.reading("/embed_sparse"):
+                return [_sparse_vector(v, self._vocab) for v in _rows_of(answer, len(part))]
 
         vectors = [
             v
@@ -237,21 +249,32 @@ class RemoteSpladeEncoder(SpladeTokenizing):
         return f"RemoteSpladeEncoder({self.endpoint.url!r}, {self.model_name!r})"
 
 
+def _batch_size(info: dict[str, Any], wanted: int) -> int:
+    """`wanted`, or the server's `max_client_batch_size` where that is smaller."""
+    limit = info.get("max_client_batch_size")
+    if limit is None:
+        return wanted
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"max_client_batch_size is {limit!r}, not a positive int")
+    return min(wanted, limit)
+
+
+# Answers are read inside `RemoteEndpoint.reading`: a ValueError or TypeError raised here
+# becomes a RemoteEncoderError naming the server.
 def _rows_of(answer: Any, expected: int) -> list[Any]:
     if not isinstance(answer, list) or len(answer) != expected:
         got = len(answer) if isinstance(answer, list) else type(answer).__name__
-        raise RemoteEncoderError(f"the encoder server answered {got} rows for {expected} inputs")
+        raise ValueError(f"{got} rows for {expected} inputs")
     return answer
 
 
 def _sparse_vector(pairs: Any, vocab: int) -> SparseVector:
-    try:
-        indices = np.fromiter((int(p["index"]) for p in pairs), np.int64)
-        values = np.fromiter((float(p["value"]) for p in pairs), np.float32)
-    except (TypeError, KeyError, ValueError) as e:
-        raise RemoteEncoderError(f"the encoder server answered a malformed sparse row: {e}") from e
+    indices = np.fromiter((int(p["index"]) for p in pairs), np.int64)
+    values = np.fromiter((float(p["value"]) for p in pairs), np.float32)
     if indices.size and (indices.min() < 0 or indices.max() >= vocab):
-        raise RemoteEncoderError(f"the encoder server answered ids outside 0..{vocab - 1}")
+        raise ValueError(f"ids outside the vocabulary 0..{vocab - 1}")
+    if np.unique(indices).size != indices.size or not np.isfinite(values).all():
+        raise ValueError("a repeated id or a weight that is not a finite number")
     return SparseVector(indices.astype(np.int32), values)
 
 
@@ -289,9 +312,10 @@ class RemoteDenseEncoder:
         )
         try:
             info = self.endpoint.get("/info")
-            self.batch_size = min(batch_size, int(info.get("max_client_batch_size") or batch_size))
-            self._served = _ours(info, "dense")
-            self._setup(info, query_prefix, document_prefix)
+            with self.endpoint.reading("/info"):
+                self._served = _ours(self.endpoint, info, "dense")
+                self.batch_size = _batch_size(info, batch_size)
+                self._setup(info, query_prefix, document_prefix)
         except BaseException:
             self.endpoint.close()
             raise
@@ -355,10 +379,15 @@ class RemoteDenseEncoder:
                 body |= {"inputs": [texts[i] for i in part], "prompt_name": side}
             else:
                 body["inputs"] = [prefix + texts[i] for i in part]
-            rows = np.asarray(_rows_of(self.endpoint.post("/embed", body), len(part)), np.float32)
-            if rows.ndim != 2:
-                raise RemoteEncoderError("the encoder server answered rows of unequal length")
-            return rows
+            answer = self.endpoint.post("/embed", body)
+            with self.endpoint.reading("/embed"):
+                rows = np.asarray(_rows_of(answer, len(part)), np.float32)  # ragged: ValueError
+                if rows.ndim != 2 or not np.isfinite(rows).all():
+                    raise ValueError("rows of unequal length or values that are not numbers")
+                known = getattr(self, "_dimension", None)  # unset while it is being learnt
+                if known is not None and rows.shape[1] != known:
+                    raise ValueError(f"rows of {rows.shape[1]} values, not {known}")
+                return rows
 
         parts = self.endpoint.map_batches(send, chunks(len(texts), self.batch_size))
         return np.concatenate(parts).astype(np.float32, copy=False)
@@ -400,15 +429,16 @@ class RemoteReranker:
         )
         try:
             info = self.endpoint.get("/info")
-            self.batch_size = min(batch_size, int(info.get("max_client_batch_size") or batch_size))
-            self._check(info)
+            with self.endpoint.reading("/info"):
+                self._check(info)
+                self.batch_size = _batch_size(info, batch_size)
         except BaseException:
             self.endpoint.close()
             raise
 
     def _check(self, info: dict[str, Any]) -> None:
         what, env = "reranker", "RAG_SPLADE_RERANK_MODEL"
-        served = _ours(info, "reranker")
+        served = _ours(self.endpoint, info, "reranker")
         if served is None:
             _check_model(self.endpoint, what, env, self.model_name, info.get("model_id"))
             if "reranker" not in (info.get("model_type") or {}):
@@ -445,8 +475,16 @@ class RemoteReranker:
         def send(call: tuple[str, list[int]]) -> None:
             query, positions = call
             body = {"query": query, "texts": [pairs[i][1] for i in positions], "truncate": True}
-            for rank in _rows_of(self.endpoint.post("/rerank", body), len(positions)):
-                scores[positions[int(rank["index"])]] = float(rank["score"])
+            answer = self.endpoint.post("/rerank", body)
+            with self.endpoint.reading("/rerank"):
+                ranks = _rows_of(answer, len(positions))
+                got = {int(rank["index"]): float(rank["score"]) for rank in ranks}
+                if sorted(got) != list(range(len(positions))):
+                    raise ValueError(f"indices {sorted(got)[:8]} for texts 0..{len(positions) - 1}")
+                if not np.isfinite(list(got.values())).all():
+                    raise ValueError("a score that is not a finite number")
+                for index, score in got.items():
+                    scores[positions[index]] = score
 
         self.endpoint.map_batches(send, calls)
         return scores

@@ -7,19 +7,24 @@ Inference speak the same API; `RemoteEndpoint` talks to either.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import httpx
 
-from rag_splade.errors import RemoteEncoderError
+from rag_splade.errors import RemoteEncoderError, RemoteModelMismatchError
 from rag_splade.settings import check_header_key
 
 T = TypeVar("T")
 RETRY_STATUS = frozenset({429, 503})  # overloaded, or not ready yet: worth another try
+# failures before the server took the call (refused, no free connection, a kept-alive
+# connection it had closed): worth another try. A call dropped or unanswered after it was
+# sent is not sent again: the server may be at it still, or the call may be what broke it.
+NOT_TAKEN = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.RemoteProtocolError)
 BACKOFF_SECONDS = 0.5  # first wait; doubled per try, capped at MAX_BACKOFF_SECONDS
 MAX_BACKOFF_SECONDS = 8.0
 
@@ -33,9 +38,9 @@ class RemoteEndpoint:
         setting: the setting that named the URL, for error messages.
         api_key: sent as `Authorization: Bearer <key>`.
         timeout: seconds before one call fails (connecting, then reading the answer).
-        retries: tries after the first on a 429, a 503, or a connection refused, reset or
-            timed out while connecting; a call the server took and did not answer in
-            `timeout` is not sent again.
+        retries: tries after the first on a 429, a 503, a connection refused or timed out
+            while connecting, or a kept-alive connection the server had closed; a call the
+            server took and then dropped or did not answer in `timeout` is not sent again.
         concurrency: calls in flight at once from this process.
         transport: httpx's transport (a proxy, a mock); default: plain TCP.
     """
@@ -58,6 +63,14 @@ class RemoteEndpoint:
             )
         if api_key:
             check_header_key(api_key, "api_key")  # httpx would refuse it at the first call
+        try:
+            parsed = httpx.URL(url)
+        except (httpx.InvalidURL, TypeError) as e:
+            raise ValueError(f"{setting} {url!r:.200} is not a URL: {e}") from None
+        if parsed.scheme not in ("http", "https") or not parsed.host:
+            raise ValueError(
+                f"{setting} must be an http:// or https:// URL with a host, got {url!r:.200}"
+            )
         self.url = url.rstrip("/")
         self.setting = setting
         self.timeout = timeout
@@ -89,12 +102,31 @@ class RemoteEndpoint:
                 self._pool = ThreadPoolExecutor(
                     self.concurrency, thread_name_prefix="rag-splade-tei"
                 )
-        return list(self._pool.map(fn, batches))
+            pool = self._pool
+        return list(pool.map(fn, batches))
+
+    @contextlib.contextmanager
+    def reading(self, path: str) -> Iterator[None]:
+        """Reading `path`'s answer: a body of the wrong shape (a missing key, a wrong type,
+        ragged rows) is a `RemoteEncoderError` naming the server, not a raw exception."""
+        try:
+            yield
+        except (RemoteEncoderError, RemoteModelMismatchError):
+            raise
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as e:
+            raise self.malformed(path, f"{type(e).__name__}: {e}") from e
+
+    def malformed(self, path: str, detail: str) -> RemoteEncoderError:
+        return RemoteEncoderError(
+            f"the encoder server at {self.url}{path} ({self.setting}) answered a body this "
+            f"client cannot read ({detail}); is it a TEI-compatible server of the right version?"
+        )
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
         self._client.close()
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None) -> Any:
@@ -111,7 +143,7 @@ class RemoteEndpoint:
                     f"{self.timeout:g} s (RAG_SPLADE_ENCODER_TIMEOUT): {type(e).__name__}; "
                     "give it more time or send smaller batches (RAG_SPLADE_BATCH_SIZE)"
                 ) from e
-            except httpx.TransportError as e:  # refused, reset, dropped: worth another try
+            except NOT_TAKEN as e:
                 if last:
                     raise RemoteEncoderError(
                         f"the encoder server at {where} cannot be reached after "
@@ -119,6 +151,11 @@ class RemoteEndpoint:
                     ) from e
                 self._wait(attempt, None)
                 continue
+            except httpx.TransportError as e:  # taken, then dropped (or a bad URL)
+                raise RemoteEncoderError(
+                    f"the encoder server at {where} dropped the call: {type(e).__name__}: "
+                    f"{e}; is it running? (not sent again: the call may be what stopped it)"
+                ) from e
             if response.status_code in RETRY_STATUS and not last:
                 self._wait(attempt, response.headers.get("retry-after"))
                 continue
