@@ -122,9 +122,17 @@ def query_terms_html(terms: Sequence[QueryTerm]) -> str:
     return f'<ul class="rs-qterms" aria-label="query terms">{"".join(items)}</ul>'
 
 
+def bar_score(hit: SearchHit) -> float:
+    """The sparse score a hit's bar stands for: its `sparse_score`, or, for a hit the sparse
+    list did not return (found by dense only), the score its explanation computes."""
+    if hit.sparse_score is not None:
+        return hit.sparse_score
+    return hit.explanation.sparse_score if hit.explanation is not None else 0.0
+
+
 def hits_html(hits: Sequence[SearchHit]) -> str:
     """The hits as an ordered list, bars scaled to the strongest sparse score."""
-    scale = max((h.sparse_score or 0.0 for h in hits), default=0.0) or 1.0
+    scale = max((bar_score(h) for h in hits), default=0.0) or 1.0
     items = [hit_html(h, rank, scale=scale) for rank, h in enumerate(hits, start=1)]
     return f'<ol class="rs-hits">{"".join(items)}</ol>'
 
@@ -163,7 +171,7 @@ def hit_html(hit: SearchHit, rank: int | None = None, *, scale: float | None = N
         body = (
             passage_html(hit.text, terms)
             + _expansions_html(terms)
-            + _bar_html(terms, hit.sparse_score or explanation.sparse_score, scale)
+            + _bar_html(terms, bar_score(hit), scale, in_list=hit.sparse_score is not None)
             + _table_html(terms)
         )
     return (
@@ -262,7 +270,9 @@ def _expansions_html(terms: Sequence[TermMatch]) -> str:
     )
 
 
-def _bar_html(terms: Sequence[TermMatch], sparse_score: float, scale: float | None) -> str:
+def _bar_html(
+    terms: Sequence[TermMatch], sparse_score: float, scale: float | None, *, in_list: bool
+) -> str:
     """Segments for the strongest `BAR_TERMS` terms and one for the rest; their
     `data-contribution`s add up to the sparse score."""
     total = sum(t.contribution for t in terms) or 1.0
@@ -288,7 +298,8 @@ def _bar_html(terms: Sequence[TermMatch], sparse_score: float, scale: float | No
         f'<div class="rs-bar" role="img" style="width: {width:.2f}%" '
         f'aria-label="term contributions, sum {sparse_score:.4f}">{"".join(segments)}</div>'
         f'<div class="rs-bar-caption">sparse score {sparse_score:.4f} = sum of '
-        f"{len(terms)} term contributions</div>"
+        f"{len(terms)} term contributions"
+        f"{'' if in_list else ' (not in the sparse list: found by dense)'}</div>"
     )
 
 

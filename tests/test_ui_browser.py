@@ -278,6 +278,10 @@ def test_the_page_is_served_without_a_key_and_linked_from_docs(server) -> None:
     assert "http" not in page.text.split("<body>")[0]  # no CDN: every asset is ours
     for asset in ("ui.js", "ui.css", "views.css"):
         assert httpx.get(f"{base}/ui/{asset}").status_code == 200
+    for path in ("ui/", "ui/ui.js", "ui/views.css"):  # HEAD, as link checkers and probes ask
+        head = httpx.head(f"{base}/{path}")
+        assert head.status_code == 200 and head.content == b"", path
+        assert head.headers["content-type"] == httpx.get(f"{base}/{path}").headers["content-type"]
     assert httpx.post(f"{base}/v1/search", json={"query": "山"}).status_code == 401
     assert "(../ui/)" in httpx.get(f"{base}/openapi.json").json()["info"]["description"]
 
@@ -386,6 +390,30 @@ def test_two_settings_side_by_side_show_rank_changes(driver, server) -> None:
 def _change(a: int, b: int) -> str:
     arrow = f" ↑{a - b}" if a > b else f" ↓{b - a}" if a < b else " ="
     return f"A #{a} → B #{b}{arrow}"
+
+
+def test_rerank_is_not_offered_by_a_service_without_a_reranker(driver, server) -> None:
+    from selenium.webdriver.common.by import By
+
+    _, key = server
+    open_page(driver, server)
+    boxes = [driver.find_element(By.ID, id_) for id_ in ("rerank-a", "rerank-b")]
+    assert boxes[0].is_enabled()  # before connecting, the page cannot know
+    boxes[0].click()
+    run_search(driver, key, compare=True)
+    # the ticked box is not dropped quietly: that search stops and says why
+    message = driver.find_element(By.ID, "message")
+    assert message.is_displayed() and "no reranker" in message.text
+    assert driver.find_elements(By.CSS_SELECTOR, "#hits-a li.rs-hit") == []
+    for name, box in zip("ab", boxes, strict=True):
+        assert not box.is_enabled() and not box.is_selected()
+        note = driver.find_element(By.ID, f"rerank-note-{name}")
+        assert note.is_displayed() and "no reranker" in note.text
+        assert box.get_attribute("aria-describedby") == note.get_attribute("id")
+    run_search(driver, key, compare=True)  # again: it runs, without rerank
+    assert not message.is_displayed()
+    assert driver.find_elements(By.CSS_SELECTOR, "#hits-a li.rs-hit")
+    assert console_errors(driver) == []
 
 
 def test_a_wrong_key_says_so(driver, server) -> None:

@@ -152,6 +152,28 @@ def test_a_long_explanation_is_drawn_as_its_strongest_terms_and_the_rest() -> No
     assert math.isclose(sum(float(s["attrs"]["data-contribution"]) for s in segments), 4.5)
 
 
+def test_a_hit_found_by_dense_only_gets_the_bar_its_explanation_sums_to() -> None:
+    """No sparse_score (the sparse list did not return it), yet its explanation has terms:
+    the bar is the explanation's sum, scaled with the other hits, and says so."""
+    terms = [TermMatch("山", 1.0, 2.0, 2.0, [(0, 1)], True, pieces=["山"], kind="whole")]
+    in_list = SearchHit("a#0", "a", 0, "山", {}, 1.0, 4.0, explanation=Explanation(terms, 2.0))
+    dense_only = SearchHit("b#0", "b", 0, "山", {}, 0.9, None, explanation=Explanation(terms, 2.0))
+    markup = parse(show([in_list, dense_only])._repr_html_())
+    widths = [e["attrs"]["style"] for e in markup.having("rs-bar")]
+    assert widths == ["width: 100.00%", "width: 50.00%"]  # 2.0 against the strongest, 4.0
+    captions = [e["text"] for e in markup.having("rs-bar-caption")]
+    assert "sparse score 2.0000" in captions[1] and "found by dense" in captions[1]
+    assert "found by dense" not in captions[0]
+    # dense mode with explain: no hit has a sparse_score, the bars still scale to each other
+    weaker = [TermMatch("山", 1.0, 1.0, 1.0, [(0, 1)], True, pieces=["山"], kind="whole")]
+    other = SearchHit("c#0", "c", 0, "山", {}, 0.8, None, explanation=Explanation(weaker, 1.0))
+    markup = parse(show([dense_only, other])._repr_html_())
+    assert [e["attrs"]["style"] for e in markup.having("rs-bar")] == [
+        "width: 100.00%",
+        "width: 50.00%",
+    ]
+
+
 def test_hostile_text_is_escaped(searched) -> None:
     hits, _ = searched
     [hit] = [h for h in hits if h.doc_id == "hostile"]

@@ -41,29 +41,33 @@ def _serve(body: bytes | str, media_type: str) -> Response:
     return Response(body, media_type=media_type, headers=SECURITY_HEADERS)
 
 
-@router.get("")
+# HEAD too: link checkers and load-balancer probes ask for the page without its body
+PAGE_METHODS = ["GET", "HEAD"]
+
+
+@router.api_route("", methods=PAGE_METHODS)
 async def ui_redirect() -> RedirectResponse:
     # relative, so that the page also works behind a proxy that adds a path prefix
     return RedirectResponse("ui/", status_code=307)
 
 
-@router.get("/")
+@router.api_route("/", methods=PAGE_METHODS)
 async def ui_page() -> Response:
     """The search page."""
     return _serve(_asset("ui.html"), "text/html; charset=utf-8")
 
 
-@router.get("/ui.js")
+@router.api_route("/ui.js", methods=PAGE_METHODS)
 async def ui_script() -> Response:
     return _serve(_asset("ui.js"), "text/javascript; charset=utf-8")
 
 
-@router.get("/ui.css")
+@router.api_route("/ui.css", methods=PAGE_METHODS)
 async def ui_styles() -> Response:
     return _serve(_asset("ui.css"), "text/css; charset=utf-8")
 
 
-@router.get("/views.css")
+@router.api_route("/views.css", methods=PAGE_METHODS)
 async def views_styles() -> Response:
     """The hit and term styles, shared with `rag_splade.views` (notebooks)."""
     return _serve(stylesheet(), "text/css; charset=utf-8")

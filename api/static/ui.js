@@ -58,8 +58,7 @@
     if (event) event.preventDefault();
     apiKey = $("api-key").value.trim();
     tenant = $("tenant").value.trim();
-    if ($("remember-key").checked && apiKey) sessionStorage.setItem(KEY_STORAGE, apiKey);
-    else sessionStorage.removeItem(KEY_STORAGE);
+    if (!$("remember-key").checked) remember(""); // forgetting needs no answer first
     const node = $("key-status");
     status(node, "Checking the key…");
     try {
@@ -72,6 +71,8 @@
             ` (tenant ${body.tenant}; reranker: ${body.rerank_model || "none"}).`,
           "ok",
         );
+        remember($("remember-key").checked ? apiKey : "");
+        offerRerank(Boolean(body.rerank_model));
         $("search-form").dataset.connected = "";
         return true;
       }
@@ -81,6 +82,39 @@
     }
     delete $("search-form").dataset.connected;
     return false;
+  }
+
+  // Session storage only, and only a key the service accepted; where the browser blocks
+  // storage the key simply stays in memory.
+  function remember(key) {
+    try {
+      if (key) sessionStorage.setItem(KEY_STORAGE, key);
+      else sessionStorage.removeItem(KEY_STORAGE);
+    } catch {
+      /* storage blocked: nothing is kept */
+    }
+  }
+
+  function remembered() {
+    try {
+      return sessionStorage.getItem(KEY_STORAGE) || "";
+    } catch {
+      return "";
+    }
+  }
+
+  // A service with no reranker refuses rerank (422): the boxes say so before a search, in
+  // words next to them. A box the person had ticked is not dropped quietly: `rerankDropped`
+  // stops that search with a message.
+  let rerankDropped = false;
+
+  function offerRerank(available) {
+    for (const box of document.querySelectorAll('[data-field="rerank"]')) {
+      if (!available && box.checked) rerankDropped = true;
+      box.disabled = !available;
+      if (!available) box.checked = false;
+      $(box.getAttribute("aria-describedby")).hidden = available;
+    }
   }
 
   async function readJson(response) {
@@ -184,6 +218,7 @@
       render(answers, bodies);
     } catch (error) {
       showMessage(error.status ? error.message : `The service did not answer: ${error.message}`);
+      $("results").hidden = true; // the last answer's hits would read as this one's
     } finally {
       button.disabled = false;
       $("results").removeAttribute("aria-busy");
@@ -202,6 +237,7 @@
 
   function render(answers, bodies) {
     const compare = answers.length > 1;
+    for (const note of document.querySelectorAll(".rs-copy ~ .rs-status")) status(note, "");
     $("results").hidden = false;
     $("column-b").hidden = !compare;
     if (compare) $("columns").dataset.compare = "";
@@ -240,9 +276,19 @@
     return fragment;
   }
 
+  // The sparse score a hit's bar stands for: its sparse_score, or for a hit the sparse list
+  // did not return (found by dense only) the sum its explanation gives, as
+  // rag_splade.views.bar_score.
+  function barScore(hit) {
+    if (hit.sparse_score !== null && hit.sparse_score !== undefined) return hit.sparse_score;
+    const e = hit.explanation;
+    if (!e) return 0;
+    return e.terms.reduce((sum, t) => sum + t.contribution, 0) + (e.omitted_contribution || 0);
+  }
+
   function hits(list, otherRanks, side) {
     const fragment = document.createDocumentFragment();
-    const scale = Math.max(0, ...list.map((h) => h.sparse_score || 0)) || 1;
+    const scale = Math.max(0, ...list.map(barScore)) || 1;
     list.forEach((hit, i) => fragment.append(hitItem(hit, i + 1, scale, otherRanks, side)));
     return fragment;
   }
@@ -291,7 +337,8 @@
     item.append(passage(hit.text, terms));
     const chips = expansions(terms);
     if (chips) item.append(...chips);
-    item.append(...bar(terms, explanation, hit.sparse_score ?? 0, scale), table(terms));
+    const inList = hit.sparse_score !== null && hit.sparse_score !== undefined;
+    item.append(...bar(terms, explanation, barScore(hit), scale, inList), table(terms));
     return item;
   }
 
@@ -394,7 +441,7 @@
     return [el("div", { className: "rs-expansions-label" }, "expansion terms (not in the passage):"), list];
   }
 
-  function bar(terms, explanation, sparseScore, scale) {
+  function bar(terms, explanation, sparseScore, scale, inList) {
     const drawn = terms.slice(0, BAR_TERMS);
     let omitted = explanation.omitted_contribution || 0;
     let omittedTerms = explanation.omitted_terms || 0;
@@ -433,7 +480,8 @@
     const caption = el(
       "div",
       { className: "rs-bar-caption" },
-      `sparse score ${num(sparseScore)} = sum of ${count} term contributions`,
+      `sparse score ${num(sparseScore)} = sum of ${count} term contributions` +
+        (inList ? "" : " (not in the sparse list: found by dense)"),
     );
     return [node, caption];
   }
@@ -475,6 +523,10 @@
     const button = event.currentTarget;
     const target = $(button.dataset.target);
     const note = button.parentElement.querySelector(".rs-status");
+    if (!target.textContent) {
+      status(note, "Nothing to copy: search first.", "error");
+      return;
+    }
     try {
       await navigator.clipboard.writeText(target.textContent);
       status(note, "Copied.", "ok");
@@ -491,25 +543,45 @@
   // --- start -------------------------------------------------------------------------
 
   function start() {
-    const remembered = sessionStorage.getItem(KEY_STORAGE);
-    if (remembered) {
-      $("api-key").value = remembered;
+    const key = remembered();
+    if (key) {
+      $("api-key").value = key;
       $("remember-key").checked = true;
     }
-    $("key-form").addEventListener("submit", connect);
+    // a browser may restore the Compare box ticked on reload: B follows it
+    $("setting-b").disabled = !$("compare").checked;
+    $("key-form").addEventListener("submit", async (event) => {
+      await connect(event);
+      if (rerankDropped) {
+        rerankDropped = false; // said here, so the next search runs
+        showMessage("Rerank is off: this service has no reranker (RAG_SPLADE_RERANK_MODEL).");
+      }
+    });
     let searches = 0;
     $("search-form").addEventListener("submit", async (event) => {
       event.preventDefault();
+      if ($("search").disabled) return; // one search at a time: Enter while one runs
+      $("search").disabled = true;
       try {
         const changed = $("api-key").value.trim() !== apiKey || $("tenant").value.trim() !== tenant;
         if (changed || !("connected" in $("search-form").dataset)) {
           if (!(await connect())) {
             showMessage($("key-status").textContent);
+            $("results").hidden = true;
             return;
           }
         }
+        if (rerankDropped) {
+          rerankDropped = false;
+          showMessage(
+            "Not searched: rerank was ticked, but this service has no reranker " +
+              "(RAG_SPLADE_RERANK_MODEL). Search again to run without it.",
+          );
+          return;
+        }
         await search(event);
       } finally {
+        $("search").disabled = false;
         searches += 1;
         document.body.dataset.searches = String(searches); // what a test waits for
       }
