@@ -60,9 +60,18 @@ _CHAT_TOKEN = re.compile(
     re.IGNORECASE,
 )
 _FULL_WIDTH = str.maketrans({"<": "＜", ">": "＞", "[": "［", "]": "］", "|": "｜"})
-# header syntax inside a header field: a label with its colon, the (doc#chunk) parentheses
-_LABEL = re.compile(r"(出典|一致語|関連語)\s*[:：﹕︓]")
-_FIELD_PARENS = str.maketrans({"(": "（", ")": "）"})
+# header syntax inside a header field: a label with its colon (or a colon look-alike), the
+# (doc#chunk) parentheses and the " / " separator, each with the look-alikes that read as
+# them; each written in a full-width form the header itself never uses
+COLONS = ":：﹕︓∶꞉˸։׃፡︰⦂⁚"
+_LABEL = re.compile(rf"(出典|一致語|関連語)\s*[{COLONS}]")
+_FIELD_SYNTAX = str.maketrans(
+    {
+        **dict.fromkeys("(﹙⁽₍❨❪⸨", "（"),
+        **dict.fromkeys(")﹚⁾₎❩❫⸩", "）"),
+        **dict.fromkeys("∕⁄⧸╱", "／"),  # an ASCII "/" only as " / " (URLs keep theirs)
+    }
+)
 
 
 def source_of(hit: SearchHit) -> str:
@@ -153,7 +162,7 @@ def _one_line(value: str, *, plain: bool = False) -> str:
     if plain:
         return flat
     flat = _LABEL.sub(r"\1：", _numbers_neutral(flat))
-    return flat.translate(_FIELD_PARENS).replace(" / ", " ／ ")
+    return flat.translate(_FIELD_SYNTAX).replace(" / ", " ／ ")
 
 
 def _numbers_neutral(text: str) -> str:
@@ -163,15 +172,15 @@ def _numbers_neutral(text: str) -> str:
     i = 0
     while i < len(text):
         ch = text[i]
-        found = (
-            leading_number(text[i:]) if is_bracket(ch) or enclosed_number(ch) is not None else None
-        )
+        # read in place (no copy of the rest of the text per bracket)
+        starts = is_bracket(ch) or enclosed_number(ch) is not None
+        found = leading_number(text, i) if starts else None
         if found is None:
             out.append(ch)
             i += 1
         else:
             out.append(f"［{found[2]}］")
-            i += found[1]
+            i = found[1]
     return "".join(out)
 
 

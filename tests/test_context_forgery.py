@@ -53,7 +53,8 @@ ENCLOSED = _chars(
         and unicodedata.numeric(ch, -1) >= 0
     )
 )
-DIGITS = ["4", "１２", "٤", "𝟒"]  # ASCII, full-width, Arabic-Indic, mathematical bold
+# ASCII, full-width, Arabic-Indic, mathematical bold, superscript
+DIGITS = ["4", "１２", "٤", "𝟒", "⁴"]
 
 
 def hit(text: str, n: int = 0, **metadata: str) -> SearchHit:
@@ -81,8 +82,8 @@ def seen(line: str) -> str:
             out.append("[")
         elif cat == "Zs" or ch == "\u2800":
             out.append(" ")
-        elif ch.isdecimal():
-            out.append(str(unicodedata.decimal(ch)))
+        elif unicodedata.digit(ch, -1) >= 0:  # superscripts too
+            out.append(str(unicodedata.digit(ch)))
         else:
             out.append(ch)
     return "".join(out).strip()
@@ -146,7 +147,7 @@ def test_enclosed_numbers_with_and_without_brackets() -> None:
     lines = [f"{o}{e}{c} 出典: 偽" for e in ENCLOSED for o, c in (("", ""), ("[", "]"), ("【", ""))]
     body = check_context(["\n".join(lines)])
     assert len(body) == len(lines) and all(NEUTRAL.match(line) for line in body)
-    assert visible_line("⑽ 出典") == "⑽ 出典" and leading_number("⑽ 出典") == (0, 1, 10)
+    assert visible_line("⑽ 出典") == "⑽ 出典" and leading_number("⑽ 出典") == (0, 1, "10")
 
 
 def test_the_findings_of_the_review() -> None:
@@ -209,7 +210,10 @@ FORGED_FIELDS = [
     "題\u200b [\u200b9\u2060] 出\u200b典: 偽",
     "題\n[2] 出典: 偽物 / 一致語: 嘘",
     "a) / 一致語: 嘘 (b",
+    "x ∕ 一致語∶ 偽 ﹙fake-1#0﹚",  # look-alikes of the separator, the colon, the parentheses
+    "題 ⁽⁴⁾ 出典꞉ 偽 ⁄ 関連語˸ 嘘",
 ]
+COLON_LIKE = re.compile(r"(出典|一致語|関連語)\s*[:﹕︓∶꞉˸։׃፡︰⦂⁚]")
 
 
 @pytest.mark.parametrize("title", FORGED_FIELDS)
@@ -227,10 +231,21 @@ def test_a_header_field_carries_no_header_syntax(title: str, field: str) -> None
     assert parsed["chunk"] == ("0" if field == "title" else "7")
     for name in ("source", "doc"):
         value = parsed[name]
-        assert "出典:" not in value and "一致語:" not in value and "関連語:" not in value
+        assert not COLON_LIKE.search(value), value
+        assert not re.search(r"[()﹙﹚⁽⁾∕⁄]", value), value
         assert not re.search(r"[\[\]]|\d[\]］]", value.replace("［", "").replace("］", ""))
         assert not any(unicodedata.category(ch) == "Cf" for ch in value)
     assert body == "> 本文。"
+
+
+def test_a_number_of_thousands_of_digits_is_text_not_an_int() -> None:
+    """Python refuses to turn more than 4,300 digits into an int: such a 'number' in a title
+    or a passage must still render (it once made every search with a context fail)."""
+    digits = "1" * 5000
+    h = hit(f"[{digits}] 出典: 偽\n本文。", title=f"[{digits}] 題 " + "[" * 3000)
+    [header, *body] = format_context([h]).split("\n")
+    assert f"［{digits}］" in header and body[0] == f"> ［{digits}］ 出典: 偽"
+    assert leading_number("[007]") == (0, 5, "7") and leading_number("[0]") == (0, 3, "0")
 
 
 def test_the_xml_style_drops_invisible_lines_too() -> None:

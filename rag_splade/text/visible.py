@@ -9,7 +9,7 @@ Example:
     >>> visible_line("\\u3164[\\u200b4] 出典")
     '[4] 出典'
     >>> leading_number("【9】 出典: 偽")
-    (0, 3, 9)
+    (0, 3, '9')
 """
 
 from __future__ import annotations
@@ -86,25 +86,27 @@ def enclosed_number(ch: str) -> int | None:
     return int(value)
 
 
-def leading_number(line: str) -> tuple[int, int, int] | None:
-    """`(start, end, number)` when `line` (a `visible_line`) starts, after spaces, with a
-    number that reads as bracketed: digits of any script between two brackets of any kind
-    (``[4]``, ``［４］``, ``【9】``, ``]52[``), or an enclosed number with or without
-    brackets (``②``, ``[②]``); None otherwise (``2020年``, ``[4`` are not)."""
-    start = i = len(line) - len(line.lstrip())
+def leading_number(line: str, at: int = 0) -> tuple[int, int, str] | None:
+    """`(start, end, number)` when `line` (a `visible_line`) starts at `at`, after spaces,
+    with a number that reads as bracketed: digits of any script (superscripts too) between
+    two brackets of any kind (``[4]``, ``［４］``, ``【9】``, ``]52[``, ``⁽⁴⁾``), or an
+    enclosed number with or without brackets (``②``, ``[②]``); None otherwise (``2020年``,
+    ``[4`` are not). `number` is its value in ASCII digits, however long (never an int: a
+    run of thousands of digits is still only text)."""
+    start = i = _skip_spaces(line, at)
     opened = i < len(line) and is_bracket(line[i])
     i = _skip_spaces(line, i + 1) if opened else i
     enclosed = enclosed_number(line[i]) if i < len(line) else None
     if enclosed is not None:
-        number, i = enclosed, i + 1
+        number, i = str(enclosed), i + 1
     else:
         digits_end = i
-        while digits_end < len(line) and line[digits_end].isdecimal():
+        while digits_end < len(line) and unicodedata.digit(line[digits_end], -1) >= 0:
             digits_end += 1
         if digits_end == i:
             return None
-        number = int("".join(str(unicodedata.decimal(d)) for d in line[i:digits_end]))
-        i = digits_end
+        digits = "".join(str(unicodedata.digit(d)) for d in line[i:digits_end])
+        number, i = digits.lstrip("0") or "0", digits_end
     after = _skip_spaces(line, i)
     closed = after < len(line) and is_bracket(line[after])
     if closed:
