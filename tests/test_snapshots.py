@@ -225,7 +225,10 @@ def test_too_little_disk_space_refuses_a_snapshot_and_leaves_no_partial(
     [b"[1, 2]", b'"x"', b"{}", b'{"format": 2, "created": "", "points": 1, "files": []}',
      b"\xff\xfe", b'{"format": 2, "created": "", "points": -1, "files": {"a": "b"}}',
      b'{"format": 2, "created": "", "points": 1, "files": {"../x": {"digest": "", "size": 1,'
-     b' "extents": []}}}'],
+     b' "extents": []}}}',
+     b"[" * 100_000 + b"]" * 100_000,  # deeper than the JSON parser goes
+     b'{"format": 2, "created": "", "points": 1, "files": {"a": {"digest": "", "size": '
+     + str(2**70).encode() + b', "extents": [[0, ' + str(2**70).encode() + b"]]}}}"],
 )  # fmt: skip
 def test_a_snapshot_with_a_bad_record_is_skipped_and_refused(built, splade, dense, record, caplog):
     snapshots = EdgeSnapshots(built)
@@ -302,6 +305,49 @@ def test_snapshot_names_are_bounded(built, name) -> None:
         EdgeSnapshots(built).restore(name)
 
 
+def test_two_snapshots_at_once_are_two_snapshots(built, splade, dense) -> None:
+    """Taken from two threads of one process (two admin calls): each gets its own name and
+    archive; neither removes the other's file in progress."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    snapshots = EdgeSnapshots(built)
+    with HybridIndex(splade, dense, EdgeStore(built)) as idx, ThreadPoolExecutor(4) as pool:
+        made = list(pool.map(lambda _: snapshots.create(idx.store), range(4)))
+    assert len({m.name for m in made}) == 4
+    assert sorted(s.name for s in snapshots.list()) == sorted(m.name for m in made)
+    assert not list(snapshots.snapshot_dir.glob("*.partial"))
+
+
+def test_scratch_folders_of_killed_runs_are_removed_and_live_ones_kept(
+    built, splade, dense
+) -> None:
+    """A verify or restore killed midway leaves its scratch folder (a whole unpacked index);
+    the next one removes it, but not one of a live process or of another index."""
+    import os
+    import subprocess
+    import sys
+
+    snapshots = EdgeSnapshots(built)
+    with HybridIndex(splade, dense, EdgeStore(built)) as idx:
+        made = snapshots.create(idx.store)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], check=True,
+                          capture_output=True, text=True).stdout.strip()  # fmt: skip
+    parent, folder = built.parent, snapshots.snapshot_dir
+    dead = [folder / f".verifying-index-{gone}-abc", parent / f".restoring-index-{gone}-abc"]
+    kept = [
+        folder / f".verifying-index-{os.getpid()}-live",  # this process: still at it
+        parent / f".restoring-other-{gone}-abc",  # another index's
+    ]
+    for path in dead + kept:
+        (path / "index").mkdir(parents=True)
+    snapshots.verify(made.name)
+    snapshots.restore(made.name)
+    assert [p.exists() for p in dead] == [False, False]
+    assert [p.exists() for p in kept] == [True, True]
+    leftovers = [p.name for p in (*folder.iterdir(), *parent.iterdir()) if "ing-index-" in p.name]
+    assert sorted(leftovers) == [kept[0].name]
+
+
 def test_a_format_1_snapshot_still_restores(built, splade, dense) -> None:
     snapshots = EdgeSnapshots(built)
     with HybridIndex(splade, dense, EdgeStore(built)) as idx:
@@ -324,6 +370,11 @@ def test_a_format_1_snapshot_still_restores(built, splade, dense) -> None:
         member = tarfile.TarInfo("snapshot.json")
         member.size = len(data)
         tar.addfile(member, io.BytesIO(data))
+    # the room a restore needs counts the whole files (format 1 lists no extents)
+    from rag_splade.store.snapshot_archive import read_record
+
+    record_read = read_record(snapshots.snapshot_dir / "old.tar")
+    assert record_read.data_bytes >= sum(p.stat().st_size for p in files)
     assert snapshots.restore("old")[0].points == points
     with HybridIndex(splade, dense, EdgeStore(built)) as idx:
         assert idx.count() == points and idx.store.integrity == "verified"

@@ -52,7 +52,7 @@ def read_manifest(index: Path) -> dict[str, Any]:
     path = index / MANIFEST
     try:
         value = json.loads(path.read_bytes().decode("utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as e:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
         raise _damaged(index, f"cannot be read ({type(e).__name__}: {e})") from e
     if not isinstance(value, dict):
         raise _damaged(index, f"holds a JSON {type(value).__name__}, not an object")

@@ -28,6 +28,8 @@ FILES = "index/"  # the archive folder that holds the index's files
 FORMAT = 2
 READABLE_FORMATS = (1, 2)
 NAME_MAX = 128
+RECORD_MAX = 64 << 20  # bytes of snapshot.json read at most (a record lists files, no data)
+COUNT_MAX = 1 << 62  # sizes, offsets and counts past this are no real file's
 _NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
 NAME_RULE = (
     f"a snapshot name is a file name without folders: 1 to {NAME_MAX} letters, digits, '.', "
@@ -54,7 +56,9 @@ class FileEntry:
 
     @property
     def data_bytes(self) -> int:
-        return sum(length for _, length in self.extents or ())
+        if self.extents is None:  # format 1: the whole file
+            return self.size or 0
+        return sum(length for _, length in self.extents)
 
 
 @dataclass(frozen=True)
@@ -103,15 +107,29 @@ def read_record(archive: Path) -> Record:
     """The record of `archive`, checked whole; a `SnapshotError` naming what is wrong."""
     try:
         with tarfile.open(archive) as tar:
-            member = tar.extractfile(RECORD)
+            info = tar.getmember(RECORD)
+            member = tar.extractfile(info)
             if member is None:
                 raise KeyError(RECORD)
+            if info.size > RECORD_MAX:
+                raise ValueError(f"its {RECORD} is {info.size} bytes, over {RECORD_MAX}")
             value = json.loads(member.read().decode("utf-8"))
+            record = _parse(archive.name, value)
+            if record.format == 1:  # whole files: their sizes are the tar's
+                sizes = {m.name.removeprefix(FILES): m.size for m in tar if m.isfile()}
+                files = {k: FileEntry(e.digest, sizes.get(k)) for k, e in record.files.items()}
+                record = Record(record.format, record.created, record.points, files)
+    except SnapshotError:
+        raise
     except KeyError as e:
         raise SnapshotError(f"{archive.name} is not a rag_splade snapshot (no {RECORD})") from e
+    except RecursionError as e:  # JSON nested deeper than the parser goes
+        raise SnapshotError(
+            f"snapshot {archive.name} cannot be read: {RECORD} nests too deep"
+        ) from e
     except (tarfile.TarError, OSError, EOFError, ValueError) as e:
         raise SnapshotError(f"snapshot {archive.name} cannot be read: {e}") from e
-    return _parse(archive.name, value)
+    return record
 
 
 def _parse(name: str, value: Any) -> Record:
@@ -162,7 +180,7 @@ def _entry(entry: Any, form: int) -> FileEntry | None:
 
 
 def _count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < COUNT_MAX
 
 
 def _check_relative(name: str, relative: Any) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import builtins
 import errno
 import logging
+import os
 import re
 import shutil
 import tempfile
@@ -138,14 +139,16 @@ class EdgeSnapshots:
                 f"the store is at {store.path}, these snapshots are of {self.index_path}"
             )
         self.snapshot_dir.mkdir(parents=True, exist_ok=True)
-        for stale in self.snapshot_dir.glob("*.partial"):  # left by a crash mid-copy
-            stale.unlink(missing_ok=True)
-        created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        name = "rag-splade-" + time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        name = _unique(self.snapshot_dir, name)
-        target = self.snapshot_dir / (name + SUFFIX)
-        partial = target.with_suffix(".partial")
-        with store.paused():  # flushed, and no write until the files are copied
+        # flushed, and no write until the files are copied; the store's lock also makes two
+        # snapshots of it take turns, so neither removes the other's .partial or takes its name
+        with store.paused():
+            for stale in self.snapshot_dir.glob("*.partial"):  # left by a crash mid-copy
+                stale.unlink(missing_ok=True)
+            created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            name = "rag-splade-" + time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+            name = _unique(self.snapshot_dir, name)
+            target = self.snapshot_dir / (name + SUFFIX)
+            partial = target.with_suffix(".partial")
             # the archive holds the index's data and no more: its disk use bounds it
             _check_room(
                 self.snapshot_dir, disk_bytes(self.index_path) + MIN_FREE_BYTES, "a snapshot"
@@ -161,7 +164,7 @@ class EdgeSnapshots:
                         "written; nothing was kept: free some space"
                     ) from e
                 raise
-        partial.rename(target)  # a crash mid-copy leaves a .partial, never a bad .tar
+            partial.rename(target)  # a crash mid-copy leaves a .partial, never a bad .tar
         return SnapshotInfo(name, created, points, target.stat().st_size, str(target))
 
     def list(self) -> list[SnapshotInfo]:
@@ -204,8 +207,11 @@ class EdgeSnapshots:
         is wrong."""
         path = self.path_of(name)
         self.snapshot_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=self.snapshot_dir, prefix=".verifying-") as scratch:
-            return self._unpack_checked(path, Path(scratch) / "index", expected)
+        scratch = _scratch(self.snapshot_dir, f".verifying-{self.index_path.name}-")
+        try:
+            return self._unpack_checked(path, scratch / "index", expected)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
 
     def restore(
         self, name: str = "latest", expected: VectorSpec | None = None
@@ -225,9 +231,7 @@ class EdgeSnapshots:
         self._check_not_open()
         parent = self.index_path.parent
         parent.mkdir(parents=True, exist_ok=True)
-        for stale in parent.glob(".restoring-*"):  # left by a restore that was killed
-            shutil.rmtree(stale, ignore_errors=True)
-        scratch = Path(tempfile.mkdtemp(prefix=".restoring-", dir=parent))
+        scratch = _scratch(parent, f".restoring-{self.index_path.name}-")
         try:
             info = self._unpack_checked(path, scratch / "index", expected)
             seal(scratch / "index", int(info.points or 0))  # checked whole: its checksums
@@ -357,6 +361,28 @@ def _replaced_order(suffix: str) -> tuple[str, int]:
     match = re.fullmatch(r"(.*?)(?:-(\d+))?", suffix)
     stamp, n = (match.group(1), match.group(2)) if match else (suffix, None)
     return stamp, int(n or 1)
+
+
+def _scratch(parent: Path, prefix: str) -> Path:
+    """A new scratch folder `<prefix><pid>-*` in `parent`, once the ones of processes that
+    are gone (killed mid-way) are removed; another live process's, or another index's
+    (its prefix names the index), are left alone."""
+    for stale in parent.iterdir():
+        rest = stale.name[len(prefix) :].split("-")  # <pid>-<mkdtemp's letters, no "-">
+        mine = stale.name.startswith(prefix) and len(rest) == 2 and rest[0].isdigit()
+        if mine and not _alive(int(rest[0])):
+            shutil.rmtree(stale, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=parent))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: whether the process exists, nothing sent
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # someone else's, or not a pid this system can have: leave it
+    return True
 
 
 def _unique(folder: Path, name: str) -> str:
