@@ -9,6 +9,10 @@ it lacks.
   start): uvicorn's keep-alive timer only runs between requests, so a client that sends
   half a request line and stalls held its connection for ever (slow loris). It gets a
   408 and the connection is closed. The body's own deadline is the middleware's.
+- A body the service answered without reading (a 401 or 413 sent first) must finish
+  arriving within `RAG_SPLADE_TIMEOUT_REQUEST_BODY_SECONDS` of that answer, else the
+  connection is closed: the middleware's deadline only runs while the app reads, and
+  uvicorn's keep-alive timer stops at every byte, so a trickled body held it for ever.
 
 uvicorn takes it as `--http rag_splade.api.protocol:ServiceH11Protocol`; `rag-splade
 serve` passes it.
@@ -38,6 +42,12 @@ def head_timeout() -> float:
     return ServiceSettings().timeout_request_head_seconds
 
 
+@cache
+def body_timeout() -> float:
+    """`RAG_SPLADE_TIMEOUT_REQUEST_BODY_SECONDS`, read once per process."""
+    return ServiceSettings().timeout_request_body_seconds
+
+
 class _Connection(h11.Connection):
     """h11's connection, keeping the reason of the last protocol error for the answer."""
 
@@ -60,6 +70,7 @@ class ServiceH11Protocol(H11Protocol):
         self._recording = _Connection(h11.SERVER, size or DEFAULT_MAX_INCOMPLETE_EVENT_SIZE)
         self.conn = self._recording
         self._head_timer: asyncio.TimerHandle | None = None
+        self._drain_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -69,17 +80,29 @@ class ServiceH11Protocol(H11Protocol):
         if self._head_timer is None and self.conn.their_state is h11.IDLE:
             self._arm_head_timer()  # the first bytes of the next request on this connection
         super().data_received(data)
+        if self.conn.their_state is not h11.SEND_BODY:
+            self._cancel_drain_timer()
         if self.conn.their_state is not h11.IDLE:  # the head is in (or the request failed)
             self._cancel_head_timer()
+        elif self._head_timer is None:
+            # an unread body just ended and a new request cycle began here, with uvicorn's
+            # keep-alive timer stopped: the next head's clock runs from now
+            self._arm_head_timer()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
+        if self.transport.is_closing():
+            return
         # a pipelined request whose head came in part with the last one: its clock runs now
         if self.conn.their_state is h11.IDLE and self.conn.trailing_data[0]:
             self._arm_head_timer()
+        # answered before the body was read: the rest of it has this long to arrive
+        if self.conn.our_state is h11.DONE and self.conn.their_state is h11.SEND_BODY:
+            self._drain_timer = self.loop.call_later(body_timeout(), self._drain_timed_out)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
+        self._cancel_drain_timer()
         super().connection_lost(exc)
 
     def send_400_response(self, msg: str) -> None:
@@ -102,6 +125,21 @@ class ServiceH11Protocol(H11Protocol):
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
+
+    def _cancel_drain_timer(self) -> None:
+        if self._drain_timer is not None:
+            self._drain_timer.cancel()
+            self._drain_timer = None
+
+    def _drain_timed_out(self) -> None:
+        self._drain_timer = None
+        if self.transport.is_closing() or self.conn.their_state is not h11.SEND_BODY:
+            return
+        self.logger.warning(
+            "the rest of an answered request's body not received in %s s: connection closed",
+            body_timeout(),
+        )
+        self.transport.close()  # the request was answered already: nothing more to say
 
     def _head_timed_out(self) -> None:
         self._head_timer = None

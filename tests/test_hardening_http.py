@@ -245,6 +245,55 @@ def test_a_stalled_body_gets_408(server: Server) -> None:
     assert not stored(server, "slow-1")
 
 
+def _read_response(s: socket.socket) -> bytes:
+    """One Content-Length framed response, read as it comes."""
+    raw = b""
+    s.settimeout(WAIT)
+    while b"\r\n\r\n" not in raw or len(raw) < _framed_length(raw):
+        chunk = s.recv(65536)
+        assert chunk, raw
+        raw += chunk
+    return raw
+
+
+def _framed_length(raw: bytes) -> int:
+    head, _, _ = raw.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")[1:]
+        if line.lower().startswith(b"content-length:")
+    )  # fmt: skip
+    return len(head) + 4 + length
+
+
+def test_a_body_answered_unread_and_then_trickled_is_cut_off(server: Server) -> None:
+    """Answered before its body was read (a GET with a body), then one byte at a time: the
+    connection is closed once the body timeout has passed, not held for ever."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=WAIT) as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n")
+        assert responses(_read_response(s))[0][0] == 200
+        s.settimeout(0.2)
+        closed, deadline = False, time.monotonic() + WAIT
+        while not closed and time.monotonic() < deadline:
+            try:
+                s.sendall(b"a")
+                closed = s.recv(1) == b""
+            except TimeoutError:
+                continue
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+        assert closed, "a trickled body kept the connection open"
+
+
+def test_a_next_head_after_an_unread_body_is_timed_out_too(server: Server) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=WAIT) as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\n")
+        assert responses(_read_response(s))[0][0] == 200
+        s.sendall(b"aaaaaGET /hea")  # the body, then half of the next request's head
+        raw = read_all(s)
+    answer = json_error(raw, 408)
+    assert "RAG_SPLADE_TIMEOUT_REQUEST_HEAD_SECONDS" in answer["message"]
+
+
 def test_serve_hands_the_connection_settings_to_uvicorn() -> None:
     settings = ServiceSettings(
         timeout_keep_alive_seconds=7,
