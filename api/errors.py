@@ -13,6 +13,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from rag_splade.errors import UnsupportedFilterError
+
 from .observability import request_id_var
 
 T = TypeVar("T")
@@ -170,6 +172,11 @@ def add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc.status, exc.error, exc.message, headers=exc.headers)
+
+    @app.exception_handler(UnsupportedFilterError)
+    async def unsupported_filter(_: Request, exc: UnsupportedFilterError) -> JSONResponse:
+        # found by the store while it runs the query: the request is what is wrong
+        return error_response(422, "invalid_request", str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -23,17 +23,24 @@ class Strict(BaseModel):
 
 
 class SearchOptions(Strict):
-    """The options of `rag_splade.SearchOptions`; the library validates them."""
+    """The options of `rag_splade.SearchOptions`; the library validates them. Counts and
+    switches are strict JSON: `true` is no count and `1` no switch (as in the library)."""
 
-    top_k: int = Field(5, ge=1, description="Hits to return (upper bound: RAG_SPLADE_MAX_TOP_K).")
+    top_k: int = Field(
+        5, ge=1, strict=True, description="Hits to return (upper bound: RAG_SPLADE_MAX_TOP_K)."
+    )
     mode: Mode = "hybrid"
     fusion: Fusion | None = Field(None, description="Hybrid fusion; default from the settings.")
     rrf_k: int | None = Field(
-        None, ge=1, description="RRF constant (top item scores 1/k); default from the settings."
+        None,
+        ge=1,
+        strict=True,
+        description="RRF constant (top item scores 1/k); default from the settings.",
     )
     candidates: int | None = Field(
         None,
         ge=1,
+        strict=True,
         description="Each retriever's list length before fusion (upper bound: "
         "RAG_SPLADE_MAX_CANDIDATES); default from the settings.",
     )
@@ -47,21 +54,26 @@ class SearchOptions(Strict):
         examples=[[1.0, 2.0]],
     )
     filters: dict[str, Any] | None = Field(None, description=FILTERS_HELP)
-    explain: bool = Field(DEFAULT_EXPLAIN, description="Attach each hit's term contributions.")
+    explain: bool = Field(
+        DEFAULT_EXPLAIN, strict=True, description="Attach each hit's term contributions."
+    )
     rerank: bool = Field(
         False,
+        strict=True,
         description="Reorder the best `rerank_candidates` fused hits with the service's "
         "cross-encoder (RAG_SPLADE_RERANK_MODEL; a 422 when none is configured).",
     )
     rerank_candidates: int | None = Field(
         None,
         ge=1,
+        strict=True,
         description="Fused hits the reranker scores, at least `top_k` (upper bound: "
         "RAG_SPLADE_MAX_RERANK_CANDIDATES); default RAG_SPLADE_RERANK_CANDIDATES.",
     )
     offset: int = Field(
         0,
         ge=0,
+        strict=True,
         description="Hits to skip before the `top_k` returned (paging; upper bound "
         "RAG_SPLADE_MAX_OFFSET). The order is fixed, so pages do not overlap.",
     )
@@ -72,10 +84,14 @@ class SearchOptions(Strict):
         "fused score (a retriever's own in sparse or dense mode).",
     )
     group_by_document: int | None = Field(
-        None, ge=1, description="At most this many chunks of one document (1: its best chunk)."
+        None,
+        ge=1,
+        strict=True,
+        description="At most this many chunks of one document (1: its best chunk).",
     )
     context: bool = Field(
         True,
+        strict=True,
         description="Return the LLM-ready `context` block. Its key terms come from the "
         "explanations, which are computed for it even with `explain: false` (the hits then "
         "carry none), so the block is the same either way.",

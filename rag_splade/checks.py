@@ -3,6 +3,7 @@ what is allowed."""
 
 from __future__ import annotations
 
+import math
 import unicodedata
 from collections.abc import Sequence
 
@@ -34,6 +35,14 @@ def check_doc_id(doc_id: object, name: str = "doc_id") -> str:
             "characters or lone surrogates)"
         )
     return doc_id
+
+
+def is_finite(value: float) -> bool:
+    """`math.isfinite`, False (not OverflowError) for an int too large for a float."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def check_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:

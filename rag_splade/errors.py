@@ -21,6 +21,7 @@ __all__ = [
     "RemoteModelMismatchError",
     "SnapshotError",
     "StoreUnavailableError",
+    "UnsupportedFilterError",
     "exception_chain",
     "is_store_outage",
 ]
@@ -42,6 +43,11 @@ class IndexDamagedError(RuntimeError):
 class IndexMismatchError(ValueError):
     """An existing index (or a snapshot) built for other encoders: another vector size,
     vocabulary, model fingerprint or storage type. The message names the difference."""
+
+
+class UnsupportedFilterError(ValueError):
+    """A filter the chosen store cannot evaluate correctly (it would match the wrong points
+    without an error); the message says what to do instead."""
 
 
 class DiskFullError(OSError):

@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, cast
 
-from rag_splade.checks import check_choice, check_positive_int, check_query
+from rag_splade.checks import check_choice, check_positive_int, check_query, is_finite
 from rag_splade.metadata import check_depth
 from rag_splade.ranking import FUSIONS, MODES, Fusion, Mode
 from rag_splade.store.filters import Condition, parse_filters
@@ -151,9 +150,11 @@ class SearchOptions:
         if self.min_score is not None and (
             isinstance(self.min_score, bool)
             or not isinstance(self.min_score, (int, float))
-            or not math.isfinite(self.min_score)
+            or not is_finite(self.min_score)
         ):
-            raise ValueError(f"min_score must be a finite number or None, got {self.min_score!r}")
+            raise ValueError(
+                f"min_score must be a finite number or None, got {self.min_score!r:.40}"
+            )
         check_positive_int("group_by_document", self.group_by_document, optional=True)
         _check_rerank_candidates(self.rerank_candidates, self.rerank, self.top_k, self.offset)
         _check_candidates(self.candidates, self.offset + self.top_k, self.rerank_candidates)
@@ -302,6 +303,9 @@ def requests_for(queries: Sequence[str], options: SearchOptions) -> list[SearchR
     return [options.with_query(query) for query in queries]
 
 
+WEIGHT_MIN, WEIGHT_MAX = 1e-6, 1e6  # RRF weights are ratios: 12 orders of magnitude apart
+
+
 def _check_weights(
     weights: Sequence[float] | None, mode: str, fusion: str | None
 ) -> tuple[float, float] | None:
@@ -321,7 +325,7 @@ def _check_weights(
     ):
         raise ValueError(
             "weights must be two finite non-negative numbers (sparse, dense), not both 0, "
-            f"got {weights!r}"
+            f"each 0 or from {WEIGHT_MIN:g} to {WEIGHT_MAX:g}; got {weights!r:.80}"
         )
     return float(weights[0]), float(weights[1])
 
@@ -331,9 +335,12 @@ def _finite_non_negative(w: object) -> bool:
     if isinstance(w, bool) or not isinstance(w, (int, float)):
         return False
     try:
-        return 0 <= float(w) < math.inf
+        value = float(w)
     except OverflowError:
         return False
+    # Qdrant divides ranks by the weights in float32: a weight that is nearly 0 (1e-320)
+    # or huge turns every score into 0 or inf there, and the order into the tie-break's
+    return value == 0 or WEIGHT_MIN <= value <= WEIGHT_MAX
 
 
 def _check_rerank_candidates(value: int | None, rerank: bool, top_k: int, offset: int) -> None:

@@ -275,3 +275,37 @@ def test_candidates_below_top_k_are_a_422_naming_both(client, options, message) 
     """The library refuses them (no silent raise): the service says the same."""
     r = client.post("/v1/search", json={"query": "富士山", **options}, headers=KEY)
     assert r.status_code == 422 and message in r.json()["message"], r.text
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("top_k", True),
+        ("rrf_k", True),
+        ("group_by_document", True),
+        ("offset", False),
+        ("candidates", 50.0),
+        ("explain", 1),
+        ("rerank", 0),
+        ("context", "yes"),
+    ],
+)
+def test_a_bool_is_no_count_and_a_number_no_switch(client, field, value) -> None:
+    """JSON `true` is not the count 1, nor `1` the switch true: the library refuses both, and
+    so does the service (it once read `top_k: true` as 1 hit)."""
+    r = client.post("/v1/search", json={"query": "富士山", field: value}, headers=KEY)
+    assert r.status_code == 422, r.text
+    assert field in r.text
+
+
+def test_filters_the_engine_cannot_hold_are_a_422(client) -> None:
+    """A range bound past a float's range, and true/false equality on the Edge store (which
+    would match 1/0): named, never a 500 or a wrong answer."""
+    huge = {"n": {"gte": 10**400}}
+    for body in ({"query": "富士山", "filters": huge}, {"query": "富士山", "min_score": 10**400}):
+        r = client.post("/v1/search", json=body, headers=KEY)
+        assert r.status_code == 422, r.text
+    r = client.get("/v1/documents", params={"filters": json.dumps(huge)}, headers=KEY)
+    assert r.status_code == 422 and "finite" in r.text, r.text
+    r = client.post("/v1/search", json={"query": "富士山", "filters": {"f": True}}, headers=KEY)
+    assert r.status_code == 422 and "true/false" in r.json()["message"], r.text

@@ -107,3 +107,27 @@ def test_server_entry_snapshots_need_a_server(tmp_path) -> None:
         snapshots.verify("latest")
     with pytest.raises(SnapshotError, match="local mode"):
         store_backend(settings).snapshots(settings, QdrantServerStore(location=":memory:"))
+
+
+def test_true_false_filters_are_refused_on_edge_and_exact_on_a_server(tmp_path, splade, dense):
+    """qdrant-edge-py reads a true/false match as 1/0, so on Edge such a filter would match
+    the wrong documents or none without a word: it is refused, naming what to do instead. A
+    server (qdrant-client) matches them exactly."""
+    docs = [
+        Document(id="yes", text="石油は燃える。", metadata={"flag": True}),
+        Document(id="no", text="石油は黒い。", metadata={"flag": False}),
+        Document(id="one", text="石油は重い。", metadata={"flag": 1}),
+    ]
+    with HybridIndex(splade, dense, EdgeStore(tmp_path / "index")) as edge:
+        edge.add(docs)
+        for call in (
+            lambda: edge.search("石油", filters={"flag": True}),
+            lambda: edge.documents(filters={"flag": False}),
+        ):
+            with pytest.raises(ValueError, match="equality on true/false is not supported"):
+                call()
+        assert sorted(edge.documents(filters={"flag": 1})) == ["one"]
+    with HybridIndex(splade, dense, QdrantServerStore(location=":memory:")) as server:
+        server.add(docs)
+        assert sorted(server.documents(filters={"flag": True})) == ["yes"]
+        assert sorted(server.documents(filters={"flag": False})) == ["no"]

@@ -151,11 +151,20 @@ def test_declared_fields_are_checked_when_written(tmp_path, splade, dense) -> No
     with HybridIndex(splade, dense, EdgeStore(tmp_path / "i"), payload_indexes=declared) as idx:
         assert {"metadata.year", "metadata.source", "metadata.when"} <= set(idx.payload_indexes())
         idx.add([Document("a", TEXTS[0], {"year": 2024, "when": "2024-05-01T10:00:00Z"})])
+        for when in ("2024-05-01", "2024-05-01 10:00", "2024-05-01T10:00:00.123456789+09:00"):
+            idx.add([Document("ok", TEXTS[2], {"when": when})])  # forms Qdrant reads
+        assert idx.delete("ok") == 1
         for metadata, field in (
             ({"year": "2024"}, "year"),
             ({"year": True}, "year"),
             ({"source": 3}, "source"),
             ({"when": "yesterday"}, "when"),
+            # ISO 8601 that Python reads but Qdrant does not index (a range would miss them)
+            ({"when": "20240501"}, "when"),
+            ({"when": "2024-W18-3"}, "when"),
+            ({"when": "2024-05-01T10"}, "when"),
+            ({"when": "2024-05-01T10:00+09:00"}, "when"),
+            ({"when": "2024-02-30"}, "when"),  # the form, but no such day
             ({"ok": "yes"}, "ok"),
             ({"year": [2020, "x"]}, "year"),
         ):

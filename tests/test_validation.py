@@ -117,6 +117,8 @@ def test_a_key_with_a_line_break_is_no_key(key) -> None:
         ({"weights": (10**400, 1.0)}, "weights must be two finite"),
         ({"weights": b"ab"}, "weights must be two finite"),
         ({"weights": {1.0, 2.0}}, "weights must be two finite"),
+        ({"weights": (1e-320, 0.0)}, r"each 0 or from 1e-06 to 1e\+06"),  # float32: 0
+        ({"weights": (1e30, 1.0)}, r"each 0 or from 1e-06 to 1e\+06"),
     ],
 )
 def test_numbers_past_what_the_engine_holds_are_refused(options, message) -> None:

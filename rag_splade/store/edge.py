@@ -6,12 +6,18 @@ import contextlib
 import shutil
 import threading
 from collections.abc import Iterator, Sequence
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Literal, cast
 
 import qdrant_edge as qe
 
-from rag_splade.errors import DiskFullError, IndexDamagedError, IndexInUseError
+from rag_splade.errors import (
+    DiskFullError,
+    IndexDamagedError,
+    IndexInUseError,
+    UnsupportedFilterError,
+)
 from rag_splade.store.base import HybridQuery, VectorSpec
 from rag_splade.store.filters import Condition
 from rag_splade.store.manifest import (
@@ -248,6 +254,14 @@ class EdgeStore(QdrantStoreBase[qe.Filter, qe.Point, qe.QueryRequest]):
             return qe.IsEmptyCondition(field)
         if kind == "range":
             return qe.FieldCondition(field, range=qe.RangeFloat(**value))
+        if isinstance(value, bool):
+            # qdrant-edge-py reads MatchValue(True) as the int 1, which no stored true equals:
+            # the filter would silently match nothing (or the 1s). Refused until it does not.
+            raise UnsupportedFilterError(
+                f"filter {field!r}: equality on true/false is not supported by the embedded "
+                f"Qdrant Edge store (qdrant-edge-py {version('qdrant-edge-py')} reads {value} as "
+                f"{int(value)}); store the flag as a string or an int, or use a Qdrant server"
+            )
         return qe.FieldCondition(
             field, match=qe.MatchValue(value) if kind == "eq" else qe.MatchAny(value)
         )

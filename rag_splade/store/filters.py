@@ -7,11 +7,11 @@ Keys name metadata fields, except `doc_id` and `chunk_index`, which are the chun
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from rag_splade.checks import is_finite
 from rag_splade.metadata import KEY_RULE, check_int, check_key, check_text
 
 RANGE_OPERATORS = ("gt", "gte", "lt", "lte")
@@ -105,7 +105,10 @@ def _condition(key: str, value: Any) -> Condition:
         for op, bound in value.items():
             if isinstance(bound, bool) or not isinstance(bound, (int, float)):
                 raise TypeError(f"filter {key!r}: range bound {op} must be a number, got {bound!r}")
-            if not math.isfinite(bound):
-                raise ValueError(f"filter {key!r}: range bound {op} must be finite, got {bound}")
+            if not is_finite(bound):
+                raise ValueError(
+                    f"filter {key!r}: range bound {op} must be a finite number within a "
+                    f"float's range, got {bound!r:.40}"
+                )
         return Condition(field, "range", {op: float(b) for op, b in value.items()})
     raise TypeError(f"filter {key!r}: got {type(value).__name__} {value!r}; allowed: {ALLOWED}")

@@ -8,6 +8,7 @@ values: a document whose value does not fit the type is refused when it is added
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal, get_args
@@ -21,6 +22,9 @@ __all__ = [
     "check_values",
 ]
 
+_QDRANT_DATETIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})?)?)?"
+)
 FieldType = Literal["keyword", "integer", "float", "bool", "datetime"]
 FIELD_TYPES: tuple[str, ...] = get_args(FieldType)
 
@@ -79,7 +83,10 @@ def _fits(value: Any, kind: str) -> bool:
         return isinstance(value, int | float) and not isinstance(value, bool)
     if kind == "bool":
         return isinstance(value, bool)
-    if not isinstance(value, str):  # datetime: an ISO 8601 string, as Qdrant parses it
+    # datetime: the forms Qdrant's parser reads (checked against Qdrant Edge), then a real
+    # date and time; Python's fromisoformat alone also takes forms Qdrant does not index
+    # (20240101, 2024-W01-1, 2024-01-01T10), which a range filter then silently misses
+    if not isinstance(value, str) or not _QDRANT_DATETIME.fullmatch(value):
         return False
     try:
         datetime.fromisoformat(value.replace("Z", "+00:00"))
