@@ -23,9 +23,18 @@ def check_query(query: object, name: str) -> str:
     return query
 
 
-def check_doc_id(doc_id: object, name: str = "doc_id") -> str:
+# what a new id may not hold besides: invisible format characters (zero-width spaces,
+# direction overrides: an id that reads as another) and line or paragraph separators
+_NEW_ID_REFUSED = ("Cf", "Zl", "Zp")
+
+
+def check_doc_id(doc_id: object, name: str = "doc_id", *, new: bool = False) -> str:
     """A document id: a non-empty string of printable text (no control characters, such as
-    a newline, and no lone surrogates), taken exactly as given."""
+    a newline, and no lone surrogates), taken exactly as given.
+
+    `new` (an id being stored): also no invisible format characters or line separators,
+    and no `.` or `..` path segment, which HTTP clients rewrite before a request reaches
+    `/v1/documents/{id}`. Ids stored before these rules stay readable and deletable."""
     if not isinstance(doc_id, str) or not doc_id.strip():
         raise ValueError(f"{name} must be a non-empty string, got {doc_id!r:.80}")
     bad = next((ch for ch in doc_id if unicodedata.category(ch) in ("Cc", "Cs")), None)
@@ -34,6 +43,18 @@ def check_doc_id(doc_id: object, name: str = "doc_id") -> str:
             f"{name} {doc_id!r:.80} contains {bad!r}; ids are printable text (no control "
             "characters or lone surrogates)"
         )
+    if new:
+        bad = next((ch for ch in doc_id if unicodedata.category(ch) in _NEW_ID_REFUSED), None)
+        if bad is not None:
+            raise ValueError(
+                f"{name} {doc_id!r:.80} contains {bad!r}, which does not show (or breaks the "
+                "line); ids are visible text"
+            )
+        if any(part in (".", "..") for part in doc_id.split("/")):
+            raise ValueError(
+                f"{name} {doc_id!r:.80} has a '.' or '..' path segment, which HTTP clients "
+                "rewrite in /v1/documents/{id}; name it without one"
+            )
     return doc_id
 
 

@@ -4,6 +4,7 @@ write cut short is seen for what it is, whoever wrote it."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -81,13 +82,27 @@ def plan_chunks(
 
 
 def _checked(doc: Document, given: Sequence[Chunk]) -> list[Chunk]:
-    """Chunks passed in for `doc`: numbered from 0, inside its text."""
+    """Chunks passed in for `doc`: numbered from 0, inside its text, each holding the text
+    of its span (as written, or NFKC-normalised as the chunker gives it), not blank."""
     given = list(given)
     for n, c in enumerate(given):
-        if not isinstance(c, Chunk) or c.index != n or not 0 <= c.start <= c.end <= len(doc.text):
+        fits = (
+            isinstance(c, Chunk)
+            and c.index == n
+            and isinstance(c.start, int)
+            and isinstance(c.end, int)
+            and 0 <= c.start < c.end <= len(doc.text)
+        )
+        span = doc.text[c.start : c.end] if fits else ""
+        if (
+            not fits
+            or c.text not in (span, unicodedata.normalize("NFKC", span))
+            or not span.strip()
+        ):
             raise ValueError(
                 f"chunks for document {doc.id!r} must be what HybridIndex.chunk() gave for it "
-                f"(Chunk objects numbered from 0 within its text); item {n} is {c!r}"
+                f"(Chunk objects numbered from 0, each the text of its span of the document, "
+                f"not blank); item {n} is {c!r:.120}"
             )
     return given
 

@@ -128,7 +128,7 @@ class Document:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        check_doc_id(self.id, "Document.id")
+        check_doc_id(self.id, "Document.id", new=True)
         if not isinstance(self.text, str):
             raise TypeError(f"Document.text must be a str, got {type(self.text).__name__}")
         if not isinstance(self.metadata, dict):

@@ -277,7 +277,18 @@ def test_add_takes_the_chunks_it_was_given(index) -> None:
         index.add([other], chunks=[[replace(mine[0], index=1)]])
     with pytest.raises(ValueError, match="has no text to index"):
         index.add([other], chunks=[[]])
-    assert index.get("other") == []
+    # a chunk must hold its span's text: another text, or none, is refused before any write
+    third = Document(id="third", text="石油は燃える。 \n")
+    for bad in (
+        replace(mine[0], text="全く別の文章"),
+        replace(mine[0], text=""),
+        replace(index.chunk(third)[0], start=7, end=9, text=" \n"),
+    ):
+        owner = third if bad.text == " \n" else other
+        with pytest.raises(ValueError, match="each the text of its span"):
+            index.add([doc, owner], chunks=[chunks, [bad]], batch_size=1)
+    assert index.get("other") == [] and index.get("third") == []
+    assert [c.text for c in index.get("given")] == [c.text for c in chunks]  # as before
 
 
 def test_chunk_metadata_is_per_chunk(index) -> None:

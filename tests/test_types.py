@@ -48,3 +48,33 @@ def test_document_validation() -> None:
         Document(id="a", text=3)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="metadata"):
         Document(id="a", text="x", metadata=[1])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("doc_id", "says"),
+    [
+        ("a\u200bb", "does not show"),  # zero-width space: reads as "ab"
+        ("a\u202eb", "does not show"),  # right-to-left override
+        ("\ufeffa", "does not show"),
+        ("a\u2028b", "breaks the"),
+        ("a\u2029b", "breaks the"),
+        ("..", "path segment"),
+        (".", "path segment"),
+        ("docs/../secret", "path segment"),
+        ("docs/./a", "path segment"),
+    ],
+)
+def test_a_new_id_is_visible_text_a_client_sends_unchanged(doc_id: str, says: str) -> None:
+    with pytest.raises(ValueError, match=says):
+        Document(id=doc_id, text="本文")
+
+
+def test_ids_that_only_look_odd_are_kept() -> None:
+    for doc_id in ("a..b", "docs/a.md", ".hidden", "東京/大阪", "v1.2/x..y", "a b"):
+        assert Document(id=doc_id, text="本文").id == doc_id
+
+
+def test_an_id_stored_before_the_rule_can_still_be_read_and_deleted() -> None:
+    from rag_splade.checks import check_doc_id
+
+    assert check_doc_id("a\u200bb") == "a\u200bb"  # get / delete take it
