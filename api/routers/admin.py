@@ -55,7 +55,9 @@ async def create_snapshot(
     index, _ = ready
     snapshots = _snapshots(index, settings)
     store = index.store
-    info = await runtime.store_call("snapshot", lambda: _checked(lambda: snapshots.create(store)))
+    info = await runtime.store_call(
+        "snapshot", lambda: _checked(lambda: snapshots.create(store), snapshots)
+    )
     return _out(info)
 
 
@@ -66,7 +68,7 @@ async def list_snapshots(
     """The index's snapshots, oldest first."""
     index, _ = ready
     snapshots = _snapshots(index, settings)
-    found = await runtime.store_call("snapshot", lambda: _checked(snapshots.list))
+    found = await runtime.store_call("snapshot", lambda: _checked(snapshots.list, snapshots))
     return SnapshotListOut(snapshots=[_out(s) for s in found])
 
 
@@ -84,15 +86,15 @@ async def restore_snapshot(
     snapshots = _snapshots(index, settings)
     if not snapshots.replaces_files:
         info, _ = await runtime.store_call(
-            "snapshot", lambda: _checked(lambda: snapshots.restore(name))
+            "snapshot", lambda: _checked(lambda: snapshots.restore(name), snapshots)
         )
         return RestoreOut(restored=_out(info), previous_index=None)
     spec = index.spec  # a snapshot of an index built for other models is refused
     checked = await runtime.store_call(
-        "snapshot", lambda: _checked(lambda: snapshots.verify(name, spec))
+        "snapshot", lambda: _checked(lambda: snapshots.verify(name, spec), snapshots)
     )
     info, kept = await runtime.swap_index(
-        lambda: _checked(lambda: snapshots.restore(checked.name, spec))
+        lambda: _checked(lambda: snapshots.restore(checked.name, spec), snapshots)
     )
     return RestoreOut(restored=_out(info), previous_index=str(kept) if kept else None)
 
@@ -102,15 +104,24 @@ def _snapshots(index: HybridIndex, settings: ServiceSettings) -> Snapshots:
     return _checked(lambda: backend_of(index.store).snapshots(settings, index.store))
 
 
-def _checked(fn: Any) -> Any:
+def _checked(fn: Any, snapshots: Snapshots | None = None) -> Any:
     """`fn()`, a `SnapshotError` (a missing, damaged or misnamed snapshot, one of other
-    models, local mode) as a 422, too little disk space as a 507."""
+    models, local mode) as a 422, too little disk space as a 507; the messages name the
+    folders of `snapshots` by what they are, not by their paths on the server."""
     try:
         return fn()
     except SnapshotError as e:
-        raise InvalidRequest(str(e)) from e
+        raise InvalidRequest(_private(str(e), snapshots)) from e
     except DiskFullError as e:
-        raise InsufficientStorage(str(e)) from e
+        raise InsufficientStorage(_private(str(e), snapshots)) from e
+
+
+def _private(message: str, snapshots: Snapshots | None) -> str:
+    for attr, label in (("snapshot_dir", "the snapshot folder"), ("index_path", "the index")):
+        path = getattr(snapshots, attr, None)
+        if path is not None:
+            message = message.replace(str(path), label)
+    return message
 
 
 def _out(info: SnapshotInfo) -> SnapshotOut:
