@@ -189,6 +189,30 @@ def test_a_damaged_index_after_a_crash_is_refused_without_killing_the_process(
         EdgeStore(path).open(_spec(splade, dense))
 
 
+def test_the_reading_child_has_its_heap_capped(tmp_path, splade, dense, monkeypatch) -> None:
+    """A damaged size can make the engine allocate tens of GB before it aborts: the child
+    that reads a shard gets a heap limit sized from the shard's disk use. The limit is real:
+    far too small, the same sound shard cannot be read; sized as the library sizes it, it is."""
+    import resource
+
+    from rag_splade.store import probe
+
+    path = tmp_path / "index"
+    points = _closed_index(path, splade, dense, batches=1)
+    manifest = json.loads((path / MANIFEST).read_text())
+    [(dense_name, dense_size)] = manifest["dense"].items()
+    layout = probe.ShardLayout(dense_name, dense_size, manifest["sparse"][0], splade.vocab_size)
+    assert probe.check_shard(path / SHARD_DIR, layout).points == points
+    limit = probe.memory_limit(path / SHARD_DIR)
+    assert probe.MEMORY_FLOOR < limit < probe.MEMORY_FLOOR + 64 * (1 << 30)
+    if resource.getrlimit(resource.RLIMIT_DATA)[1] != resource.RLIM_INFINITY:
+        pytest.skip("this process already runs under a hard RLIMIT_DATA")
+    monkeypatch.setattr(probe, "MEMORY_FLOOR", 1 << 20)
+    monkeypatch.setattr(probe, "MEMORY_PER_DISK_BYTE", 0)
+    starved = probe.check_shard(path / SHARD_DIR, layout)
+    assert starved.points is None and starved.problem
+
+
 @pytest.mark.parametrize("damage", ["zeroed dense vectors", "garbled payload page"])
 def test_a_crash_with_damaged_data_is_found_by_reading_it_whole(
     tmp_path, splade, dense, damage

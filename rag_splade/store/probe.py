@@ -16,8 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rag_splade.store import shard_check
+from rag_splade.store.files import disk_bytes
 
 TIMEOUT_SECONDS = 1800.0  # reading every point of a large index takes a while
+# The child's heap limit: a damaged size field can make the engine allocate tens of GB (seen:
+# 18 GB resident) before it gives up; a sound shard's heap stays well under its disk use
+# (the benchmark's scale section), so this many bytes is room for it, and no more.
+MEMORY_FLOOR = 2 << 30
+MEMORY_PER_DISK_BYTE = 4
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,7 @@ def check_shard(
         str(layout.dense_size),
         layout.sparse_name,
         str(layout.sparse_vocab_size),
+        str(memory_limit(shard_dir)),
     ]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
@@ -70,6 +77,11 @@ def check_shard(
         name = signal.Signals(-done.returncode).name
         return CheckResult(None, f"the engine aborted reading it ({name}: {tail})")
     return CheckResult(None, f"the check exited with status {done.returncode} ({tail})")
+
+
+def memory_limit(shard_dir: Path) -> int:
+    """Bytes of heap the child that reads `shard_dir` may take."""
+    return MEMORY_FLOOR + MEMORY_PER_DISK_BYTE * disk_bytes(shard_dir)
 
 
 def _last_json(text: str) -> dict[str, object]:

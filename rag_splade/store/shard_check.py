@@ -1,6 +1,8 @@
 """Open an Edge shard and read all of it; run as a script, in a child process.
 
-`python shard_check.py SHARD DENSE_NAME DENSE_SIZE SPARSE_NAME VOCAB` loads the shard,
+`python shard_check.py SHARD DENSE_NAME DENSE_SIZE SPARSE_NAME VOCAB [HEAP_BYTES]` loads
+the shard (with the process's heap, RLIMIT_DATA, capped at HEAP_BYTES where the system has
+that limit: a damaged size must not take the machine's memory before the engine aborts),
 counts its points, reads every point with its payload and vectors, and runs one search per
 vector; it prints one JSON line, `{"points": N}` or `{"error": "..."}`. A damaged file can
 make the engine abort the whole process (a Rust allocation failure is a SIGABRT): here
@@ -87,8 +89,22 @@ def _check_record(record: Any, dense_name: str, size: int, sparse_name: str, voc
         raise Damaged(f"point {record.id}'s {sparse_name!r} vector has a weight below 0")
 
 
+def limit_heap(heap_bytes: int) -> None:
+    """Cap this process's data segment and anonymous memory (Linux: RLIMIT_DATA)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Windows; the check still runs
+        return
+    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    if hard != resource.RLIM_INFINITY:
+        heap_bytes = min(heap_bytes, hard)
+    resource.setrlimit(resource.RLIMIT_DATA, (heap_bytes, hard))
+
+
 def main(argv: list[str]) -> int:
-    shard_dir, dense_name, dense_size, sparse_name, vocab = argv
+    shard_dir, dense_name, dense_size, sparse_name, vocab, *heap = argv
+    if heap:
+        limit_heap(int(heap[0]))
     try:
         points = check(shard_dir, dense_name, int(dense_size), sparse_name, int(vocab))
     except BaseException as e:  # pyo3's PanicException is a BaseException
