@@ -107,8 +107,8 @@ def _condition(key: str, value: Any) -> Condition:
                 raise TypeError(f"filter {key!r}: range bound {op} must be a number, got {bound!r}")
             if not is_finite(bound):
                 raise ValueError(
-                    f"filter {key!r}: range bound {op} must be a finite number within a "
-                    f"float's range, got {bound!r:.40}"
+                    f"filter {key!r}: range bound {op} must be finite (within a float's "
+                    f"range), got {bound!r:.40}"
                 )
         return Condition(field, "range", {op: float(b) for op, b in value.items()})
     raise TypeError(f"filter {key!r}: got {type(value).__name__} {value!r}; allowed: {ALLOWED}")
