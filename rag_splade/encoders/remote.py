@@ -14,7 +14,7 @@ weights, only the SPLADE tokenizer's files.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -131,23 +131,14 @@ class RemoteSpladeEncoder(SpladeTokenizing):
         self.document_top_k = document_top_k
         self.document_min_weight = document_min_weight
         self._set_tokenizer(AutoTokenizer.from_pretrained(self.model_name), fast_tokenizer)
-        self.endpoint = RemoteEndpoint(
-            url,
-            setting=setting,
-            api_key=api_key,
-            timeout=timeout,
-            retries=retries,
-            concurrency=concurrency,
-        )
-        try:
-            info = self.endpoint.get("/info")
-            with self.endpoint.reading("/info"):
-                self._served = _ours(self.endpoint, info, "sparse")
-                self._check(info)
-                self.batch_size = _batch_size(info, batch_size)
-        except BaseException:
-            self.endpoint.close()
-            raise
+        self.endpoint = _endpoint(url, setting, api_key, timeout, retries, concurrency)
+
+        def start(info: dict[str, Any]) -> None:
+            self._served = _ours(self.endpoint, info, "sparse")
+            self._check(info)
+            self.batch_size = _batch_size(info, batch_size)
+
+        _started(self.endpoint, start)
 
     def _check(self, info: dict[str, Any]) -> None:
         served, local_vocab = self._served, len(self.tokenizer)
@@ -249,6 +240,31 @@ class RemoteSpladeEncoder(SpladeTokenizing):
         return f"RemoteSpladeEncoder({self.endpoint.url!r}, {self.model_name!r})"
 
 
+def _endpoint(
+    url: str, setting: str, api_key: str | None, timeout: float, retries: int, concurrency: int
+) -> RemoteEndpoint:
+    return RemoteEndpoint(
+        url,
+        setting=setting,
+        api_key=api_key,
+        timeout=timeout,
+        retries=retries,
+        concurrency=concurrency,
+    )
+
+
+def _started(endpoint: RemoteEndpoint, start: Callable[[dict[str, Any]], None]) -> None:
+    """Read the server's `/info` and run `start` on it (the model checks, the batch size);
+    a malformed answer is the server's error, and a failure closes the endpoint."""
+    try:
+        info = endpoint.get("/info")
+        with endpoint.reading("/info"):
+            start(info)
+    except BaseException:
+        endpoint.close()
+        raise
+
+
 def _batch_size(info: dict[str, Any], wanted: int) -> int:
     """`wanted`, or the server's `max_client_batch_size` where that is smaller."""
     limit = info.get("max_client_batch_size")
@@ -302,23 +318,14 @@ class RemoteDenseEncoder:
     ) -> None:
         check_positive_int("batch_size", batch_size)
         self.model_name = str(model_name)
-        self.endpoint = RemoteEndpoint(
-            url,
-            setting=setting,
-            api_key=api_key,
-            timeout=timeout,
-            retries=retries,
-            concurrency=concurrency,
-        )
-        try:
-            info = self.endpoint.get("/info")
-            with self.endpoint.reading("/info"):
-                self._served = _ours(self.endpoint, info, "dense")
-                self.batch_size = _batch_size(info, batch_size)
-                self._setup(info, query_prefix, document_prefix)
-        except BaseException:
-            self.endpoint.close()
-            raise
+        self.endpoint = _endpoint(url, setting, api_key, timeout, retries, concurrency)
+
+        def start(info: dict[str, Any]) -> None:
+            self._served = _ours(self.endpoint, info, "dense")
+            self.batch_size = _batch_size(info, batch_size)
+            self._setup(info, query_prefix, document_prefix)
+
+        _started(self.endpoint, start)
 
     def _setup(
         self, info: dict[str, Any], query_prefix: str | None, document_prefix: str | None
@@ -419,22 +426,13 @@ class RemoteReranker:
         check_positive_int("batch_size", batch_size)
         self.model_name = str(model_name)
         self.max_length = max_length
-        self.endpoint = RemoteEndpoint(
-            url,
-            setting=setting,
-            api_key=api_key,
-            timeout=timeout,
-            retries=retries,
-            concurrency=concurrency,
-        )
-        try:
-            info = self.endpoint.get("/info")
-            with self.endpoint.reading("/info"):
-                self._check(info)
-                self.batch_size = _batch_size(info, batch_size)
-        except BaseException:
-            self.endpoint.close()
-            raise
+        self.endpoint = _endpoint(url, setting, api_key, timeout, retries, concurrency)
+
+        def start(info: dict[str, Any]) -> None:
+            self._check(info)
+            self.batch_size = _batch_size(info, batch_size)
+
+        _started(self.endpoint, start)
 
     def _check(self, info: dict[str, Any]) -> None:
         what, env = "reranker", "RAG_SPLADE_RERANK_MODEL"
