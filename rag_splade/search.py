@@ -332,12 +332,9 @@ def _check_weights(
 
 def _finite_non_negative(w: object) -> bool:
     """A number a float can hold exactly enough: 10**400 is an int no float holds."""
-    if isinstance(w, bool) or not isinstance(w, (int, float)):
+    if isinstance(w, bool) or not isinstance(w, (int, float)) or not is_finite(w):
         return False
-    try:
-        value = float(w)
-    except OverflowError:
-        return False
+    value = float(w)
     # Qdrant divides ranks by the weights in float32: a weight that is nearly 0 (1e-320)
     # or huge turns every score into 0 or inf there, and the order into the tie-break's
     return value == 0 or WEIGHT_MIN <= value <= WEIGHT_MAX

@@ -56,9 +56,7 @@ class FileEntry:
 
     @property
     def data_bytes(self) -> int:
-        if self.extents is None:  # format 1: the whole file
-            return self.size or 0
-        return sum(length for _, length in self.extents)
+        return sum(length for _, length in self.extents or ())
 
 
 @dataclass(frozen=True)
@@ -114,13 +112,6 @@ def read_record(archive: Path) -> Record:
             if info.size > RECORD_MAX:
                 raise ValueError(f"its {RECORD} is {info.size} bytes, over {RECORD_MAX}")
             value = json.loads(member.read().decode("utf-8"))
-            record = _parse(archive.name, value)
-            if record.format == 1:  # whole files: their sizes are the tar's
-                sizes = {m.name.removeprefix(FILES): m.size for m in tar if m.isfile()}
-                files = {k: FileEntry(e.digest, sizes.get(k)) for k, e in record.files.items()}
-                record = Record(record.format, record.created, record.points, files)
-    except SnapshotError:
-        raise
     except KeyError as e:
         raise SnapshotError(f"{archive.name} is not a rag_splade snapshot (no {RECORD})") from e
     except RecursionError as e:  # JSON nested deeper than the parser goes
@@ -129,7 +120,21 @@ def read_record(archive: Path) -> Record:
         ) from e
     except (tarfile.TarError, OSError, EOFError, ValueError) as e:
         raise SnapshotError(f"snapshot {archive.name} cannot be read: {e}") from e
-    return record
+    return _parse(archive.name, value)
+
+
+def unpacked_bytes(archive: Path, record: Record) -> int:
+    """The disk space unpacking `archive` takes, at least: its record's extents, or for
+    format 1 (whole files, no sizes in the record) the tar's file sizes, read here, when a
+    restore or verify needs them, not for every listing."""
+    if record.format >= 2:
+        return record.data_bytes
+    try:
+        with tarfile.open(archive) as tar:
+            sizes = {m.name.removeprefix(FILES): m.size for m in tar if m.isfile()}
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise SnapshotError(f"snapshot {archive.name} cannot be read: {e}") from e
+    return sum(sizes.get(name, 0) + 4096 for name in record.files)
 
 
 def _parse(name: str, value: Any) -> Record:

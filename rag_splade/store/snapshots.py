@@ -38,6 +38,7 @@ from rag_splade.store.snapshot_archive import (
     check_name,
     read_record,
     unpack,
+    unpacked_bytes,
     write_archive,
 )
 from rag_splade.store.snapshot_info import SnapshotInfo
@@ -279,7 +280,8 @@ class EdgeSnapshots:
         from rag_splade.store.edge import MIN_FREE_BYTES
 
         record = read_record(archive)
-        _check_room(target.parent, record.data_bytes + MIN_FREE_BYTES, "unpacking the snapshot")
+        needed = unpacked_bytes(archive, record) + MIN_FREE_BYTES
+        _check_room(target.parent, needed, "unpacking the snapshot")
         try:
             unpack(archive, record, target)
         except OSError as e:
